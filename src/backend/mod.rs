@@ -1,0 +1,217 @@
+//! The compute backends. Layers are written once against [`Backend`]; the CPU backend (generic over
+//! f32 and f64) is the reference, the CUDA backend runs the same ops in our own kernels.
+//!
+//! Conventions every implementation follows:
+//! - Buffers are flat and contiguous; the shapes in the comments are row-major, last index fastest.
+//! - Activations inside the network are `[n, c, t, v]`: sample (person-sequence), channel, frame, joint.
+//! - Outputs named `y`, `dx`, `dz` are overwritten. Parameter gradients (`dw`, `db`, `da`, `dgamma`,
+//!   `dbeta`) are accumulated (`+=`), so the caller zeroes them once per step and gradients of
+//!   micro-batches add up.
+//! - Results must not depend on the thread count: reductions use a fixed split and a fixed order.
+
+pub mod cpu;
+pub mod cuda;
+mod geometry;
+mod scalar;
+
+pub use geometry::{BnGeom, ConvGeom, GraphGeom};
+pub use scalar::Scalar;
+
+/// SGD hyper-parameters with PyTorch's semantics (coupled weight decay, dampening, Nesterov).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SgdHyper {
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+/// Cosine annealing with optional linear warm-up, evaluated at an iteration (or epoch) index `i`:
+/// `lr = min_lr + (base_lr - min_lr)·(1 + cos(π·(i - warmup)/(total - warmup)))/2` after warm-up, and
+/// a linear ramp from `warmup_start_lr` to `base_lr` over the first `warmup` indices.
+/// This is mmcv's closed form (what PYSKL runs); PyTorch's recursive `CosineAnnealingLR` agrees to an ulp
+/// up to `total`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CosineSchedule {
+    pub base_lr: f64,
+    pub min_lr: f64,
+    /// Index at which the cosine reaches `min_lr` (T_max; iterations or epochs).
+    pub total: u64,
+    pub warmup: u64,
+    pub warmup_start_lr: f64,
+    /// How many optimizer steps one schedule index lasts: 1 for a per-iteration schedule, the number of
+    /// iterations per epoch for a per-epoch one.
+    pub steps_per_index: u64,
+}
+
+/// A compute backend: memory, and every forward and backward op of ST-GCN.
+///
+/// `Buf` is a device buffer of `Elem`; `IdxBuf` a device buffer of `u32` (labels, step counters).
+pub trait Backend: Send + Sync {
+    type Elem: Scalar;
+    type Buf: Send + Sync;
+    type IdxBuf: Send + Sync;
+
+    /// A short description: `"cpu f64 (2 threads)"`, `"cuda f32 NVIDIA H100 (sm_90)"`.
+    fn describe(&self) -> String;
+
+    // ---- memory -------------------------------------------------------------------------------
+    fn zeros(&self, len: usize) -> Self::Buf;
+    fn upload(&self, host: &[Self::Elem]) -> Self::Buf;
+    fn download(&self, buf: &Self::Buf) -> Vec<Self::Elem>;
+    fn upload_idx(&self, host: &[u32]) -> Self::IdxBuf;
+    fn download_idx(&self, buf: &Self::IdxBuf) -> Vec<u32>;
+    fn buf_len(&self, buf: &Self::Buf) -> usize;
+    /// Overwrites `dst` (same length as `src`) with `src`.
+    fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf);
+    fn fill(&self, buf: &mut Self::Buf, value: f64);
+    /// Blocks until all queued work is done (a no-op on the CPU).
+    fn synchronize(&self);
+
+    // ---- element-wise -------------------------------------------------------------------------
+    /// `acc += x`
+    fn add_assign(&self, acc: &mut Self::Buf, x: &Self::Buf);
+    /// `y = a ⊙ b`
+    fn mul(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf);
+    /// `acc += a ⊙ b`
+    fn mul_acc(&self, a: &Self::Buf, b: &Self::Buf, acc: &mut Self::Buf);
+    /// `x *= s`
+    fn scale(&self, x: &mut Self::Buf, s: f64);
+    /// `x = max(x, 0)` in place.
+    fn relu_forward(&self, x: &mut Self::Buf);
+    /// `dy = dy ⊙ 1[y > 0]` in place, given the ReLU output `y`.
+    fn relu_backward(&self, y: &Self::Buf, dy: &mut Self::Buf);
+    /// Inverted dropout in place with a counter-based RNG: element `i` is kept with probability `1 - p`
+    /// (and scaled by `1/(1-p)`) iff `uniform(seed, i) >= p`. The same call on the gradient is the
+    /// backward. `uniform` is [`dropout_uniform`], shared by every backend so masks agree exactly.
+    fn dropout(&self, x: &mut Self::Buf, p: f64, seed: u64);
+
+    // ---- layout -------------------------------------------------------------------------------
+    /// `y = x.permute(perm)` made contiguous; `dims` is the shape of `x` (at most 6 axes). The backward
+    /// of a permute is the permute by the inverse permutation.
+    fn permute(&self, x: &Self::Buf, dims: &[usize], perm: &[usize], y: &mut Self::Buf);
+
+    // ---- convolution over time (9x1 temporal conv, 1x1 conv, linear layer) -----------------------
+    /// `y[n,o,t,v] = b[o] + Σ_i Σ_k w[o,i,k]·x[n,i,t·stride+k-pad,v]` (zero outside `[0, t_in)`).
+    /// x: `[n, c_in, t_in, v]`, w: `[c_out, c_in, kt]`, b: `[c_out]`, y: `[n, c_out, t_out, v]`.
+    /// A 1x1 conv is `kt = 1, pad = 0`; a linear layer is additionally `t_in = v = 1`.
+    fn conv_t_forward(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, b: Option<&Self::Buf>, y: &mut Self::Buf);
+    /// `dx = ∂L/∂x` (overwritten) from `dy`.
+    fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Self::Buf, w: &Self::Buf, dx: &mut Self::Buf);
+    /// `dw += ∂L/∂w`, `db += Σ dy`.
+    fn conv_t_backward_weight(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        dw: &mut Self::Buf,
+        db: Option<&mut Self::Buf>,
+    );
+
+    // ---- graph aggregation ------------------------------------------------------------------------
+    /// `y[n,c,t,w] = Σ_k Σ_v z[n,k,c,t,v]·a[k,v,w]`; z: `[n, k, c, t, v]`, a: `[k, v, w]`, y: `[n, c, t, w]`.
+    fn graph_forward(&self, g: &GraphGeom, z: &Self::Buf, a: &Self::Buf, y: &mut Self::Buf);
+    /// `dz` (overwritten) and `da += Σ_n Σ_c Σ_t z[n,k,c,t,v]·dy[n,c,t,w]`.
+    fn graph_backward(&self, g: &GraphGeom, z: &Self::Buf, a: &Self::Buf, dy: &Self::Buf, dz: &mut Self::Buf, da: &mut Self::Buf);
+
+    // ---- batch normalisation over [n, c, s] (BatchNorm1d: s = t; BatchNorm2d: s = t·v) -----------
+    /// Training mode: normalise with the batch statistics over (n, s), write `save_mean` and
+    /// `save_invstd = 1/sqrt(var_biased + eps)` (each `[c]`), and update the running stats as PyTorch
+    /// does: `r = (1 - momentum)·r + momentum·stat`, with the unbiased variance for `running_var`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_train(
+        &self,
+        g: &BnGeom,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        running_mean: &mut Self::Buf,
+        running_var: &mut Self::Buf,
+        y: &mut Self::Buf,
+        save_mean: &mut Self::Buf,
+        save_invstd: &mut Self::Buf,
+    );
+    /// Evaluation mode: `y = (x - running_mean)/sqrt(running_var + eps)·gamma + beta`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_eval(
+        &self,
+        g: &BnGeom,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        running_mean: &Self::Buf,
+        running_var: &Self::Buf,
+        y: &mut Self::Buf,
+    );
+    /// Backward of the training-mode forward: `dx` overwritten, `dgamma`, `dbeta` accumulated.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        g: &BnGeom,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        gamma: &Self::Buf,
+        save_mean: &Self::Buf,
+        save_invstd: &Self::Buf,
+        dx: &mut Self::Buf,
+        dgamma: &mut Self::Buf,
+        dbeta: &mut Self::Buf,
+    );
+
+    // ---- pooling and loss -------------------------------------------------------------------------
+    /// `y[n,c] = mean over (m, s) of x[n·persons + m, c, s]`; x: `[n·persons, c, s]`, y: `[n, c]`.
+    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Self::Buf, y: &mut Self::Buf);
+    /// `dx[n·persons+m, c, s] = dy[n, c]/(persons·s)` (overwritten).
+    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &Self::Buf, dx: &mut Self::Buf);
+    /// Softmax cross-entropy averaged over the `n` rows of `logits` (`[n, classes]`), with label smoothing
+    /// ε (target `(1-ε)·onehot + ε/classes`, PyTorch's definition). Writes the loss into `loss[0]`
+    /// and `dlogits = ∂loss/∂logits` (overwritten); nothing is read back to the host.
+    #[allow(clippy::too_many_arguments)]
+    fn cross_entropy(
+        &self,
+        n: usize,
+        classes: usize,
+        logits: &Self::Buf,
+        labels: &Self::IdxBuf,
+        smoothing: f64,
+        loss: &mut Self::Buf,
+        dlogits: &mut Self::Buf,
+    );
+
+    // ---- optimizer ----------------------------------------------------------------------------------
+    /// `out[0] = Σ_i Σ_j bufs[i][j]²` (for global-norm clipping and monitoring).
+    fn sum_squares(&self, bufs: &[&Self::Buf], out: &mut Self::Buf);
+    /// Clip factor from a squared norm, as `torch.nn.utils.clip_grad_norm_`:
+    /// `scale[0] = min(1, max_norm/(sqrt(sq_norm[0]) + 1e-6))`.
+    fn clip_scale(&self, sq_norm: &Self::Buf, max_norm: f64, scale: &mut Self::Buf);
+    /// Learning rate of step `step[0]` (a device counter) into `lr[0]`, from the schedule.
+    fn cosine_lr(&self, sched: &CosineSchedule, step: &Self::IdxBuf, lr: &mut Self::Buf);
+    /// `step[0] += 1`.
+    fn increment_step(&self, step: &mut Self::IdxBuf);
+    /// One SGD step on every (param, grad, momentum) triple, PyTorch's order of operations
+    /// (`g' = g·scale + wd·p`; `buf = g'` on the first step, else `m·buf + (1-dampening)·g'`;
+    /// `d = g' + m·buf` (Nesterov) or `buf`; `p -= lr·d`). `lr` and the optional gradient `scale`
+    /// are device scalars; `first_step` says the momentum buffers are still empty.
+    #[allow(clippy::too_many_arguments)]
+    fn sgd_step(
+        &self,
+        params: &mut [&mut Self::Buf],
+        grads: &[&Self::Buf],
+        momentum: &mut [&mut Self::Buf],
+        hyper: &SgdHyper,
+        lr: &Self::Buf,
+        scale: Option<&Self::Buf>,
+        first_step: bool,
+    );
+}
+
+/// The uniform number in [0, 1) for element `i` of a dropout call seeded by `seed`: SplitMix64 of
+/// `seed ^ i·golden`, top 24 bits. Every backend uses exactly this, so CPU and GPU masks agree.
+pub fn dropout_uniform(seed: u64, i: u64) -> f32 {
+    let mut z = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+}

@@ -1,0 +1,1 @@
+//! The built-in synthetic skeleton-action dataset.

@@ -1,0 +1,1 @@
+//! Parity with PyTorch's golden vectors.
