@@ -1,1 +1,151 @@
-//! TODO
+//! The graph-layer API: small layers with named parameters, explicit forward and backward, and no
+//! knowledge of the backend that runs them.
+//!
+//! Every layer caches in its forward what its backward needs (besides its input, which the caller
+//! passes to `backward` again), accumulates its parameter gradients, and returns the input gradient.
+//! Parameters and buffers are reachable by their PyTorch `state_dict` names through [`Module`].
+
+mod batch_norm;
+mod block;
+mod conv;
+mod data_norm;
+mod graph_conv;
+mod head;
+mod temporal;
+
+pub use batch_norm::BatchNorm;
+pub use block::StgcnBlock;
+pub use conv::Conv;
+pub use data_norm::DataDims;
+pub use data_norm::DataNorm;
+pub use graph_conv::GraphConv;
+pub use head::ClassifierHead;
+pub use temporal::TemporalUnit;
+
+use crate::backend::{Backend, Scalar};
+
+/// A learnable tensor with its gradient.
+pub struct Param<B: Backend> {
+    pub shape: Vec<usize>,
+    pub value: B::Buf,
+    pub grad: B::Buf,
+}
+
+impl<B: Backend> Param<B> {
+    /// A parameter with the given values (in f64, converted to the backend's element type).
+    pub fn new(be: &B, shape: &[usize], values: &[f64]) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "parameter shape"
+        );
+        let host: Vec<B::Elem> = values.iter().map(|&v| B::Elem::of(v)).collect();
+        Self {
+            shape: shape.to_vec(),
+            value: be.upload(&host),
+            grad: be.zeros(values.len()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A non-learned tensor that is part of the model state (BN running statistics, a fixed adjacency).
+pub struct Buffer<B: Backend> {
+    pub shape: Vec<usize>,
+    pub value: B::Buf,
+}
+
+impl<B: Backend> Buffer<B> {
+    pub fn new(be: &B, shape: &[usize], values: &[f64]) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "buffer shape"
+        );
+        let host: Vec<B::Elem> = values.iter().map(|&v| B::Elem::of(v)).collect();
+        Self {
+            shape: shape.to_vec(),
+            value: be.upload(&host),
+        }
+    }
+}
+
+/// One named piece of model state.
+pub enum Entry<'a, B: Backend> {
+    Param(String, &'a mut Param<B>),
+    Buffer(String, &'a mut Buffer<B>),
+    /// An integer counter (`num_batches_tracked`).
+    Counter(String, &'a mut i64),
+}
+
+impl<B: Backend> Entry<'_, B> {
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Param(n, _) | Entry::Buffer(n, _) | Entry::Counter(n, _) => n,
+        }
+    }
+}
+
+/// Anything with named state.
+pub trait Module<B: Backend> {
+    /// Appends this module's parameters, buffers and counters, named `prefix.<name>`, in a fixed order.
+    fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>);
+}
+
+/// `prefix.name`, or `name` when the prefix is empty.
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The learnable parameters of a module, in `entries` order.
+pub fn params_of<'a, B: Backend>(m: &'a mut dyn Module<B>) -> Vec<(String, &'a mut Param<B>)> {
+    let mut entries = Vec::new();
+    m.entries("", &mut entries);
+    entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Param(n, p) => Some((n, p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Loads every parameter, buffer and counter of `m` from `lookup(name, element_count)` (values in
+/// f64, converted to the backend's type). Fails on the first missing or mis-shaped tensor.
+pub fn load_state<B: Backend>(
+    be: &B,
+    m: &mut dyn Module<B>,
+    mut lookup: impl FnMut(&str, usize) -> crate::Result<Vec<f64>>,
+) -> crate::Result<()> {
+    let mut entries = Vec::new();
+    m.entries("", &mut entries);
+    for entry in entries {
+        match entry {
+            Entry::Param(name, p) => {
+                let host: Vec<B::Elem> = lookup(&name, p.len())?
+                    .into_iter()
+                    .map(B::Elem::of)
+                    .collect();
+                p.value = be.upload(&host);
+            }
+            Entry::Buffer(name, b) => {
+                let len = b.shape.iter().product();
+                let host: Vec<B::Elem> = lookup(&name, len)?.into_iter().map(B::Elem::of).collect();
+                b.value = be.upload(&host);
+            }
+            Entry::Counter(name, c) => *c = lookup(&name, 1)?[0] as i64,
+        }
+    }
+    Ok(())
+}

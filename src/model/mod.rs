@@ -1,1 +1,10 @@
-//! TODO
+//! ST-GCN as PYSKL defines it, built from the graph-layer API, and the skeleton graphs it runs on.
+
+pub mod config;
+pub mod graph;
+pub mod init;
+pub mod stgcn;
+
+pub use config::{Adaptive, DataBnType, StgcnConfig};
+pub use graph::{Adjacency, GraphMode, Layout};
+pub use stgcn::Stgcn;

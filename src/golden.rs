@@ -1,1 +1,0 @@
-//! Parity with PyTorch's golden vectors.

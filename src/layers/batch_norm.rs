@@ -1,0 +1,121 @@
+//! Batch normalisation over `[n, c, s]` (BatchNorm1d with s = T, BatchNorm2d with s = T·V), with
+//! PyTorch's defaults: eps 1e-5, momentum 0.1, affine, running statistics.
+
+use super::{join, Buffer, Entry, Module, Param};
+use crate::backend::{Backend, BnGeom};
+
+pub struct BatchNorm<B: Backend> {
+    pub channels: usize,
+    pub eps: f64,
+    pub momentum: f64,
+    pub weight: Param<B>,
+    pub bias: Param<B>,
+    pub running_mean: Buffer<B>,
+    pub running_var: Buffer<B>,
+    pub num_batches_tracked: i64,
+    /// Batch statistics of the last training forward: (mean, 1/sqrt(var + eps)), each `[c]`.
+    saved: Option<(B::Buf, B::Buf)>,
+}
+
+impl<B: Backend> BatchNorm<B> {
+    pub fn new(be: &B, channels: usize, eps: f64, momentum: f64) -> Self {
+        Self {
+            channels,
+            eps,
+            momentum,
+            weight: Param::new(be, &[channels], &vec![1.0; channels]),
+            bias: Param::new(be, &[channels], &vec![0.0; channels]),
+            running_mean: Buffer::new(be, &[channels], &vec![0.0; channels]),
+            running_var: Buffer::new(be, &[channels], &vec![1.0; channels]),
+            num_batches_tracked: 0,
+            saved: None,
+        }
+    }
+
+    fn geom(&self, n: usize, s: usize) -> BnGeom {
+        BnGeom {
+            n,
+            c: self.channels,
+            s,
+            eps: self.eps,
+            momentum: self.momentum,
+        }
+    }
+
+    /// x: `[n, c, s]` → y: `[n, c, s]`. Training mode uses batch statistics and updates the running
+    /// ones; evaluation mode uses the running statistics.
+    pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, s: usize, train: bool) -> B::Buf {
+        let g = self.geom(n, s);
+        let mut y = be.zeros(g.len());
+        if train {
+            let mut mean = be.zeros(self.channels);
+            let mut invstd = be.zeros(self.channels);
+            be.batch_norm_train(
+                &g,
+                x,
+                &self.weight.value,
+                &self.bias.value,
+                &mut self.running_mean.value,
+                &mut self.running_var.value,
+                &mut y,
+                &mut mean,
+                &mut invstd,
+            );
+            self.num_batches_tracked += 1;
+            self.saved = Some((mean, invstd));
+        } else {
+            be.batch_norm_eval(
+                &g,
+                x,
+                &self.weight.value,
+                &self.bias.value,
+                &self.running_mean.value,
+                &self.running_var.value,
+                &mut y,
+            );
+            self.saved = None;
+        }
+        y
+    }
+
+    /// Backward of the last training forward (whose input was `x`): accumulates dγ, dβ, returns dx.
+    pub fn backward(&mut self, be: &B, x: &B::Buf, dy: &B::Buf, n: usize, s: usize) -> B::Buf {
+        let g = self.geom(n, s);
+        let (mean, invstd) = self
+            .saved
+            .as_ref()
+            .expect("BatchNorm::backward without a training forward");
+        let mut dx = be.zeros(g.len());
+        be.batch_norm_backward(
+            &g,
+            x,
+            dy,
+            &self.weight.value,
+            mean,
+            invstd,
+            &mut dx,
+            &mut self.weight.grad,
+            &mut self.bias.grad,
+        );
+        dx
+    }
+}
+
+impl<B: Backend> Module<B> for BatchNorm<B> {
+    fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>) {
+        out.push(Entry::Param(join(prefix, "weight"), &mut self.weight));
+        out.push(Entry::Param(join(prefix, "bias"), &mut self.bias));
+        out.push(Entry::Buffer(
+            join(prefix, "running_mean"),
+            &mut self.running_mean,
+        ));
+        out.push(Entry::Buffer(
+            join(prefix, "running_var"),
+            &mut self.running_var,
+        ));
+        out.push(Entry::Counter(
+            join(prefix, "num_batches_tracked"),
+            &mut self.num_batches_tracked,
+        ));
+    }
+}

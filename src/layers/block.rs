@@ -1,0 +1,169 @@
+//! PYSKL's `STGCNBlock`: `relu(tcn(gcn(x)) + residual(x))`.
+
+use super::{join, Entry, GraphConv, Module, TemporalUnit};
+use crate::backend::Backend;
+use crate::model::config::{BlockPlan, ResidualKind};
+use crate::model::init::InitRng;
+use crate::model::{Adjacency, StgcnConfig};
+
+enum Residual<B: Backend> {
+    None,
+    Identity,
+    Conv(TemporalUnit<B>),
+}
+
+pub struct StgcnBlock<B: Backend> {
+    pub plan: BlockPlan,
+    pub gcn: GraphConv<B>,
+    pub tcn: TemporalUnit<B>,
+    residual: Residual<B>,
+    v: usize,
+    /// The graph unit's output of the last forward (the temporal unit's input): `[n, c_out, t_in, v]`.
+    gcn_out: Option<B::Buf>,
+    /// When set, the last forward's temporal-unit output is kept in `tcn_out` for inspection.
+    pub record: bool,
+    pub tcn_out: Option<B::Buf>,
+}
+
+impl<B: Backend> StgcnBlock<B> {
+    pub fn new(
+        be: &B,
+        plan: BlockPlan,
+        graph: &Adjacency,
+        cfg: &StgcnConfig,
+        rng: &mut InitRng,
+    ) -> Self {
+        let v = graph.v;
+        let gcn = GraphConv::new(be, plan.c_in, plan.c_out, graph, cfg, rng);
+        let dropout = if plan.tcn_dropout {
+            cfg.tcn_dropout
+        } else {
+            0.0
+        };
+        let tcn = TemporalUnit::new(
+            be,
+            plan.c_out,
+            plan.c_out,
+            cfg.tcn_kernel,
+            plan.stride,
+            v,
+            dropout,
+            cfg,
+            rng,
+        );
+        let residual = match plan.residual {
+            ResidualKind::None => Residual::None,
+            ResidualKind::Identity => Residual::Identity,
+            ResidualKind::Conv => Residual::Conv(TemporalUnit::new(
+                be,
+                plan.c_in,
+                plan.c_out,
+                1,
+                plan.stride,
+                v,
+                0.0,
+                cfg,
+                rng,
+            )),
+        };
+        Self {
+            plan,
+            gcn,
+            tcn,
+            residual,
+            v,
+            gcn_out: None,
+            record: false,
+            tcn_out: None,
+        }
+    }
+
+    pub fn t_out(&self, t_in: usize) -> usize {
+        self.tcn.t_out(t_in)
+    }
+
+    /// The graph unit's output of the last forward, `[n, c_out, t_in, v]`.
+    pub fn gcn_output(&self) -> Option<&B::Buf> {
+        self.gcn_out.as_ref()
+    }
+
+    /// x: `[n, c_in, t_in, v]` → y: `[n, c_out, t_out, v]`.
+    pub fn forward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        t_in: usize,
+        train: bool,
+        seed: u64,
+    ) -> B::Buf {
+        let h = self.gcn.forward(be, x, n, t_in, train);
+        let mut y = self.tcn.forward(be, &h, n, t_in, train, seed);
+        if self.record {
+            let mut kept = be.zeros(be.buf_len(&y));
+            be.copy(&y, &mut kept);
+            self.tcn_out = Some(kept);
+        }
+        match &mut self.residual {
+            Residual::None => {}
+            Residual::Identity => be.add_assign(&mut y, x),
+            Residual::Conv(unit) => {
+                let r = unit.forward(be, x, n, t_in, train, seed);
+                be.add_assign(&mut y, &r);
+            }
+        }
+        be.relu_forward(&mut y);
+        self.gcn_out = Some(h);
+        y
+    }
+
+    /// Backward given the forward's input `x` and output `y`; returns dx.
+    pub fn backward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        y: &B::Buf,
+        mut dy: B::Buf,
+        n: usize,
+        t_in: usize,
+    ) -> B::Buf {
+        let h = self
+            .gcn_out
+            .take()
+            .expect("StgcnBlock::backward without a forward");
+        be.relu_backward(y, &mut dy);
+        let residual_dx = match &mut self.residual {
+            Residual::None => None,
+            Residual::Identity => {
+                let mut d = be.zeros(be.buf_len(&dy));
+                be.copy(&dy, &mut d);
+                Some(d)
+            }
+            Residual::Conv(unit) => {
+                let mut d = be.zeros(be.buf_len(&dy));
+                be.copy(&dy, &mut d);
+                Some(unit.backward(be, x, d, n, t_in))
+            }
+        };
+        let dh = self.tcn.backward(be, &h, dy, n, t_in);
+        let mut dx = self.gcn.backward(be, x, &h, dh, n, t_in);
+        if let Some(r) = residual_dx {
+            be.add_assign(&mut dx, &r);
+        }
+        dx
+    }
+
+    pub fn num_joints(&self) -> usize {
+        self.v
+    }
+}
+
+impl<B: Backend> Module<B> for StgcnBlock<B> {
+    fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>) {
+        self.gcn.entries(&join(prefix, "gcn"), out);
+        self.tcn.entries(&join(prefix, "tcn"), out);
+        if let Residual::Conv(unit) = &mut self.residual {
+            unit.entries(&join(prefix, "residual"), out);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! PYSKL's `unit_tcn`: a `kt x 1` temporal conv with padding (kt-1)/2 and a stride, BatchNorm2d and
+//! dropout. With kt = 1 it is the strided residual branch of a block.
+
+use super::{join, BatchNorm, Conv, Entry, Module};
+use crate::backend::Backend;
+use crate::model::init::InitRng;
+use crate::model::StgcnConfig;
+
+pub struct TemporalUnit<B: Backend> {
+    pub conv: Conv<B>,
+    pub bn: BatchNorm<B>,
+    pub dropout: f64,
+    v: usize,
+    /// Conv output (the BN input) of the last forward: `[n, c_out, t_out, v]`.
+    conv_out: Option<B::Buf>,
+    /// Seed of the last forward's dropout mask.
+    dropout_seed: u64,
+}
+
+impl<B: Backend> TemporalUnit<B> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        be: &B,
+        c_in: usize,
+        c_out: usize,
+        kt: usize,
+        stride: usize,
+        v: usize,
+        dropout: f64,
+        cfg: &StgcnConfig,
+        rng: &mut InitRng,
+    ) -> Self {
+        Self {
+            conv: Conv::conv2d(be, c_in, c_out, kt, stride, rng),
+            bn: BatchNorm::new(be, c_out, cfg.bn_eps, cfg.bn_momentum),
+            dropout,
+            v,
+            conv_out: None,
+            dropout_seed: 0,
+        }
+    }
+
+    pub fn t_out(&self, t_in: usize) -> usize {
+        self.conv.geom(1, t_in, self.v).t_out()
+    }
+
+    /// x: `[n, c_in, t_in, v]` → `dropout(bn(conv(x)))`: `[n, c_out, t_out, v]`. `seed` draws the
+    /// dropout mask (training only).
+    pub fn forward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        t_in: usize,
+        train: bool,
+        seed: u64,
+    ) -> B::Buf {
+        let u = self.conv.forward(be, x, n, t_in, self.v);
+        let mut y = self.bn.forward(be, &u, n, self.t_out(t_in) * self.v, train);
+        if train && self.dropout > 0.0 {
+            be.dropout(&mut y, self.dropout, seed);
+        }
+        self.conv_out = Some(u);
+        self.dropout_seed = seed;
+        y
+    }
+
+    /// Accumulates the conv and BN gradients and returns dx.
+    pub fn backward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        mut dy: B::Buf,
+        n: usize,
+        t_in: usize,
+    ) -> B::Buf {
+        let u = self
+            .conv_out
+            .take()
+            .expect("TemporalUnit::backward without a forward");
+        if self.dropout > 0.0 {
+            be.dropout(&mut dy, self.dropout, self.dropout_seed);
+        }
+        let du = self.bn.backward(be, &u, &dy, n, self.t_out(t_in) * self.v);
+        self.conv.backward(be, x, &du, n, t_in, self.v)
+    }
+}
+
+impl<B: Backend> Module<B> for TemporalUnit<B> {
+    fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>) {
+        self.conv.entries(&join(prefix, "conv"), out);
+        self.bn.entries(&join(prefix, "bn"), out);
+    }
+}

@@ -1,0 +1,266 @@
+//! The ST-GCN configuration: every knob of PYSKL's `STGCN` + `GCNHead` that changes the network.
+
+use serde::{Deserialize, Serialize};
+
+use super::graph::{GraphMode, Layout};
+use crate::{Error, Result};
+
+/// How each block's graph convolution uses its adjacency (PYSKL's `gcn_adaptive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adaptive {
+    /// Fixed buffer `A`.
+    None,
+    /// `A` itself is a learned parameter, initialised to the graph.
+    Init,
+    /// Buffer `A` plus a learned offset `PA ~ U(-1e-6, 1e-6)`: uses `A + PA`.
+    Offset,
+    /// Buffer `A` times a learned edge importance `PA = 1`: uses `A ⊙ PA` (ST-GCN's default).
+    Importance,
+}
+
+/// Normalisation of the raw input (PYSKL's `data_bn_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataBnType {
+    /// BatchNorm1d over V·C channels, persons folded into the batch.
+    #[serde(rename = "VC")]
+    Vc,
+    /// BatchNorm1d over M·V·C channels.
+    #[serde(rename = "MVC")]
+    Mvc,
+    /// No input normalisation.
+    #[serde(rename = "none")]
+    None,
+}
+
+/// An ST-GCN model: backbone (`STGCN`) and head (`GCNHead`). Defaults are PYSKL's ST-GCN for NTU-60.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StgcnConfig {
+    pub layout: Layout,
+    pub graph_mode: GraphMode,
+    pub adaptive: Adaptive,
+    pub in_channels: usize,
+    pub base_channels: usize,
+    pub ch_ratio: f64,
+    pub num_stages: usize,
+    /// 1-based stages where the channel count is multiplied by `ch_ratio`.
+    pub inflate_stages: Vec<usize>,
+    /// 1-based stages with temporal stride 2.
+    pub down_stages: Vec<usize>,
+    pub num_person: usize,
+    pub num_classes: usize,
+    pub data_bn: DataBnType,
+    pub tcn_kernel: usize,
+    /// Dropout after each temporal conv's BN (not in block 0), PYSKL's `tcn_dropout`.
+    pub tcn_dropout: f64,
+    /// Dropout before the classifier.
+    pub head_dropout: f64,
+    /// Seed of the random graph mode (ignored by the others).
+    pub graph_seed: u64,
+    /// Every BatchNorm's epsilon and running-stat momentum (PyTorch: 1e-5, 0.1).
+    pub bn_eps: f64,
+    pub bn_momentum: f64,
+}
+
+impl Default for StgcnConfig {
+    fn default() -> Self {
+        Self {
+            layout: Layout::NtuRgbd,
+            graph_mode: GraphMode::StgcnSpatial,
+            adaptive: Adaptive::Importance,
+            in_channels: 3,
+            base_channels: 64,
+            ch_ratio: 2.0,
+            num_stages: 10,
+            inflate_stages: vec![5, 8],
+            down_stages: vec![5, 8],
+            num_person: 2,
+            num_classes: 60,
+            data_bn: DataBnType::Vc,
+            tcn_kernel: 9,
+            tcn_dropout: 0.0,
+            head_dropout: 0.0,
+            graph_seed: 0,
+            bn_eps: 1e-5,
+            bn_momentum: 0.1,
+        }
+    }
+}
+
+/// One ST-GCN block as the backbone builds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockPlan {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub stride: usize,
+    pub residual: ResidualKind,
+    /// Whether this block's temporal unit applies `tcn_dropout` (every block but the first stage).
+    pub tcn_dropout: bool,
+}
+
+/// The residual branch of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResidualKind {
+    None,
+    Identity,
+    /// 1x1 conv with temporal stride, then BN.
+    Conv,
+}
+
+impl StgcnConfig {
+    /// Checks the configuration; `clip_len` is the number of input frames.
+    pub fn validate(&self, clip_len: usize) -> Result<()> {
+        let positive = [
+            ("in_channels", self.in_channels),
+            ("base_channels", self.base_channels),
+            ("num_stages", self.num_stages),
+            ("num_person", self.num_person),
+            ("num_classes", self.num_classes),
+            ("tcn_kernel", self.tcn_kernel),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(Error::config(format!("{name} must be at least 1")));
+            }
+        }
+        if self.tcn_kernel % 2 == 0 {
+            return Err(Error::config(format!(
+                "tcn_kernel must be odd, got {}",
+                self.tcn_kernel
+            )));
+        }
+        if !(self.ch_ratio.is_finite() && self.ch_ratio > 0.0) {
+            return Err(Error::config(format!(
+                "ch_ratio must be positive, got {}",
+                self.ch_ratio
+            )));
+        }
+        for (name, stages) in [
+            ("inflate_stages", &self.inflate_stages),
+            ("down_stages", &self.down_stages),
+        ] {
+            if let Some(&s) = stages.iter().find(|&&s| s < 2 || s > self.num_stages) {
+                return Err(Error::config(format!(
+                    "{name} contains stage {s}, outside 2..={} (stage 1 never changes shape)",
+                    self.num_stages
+                )));
+            }
+        }
+        if !(self.bn_eps > 0.0 && (0.0..=1.0).contains(&self.bn_momentum)) {
+            return Err(Error::config(format!(
+                "bn_eps must be positive and bn_momentum in [0, 1], got {} and {}",
+                self.bn_eps, self.bn_momentum
+            )));
+        }
+        for (name, p) in [
+            ("tcn_dropout", self.tcn_dropout),
+            ("head_dropout", self.head_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
+            }
+        }
+        let downs = self.down_stages.len() as u32;
+        if clip_len == 0 || clip_len < (1usize << downs) {
+            return Err(Error::config(format!(
+                "clip length {clip_len} is too short for {downs} temporal down-sampling stages (needs at least {})",
+                1usize << downs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The blocks in order, with PYSKL's naming: `backbone.gcn.<i>`.
+    pub fn blocks(&self) -> Vec<BlockPlan> {
+        let mut plan = Vec::new();
+        if self.in_channels != self.base_channels {
+            plan.push(BlockPlan {
+                c_in: self.in_channels,
+                c_out: self.base_channels,
+                stride: 1,
+                residual: ResidualKind::None,
+                tcn_dropout: false,
+            });
+        }
+        let mut c_in = self.base_channels;
+        let mut inflate_times = 0i32;
+        for i in 2..=self.num_stages {
+            let stride = if self.down_stages.contains(&i) { 2 } else { 1 };
+            if self.inflate_stages.contains(&i) {
+                inflate_times += 1;
+            }
+            let c_out =
+                (self.base_channels as f64 * self.ch_ratio.powi(inflate_times) + 1e-4) as usize;
+            let residual = if c_in == c_out && stride == 1 {
+                ResidualKind::Identity
+            } else {
+                ResidualKind::Conv
+            };
+            plan.push(BlockPlan {
+                c_in,
+                c_out,
+                stride,
+                residual,
+                tcn_dropout: true,
+            });
+            c_in = c_out;
+        }
+        plan
+    }
+
+    /// Channels of the last block (the head's input).
+    pub fn out_channels(&self) -> usize {
+        self.blocks().last().map_or(self.in_channels, |b| b.c_out)
+    }
+
+    /// Frames after the backbone for `clip_len` input frames.
+    pub fn out_frames(&self, clip_len: usize) -> usize {
+        self.blocks()
+            .iter()
+            .fold(clip_len, |t, b| t.div_ceil(b.stride))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_plan_is_pyskl_stgcn() {
+        let plan = StgcnConfig::default().blocks();
+        let channels: Vec<_> = plan.iter().map(|b| b.c_out).collect();
+        assert_eq!(channels, [64, 64, 64, 64, 128, 128, 128, 256, 256, 256]);
+        let strides: Vec<_> = plan.iter().map(|b| b.stride).collect();
+        assert_eq!(strides, [1, 1, 1, 1, 2, 1, 1, 2, 1, 1]);
+        assert_eq!(plan[0].residual, ResidualKind::None);
+        assert_eq!(plan[1].residual, ResidualKind::Identity);
+        assert_eq!(plan[4].residual, ResidualKind::Conv);
+        assert_eq!(StgcnConfig::default().out_frames(100), 25);
+        assert_eq!(StgcnConfig::default().out_frames(16), 4);
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let bad = StgcnConfig {
+            base_channels: 0,
+            ..Default::default()
+        };
+        assert!(bad
+            .validate(100)
+            .unwrap_err()
+            .to_string()
+            .contains("base_channels must be at least 1"));
+        let err = StgcnConfig::default().validate(3).unwrap_err().to_string();
+        assert!(err.contains("clip length 3 is too short"), "{err}");
+        let bad = StgcnConfig {
+            down_stages: vec![11],
+            ..Default::default()
+        };
+        assert!(bad
+            .validate(100)
+            .unwrap_err()
+            .to_string()
+            .contains("down_stages contains stage 11"));
+    }
+}
