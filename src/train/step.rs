@@ -1,0 +1,81 @@
+//! One training step and one evaluation pass, independent of where the data comes from.
+
+use crate::backend::{Backend, Scalar};
+use crate::layers::params_of;
+use crate::model::stgcn::DataDims;
+use crate::model::Stgcn;
+use crate::optim::Sgd;
+use crate::Result;
+
+/// What a training step leaves on the host.
+pub struct StepOutput {
+    pub loss: f64,
+    /// Logits `[n, classes]` (for running accuracy).
+    pub logits: Vec<f64>,
+}
+
+/// Buffers reused across steps for the loss and its gradient.
+pub struct LossBuffers<B: Backend> {
+    loss: B::Buf,
+    dlogits: B::Buf,
+}
+
+impl<B: Backend> LossBuffers<B> {
+    pub fn new(be: &B) -> Self {
+        Self {
+            loss: be.zeros(1),
+            dlogits: be.zeros(0),
+        }
+    }
+}
+
+/// Forward, loss, backward and an optimizer step on one batch. `seed` draws this step's dropout.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step<B: Backend>(
+    be: &B,
+    model: &mut Stgcn<B>,
+    sgd: &mut Sgd<B>,
+    bufs: &mut LossBuffers<B>,
+    x: &B::Buf,
+    labels: &B::IdxBuf,
+    dims: DataDims,
+    label_smoothing: f64,
+    seed: u64,
+) -> Result<StepOutput> {
+    let n = dims[0];
+    let classes = model.config.num_classes;
+    model.zero_grad(be);
+    let logits = model.forward(be, x, dims, true, seed)?;
+    if be.buf_len(&bufs.dlogits) != n * classes {
+        bufs.dlogits = be.zeros(n * classes);
+    }
+    be.cross_entropy(n, classes, &logits, labels, label_smoothing, &mut bufs.loss, &mut bufs.dlogits);
+    model.backward(be, &bufs.dlogits);
+    let mut params: Vec<_> = params_of(model).into_iter().map(|(_, p)| p).collect();
+    sgd.step(be, &mut params);
+    Ok(StepOutput {
+        loss: be.download(&bufs.loss)[0].as_f64(),
+        logits: be.download(&logits).into_iter().map(Scalar::as_f64).collect(),
+    })
+}
+
+/// Evaluation-mode logits for one batch.
+pub fn eval_logits<B: Backend>(be: &B, model: &mut Stgcn<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
+    let logits = model.forward(be, x, dims, false, 0)?;
+    Ok(be.download(&logits).into_iter().map(Scalar::as_f64).collect())
+}
+
+/// Mean softmax cross-entropy of host logits `[n, classes]` (for validation loss).
+pub fn cross_entropy_host(logits: &[f64], labels: &[u32], classes: usize) -> f64 {
+    let n = labels.len();
+    let total: f64 = logits
+        .chunks(classes)
+        .zip(labels)
+        .map(|(row, &l)| {
+            let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = max + row.iter().map(|&z| (z - max).exp()).sum::<f64>().ln();
+            lse - row[l as usize]
+        })
+        .sum();
+    total / n as f64
+}

@@ -1,0 +1,93 @@
+//! The CPU backend against PyTorch's golden vectors: f64 through every SGD step, f32 to step 2, with
+//! the tolerances of the golden format (see `shared/golden/README.md`).
+
+use std::path::PathBuf;
+
+use leangcn::backend::cpu::CpuBackend;
+use leangcn::golden::{check_golden, GoldenFile, Status};
+
+fn golden_file(name: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/golden")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        println!(
+            "skipped: {} is not present (the golden vectors live beside the checkout)",
+            path.display()
+        );
+        None
+    }
+}
+
+fn assert_report(report: &leangcn::golden::Report, min_checks: usize) {
+    println!("{report}");
+    let checked = report
+        .rows
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Skipped(_)))
+        .count();
+    assert!(checked >= min_checks, "only {checked} comparisons were made");
+    assert!(report.passed(), "{} golden comparisons failed", report.failures());
+}
+
+#[test]
+fn f64_matches_every_step() {
+    let Some(path) = golden_file("stgcn_ntu_small.safetensors") else {
+        return;
+    };
+    let file = GoldenFile::open(&path).unwrap();
+    let report = check_golden(&CpuBackend::<f64>::new(), &file).unwrap();
+    assert!(
+        report.rows.iter().all(|r| !matches!(r.status, Status::Skipped(_))),
+        "f64 skips nothing"
+    );
+    assert_report(&report, 500);
+}
+
+#[test]
+fn f32_matches_iteration_0_and_steps_1_2() {
+    let Some(path) = golden_file("stgcn_ntu_small.safetensors") else {
+        return;
+    };
+    let file = GoldenFile::open(&path).unwrap();
+    let report = check_golden(&CpuBackend::<f32>::new(), &file).unwrap();
+    assert_report(&report, 300);
+}
+
+#[test]
+fn iteration_0_subset_file_is_checked_and_says_what_it_leaves_out() {
+    let Some(path) = golden_file("stgcn_ntu_small_iter0.safetensors") else {
+        return;
+    };
+    let file = GoldenFile::open(&path).unwrap();
+    let report = check_golden(&CpuBackend::<f64>::new(), &file).unwrap();
+    assert!(report
+        .rows
+        .iter()
+        .any(|r| matches!(&r.status, Status::Skipped(why) if why.contains("subset"))));
+    assert_report(&report, 100);
+}
+
+#[test]
+fn foreign_and_truncated_files_are_refused_with_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, [1u8, 2, 3]).unwrap();
+    let err = GoldenFile::open(&truncated)
+        .err()
+        .expect("a 3-byte file is refused")
+        .to_string();
+    assert!(
+        err.contains("truncated.safetensors") && err.contains("not a safetensors file"),
+        "{err}"
+    );
+
+    let plain = dir.path().join("plain.safetensors");
+    let data = [0u8; 8];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    safetensors::serialize_to_file([("x", view)], None, &plain).unwrap();
+    let err = GoldenFile::open(&plain).err().expect("no metadata").to_string();
+    assert!(err.contains("no 'stgcn_golden' metadata"), "{err}");
+}
