@@ -95,9 +95,22 @@ pub trait Backend: Send + Sync {
     /// `y[n,o,t,v] = b[o] + Σ_i Σ_k w[o,i,k]·x[n,i,t·stride+k-pad,v]` (zero outside `[0, t_in)`).
     /// x: `[n, c_in, t_in, v]`, w: `[c_out, c_in, kt]`, b: `[c_out]`, y: `[n, c_out, t_out, v]`.
     /// A 1x1 conv is `kt = 1, pad = 0`; a linear layer is additionally `t_in = v = 1`.
-    fn conv_t_forward(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, b: Option<&Self::Buf>, y: &mut Self::Buf);
+    fn conv_t_forward(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+    );
     /// `dx = ∂L/∂x` (overwritten) from `dy`.
-    fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Self::Buf, w: &Self::Buf, dx: &mut Self::Buf);
+    fn conv_t_backward_input(
+        &self,
+        g: &ConvGeom,
+        dy: &Self::Buf,
+        w: &Self::Buf,
+        dx: &mut Self::Buf,
+    );
     /// `dw += ∂L/∂w`, `db += Σ dy`.
     fn conv_t_backward_weight(
         &self,
@@ -112,7 +125,15 @@ pub trait Backend: Send + Sync {
     /// `y[n,c,t,w] = Σ_k Σ_v z[n,k,c,t,v]·a[k,v,w]`; z: `[n, k, c, t, v]`, a: `[k, v, w]`, y: `[n, c, t, w]`.
     fn graph_forward(&self, g: &GraphGeom, z: &Self::Buf, a: &Self::Buf, y: &mut Self::Buf);
     /// `dz` (overwritten) and `da += Σ_n Σ_c Σ_t z[n,k,c,t,v]·dy[n,c,t,w]`.
-    fn graph_backward(&self, g: &GraphGeom, z: &Self::Buf, a: &Self::Buf, dy: &Self::Buf, dz: &mut Self::Buf, da: &mut Self::Buf);
+    fn graph_backward(
+        &self,
+        g: &GraphGeom,
+        z: &Self::Buf,
+        a: &Self::Buf,
+        dy: &Self::Buf,
+        dz: &mut Self::Buf,
+        da: &mut Self::Buf,
+    );
 
     // ---- batch normalisation over [n, c, s] (BatchNorm1d: s = t; BatchNorm2d: s = t·v) -----------
     /// Training mode: normalise with the batch statistics over (n, s), write `save_mean` and
@@ -160,9 +181,25 @@ pub trait Backend: Send + Sync {
 
     // ---- pooling and loss -------------------------------------------------------------------------
     /// `y[n,c] = mean over (m, s) of x[n·persons + m, c, s]`; x: `[n·persons, c, s]`, y: `[n, c]`.
-    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Self::Buf, y: &mut Self::Buf);
+    fn mean_pool_forward(
+        &self,
+        n: usize,
+        persons: usize,
+        c: usize,
+        s: usize,
+        x: &Self::Buf,
+        y: &mut Self::Buf,
+    );
     /// `dx[n·persons+m, c, s] = dy[n, c]/(persons·s)` (overwritten).
-    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &Self::Buf, dx: &mut Self::Buf);
+    fn mean_pool_backward(
+        &self,
+        n: usize,
+        persons: usize,
+        c: usize,
+        s: usize,
+        dy: &Self::Buf,
+        dx: &mut Self::Buf,
+    );
     /// Softmax cross-entropy averaged over the `n` rows of `logits` (`[n, classes]`), with label smoothing
     /// ε (target `(1-ε)·onehot + ε/classes`, PyTorch's definition). Writes the loss into `loss[0]`
     /// and `dlogits = ∂loss/∂logits` (overwritten); nothing is read back to the host.

@@ -52,7 +52,10 @@ fn check_view(rows: usize, cols: usize, (rs, cs): (isize, isize), len: usize, wh
     }
     assert!(rs >= 0 && cs >= 0, "gemm: negative strides for {what}");
     let last = (rows - 1) * rs as usize + (cols - 1) * cs as usize;
-    assert!(last < len, "gemm: {what} view {rows}x{cols} strides ({rs},{cs}) exceeds {len} elements");
+    assert!(
+        last < len,
+        "gemm: {what} view {rows}x{cols} strides ({rs},{cs}) exceeds {len} elements"
+    );
 }
 
 macro_rules! impl_scalar {

@@ -119,7 +119,11 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
     let index_name = format!("#{index}");
     let err = |sample: &str, field: &str, detail: String| sample_err(path, sample, field, detail);
     if node.as_dict().is_none() {
-        return Err(err(&index_name, "annotation", format!("is a {}, not a dict", node.type_name())));
+        return Err(err(
+            &index_name,
+            "annotation",
+            format!("is a {}, not a dict", node.type_name()),
+        ));
     }
     let frame_dir = node
         .get("frame_dir")
@@ -127,16 +131,26 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         .ok_or_else(|| err(&index_name, "frame_dir", "missing".into()))?;
     let frame_dir = frame_dir
         .as_str()
-        .ok_or_else(|| err(&index_name, "frame_dir", format!("is a {}", frame_dir.type_name())))?
+        .ok_or_else(|| {
+            err(
+                &index_name,
+                "frame_dir",
+                format!("is a {}", frame_dir.type_name()),
+            )
+        })?
         .to_string();
     let name = frame_dir.as_str();
 
     let label = node
         .get("label")
         .ok_or_else(|| err(name, "label", "missing".into()))?;
-    let label = label
-        .as_i64()
-        .ok_or_else(|| err(name, "label", format!("is a {}, not an int", label.type_name())))?;
+    let label = label.as_i64().ok_or_else(|| {
+        err(
+            name,
+            "label",
+            format!("is a {}, not an int", label.type_name()),
+        )
+    })?;
     let label = u32::try_from(label)
         .map_err(|_| err(name, "label", format!("{label} is out of range (0..2^32)")))?;
 
@@ -148,17 +162,33 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         };
         err(name, "keypoint", format!("missing{hint}"))
     })?;
-    let arr = kp
-        .as_array()
-        .ok_or_else(|| err(name, "keypoint", format!("is a {}, not an array", kp.type_name())))?;
+    let arr = kp.as_array().ok_or_else(|| {
+        err(
+            name,
+            "keypoint",
+            format!("is a {}, not an array", kp.type_name()),
+        )
+    })?;
     if !arr.dtype.kind.is_float() {
-        return Err(err(name, "keypoint", format!("dtype {} is not a float type", arr.dtype.kind.name())));
+        return Err(err(
+            name,
+            "keypoint",
+            format!("dtype {} is not a float type", arr.dtype.kind.name()),
+        ));
     }
     let &[m, t, v, c] = arr.shape else {
-        return Err(err(name, "keypoint", format!("shape {:?} is not [M, T, V, C]", arr.shape)));
+        return Err(err(
+            name,
+            "keypoint",
+            format!("shape {:?} is not [M, T, V, C]", arr.shape),
+        ));
     };
     if m == 0 || t == 0 {
-        return Err(err(name, "keypoint", format!("empty sequence (shape {:?})", arr.shape)));
+        return Err(err(
+            name,
+            "keypoint",
+            format!("empty sequence (shape {:?})", arr.shape),
+        ));
     }
     if !matches!(v, 17 | 18 | 25) {
         return Err(err(
@@ -168,7 +198,11 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         ));
     }
     if !matches!(c, 2 | 3) {
-        return Err(err(name, "keypoint", format!("{c} channels; expected 2 or 3")));
+        return Err(err(
+            name,
+            "keypoint",
+            format!("{c} channels; expected 2 or 3"),
+        ));
     }
     let keypoint = arr.to_f32();
     check_finite(&keypoint, [m, t, v, c]).map_err(|d| err(name, "keypoint", d))?;
@@ -177,13 +211,21 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         None => None,
         Some(s) => {
             let a = s.as_array().ok_or_else(|| {
-                err(name, "keypoint_score", format!("is a {}, not an array", s.type_name()))
+                err(
+                    name,
+                    "keypoint_score",
+                    format!("is a {}, not an array", s.type_name()),
+                )
             })?;
             if a.shape != [m, t, v] {
                 return Err(err(
                     name,
                     "keypoint_score",
-                    format!("shape {:?} does not match keypoint's [M, T, V] = {:?}", a.shape, [m, t, v]),
+                    format!(
+                        "shape {:?} does not match keypoint's [M, T, V] = {:?}",
+                        a.shape,
+                        [m, t, v]
+                    ),
                 ));
             }
             let scores = a.to_f32();
@@ -197,7 +239,10 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         };
         let hw: Option<Vec<u32>> = s
             .as_seq()
-            .map(|it| it.map(|d| d.as_i64().and_then(|x| u32::try_from(x).ok())).collect())
+            .map(|it| {
+                it.map(|d| d.as_i64().and_then(|x| u32::try_from(x).ok()))
+                    .collect()
+            })
             .and_then(|v: Option<Vec<u32>>| v);
         match hw.as_deref() {
             Some(&[h, w]) => Ok(Some((h, w))),

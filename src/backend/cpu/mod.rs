@@ -76,19 +76,41 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn permute(&self, x: &Vec<T>, dims: &[usize], perm: &[usize], y: &mut Vec<T>) {
         todo!()
     }
-    fn conv_t_forward(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
+    fn conv_t_forward(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        b: Option<&Vec<T>>,
+        y: &mut Vec<T>,
+    ) {
         todo!()
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Vec<T>, w: &Vec<T>, dx: &mut Vec<T>) {
         todo!()
     }
-    fn conv_t_backward_weight(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, db: Option<&mut Vec<T>>) {
+    fn conv_t_backward_weight(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        dy: &Vec<T>,
+        dw: &mut Vec<T>,
+        db: Option<&mut Vec<T>>,
+    ) {
         todo!()
     }
     fn graph_forward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, y: &mut Vec<T>) {
         todo!()
     }
-    fn graph_backward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, dy: &Vec<T>, dz: &mut Vec<T>, da: &mut Vec<T>) {
+    fn graph_backward(
+        &self,
+        g: &GraphGeom,
+        z: &Vec<T>,
+        a: &Vec<T>,
+        dy: &Vec<T>,
+        dz: &mut Vec<T>,
+        da: &mut Vec<T>,
+    ) {
         todo!()
     }
     fn batch_norm_train(
@@ -131,10 +153,26 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     ) {
         todo!()
     }
-    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Vec<T>, y: &mut Vec<T>) {
+    fn mean_pool_forward(
+        &self,
+        n: usize,
+        persons: usize,
+        c: usize,
+        s: usize,
+        x: &Vec<T>,
+        y: &mut Vec<T>,
+    ) {
         todo!()
     }
-    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &Vec<T>, dx: &mut Vec<T>) {
+    fn mean_pool_backward(
+        &self,
+        n: usize,
+        persons: usize,
+        c: usize,
+        s: usize,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+    ) {
         todo!()
     }
     fn cross_entropy(

@@ -305,7 +305,10 @@ impl Parser<'_> {
 
     fn str_obj(&mut self, range: Range<usize>) -> Result<()> {
         if std::str::from_utf8(&self.bytes[range.clone()]).is_err() {
-            return Err(self.err(format!("invalid UTF-8 in a string at offset {}", range.start)));
+            return Err(self.err(format!(
+                "invalid UTF-8 in a string at offset {}",
+                range.start
+            )));
         }
         self.push(Obj::Str(Buf::File(range)));
         Ok(())
@@ -374,8 +377,9 @@ impl Parser<'_> {
                         u32::from_le_bytes(self.le("LONG4")?) as usize
                     };
                     let r = self.take(n, "LONG")?;
-                    let v = long_to_i64(&self.bytes[r])
-                        .ok_or_else(|| self.err(format!("integer at offset {at} exceeds 64 bits")))?;
+                    let v = long_to_i64(&self.bytes[r]).ok_or_else(|| {
+                        self.err(format!("integer at offset {at} exceeds 64 bits"))
+                    })?;
                     self.push(Obj::Int(v));
                 }
                 b'G' => {
@@ -777,7 +781,10 @@ impl Parser<'_> {
                     .iter()
                     .all(|&a| matches!(self.arena[a], Obj::None));
                 if !plain {
-                    return Err(bad(self, "dtype (structured and sub-array dtypes are not read)"));
+                    return Err(bad(
+                        self,
+                        "dtype (structured and sub-array dtypes are not read)",
+                    ));
                 }
                 self.arena[target] = Obj::DType(DType {
                     little_endian: little,

@@ -110,7 +110,11 @@ fn concat_channels(streams: &[Skeleton]) -> Skeleton {
     let mut offset = 0;
     for s in streams {
         let c = s.shape[3];
-        for (dst, src) in out.data.chunks_exact_mut(total_c).zip(s.data.chunks_exact(c)) {
+        for (dst, src) in out
+            .data
+            .chunks_exact_mut(total_c)
+            .zip(s.data.chunks_exact(c))
+        {
             dst[offset..offset + c].copy_from_slice(src);
         }
         offset += c;

@@ -3,7 +3,10 @@
 /// Softmax of each clip's logits, averaged over clips: `logits` is `[num_clips, classes]`,
 /// the result `[classes]`. Each softmax subtracts its row max first.
 pub fn average_clip_probabilities(logits: &[f32], num_clips: usize) -> Vec<f32> {
-    assert!(num_clips > 0 && logits.len() % num_clips == 0, "logits must be [num_clips, classes]");
+    assert!(
+        num_clips > 0 && logits.len() % num_clips == 0,
+        "logits must be [num_clips, classes]"
+    );
     let classes = logits.len() / num_clips;
     let mut mean = vec![0.0f64; classes];
     for row in logits.chunks_exact(classes) {
@@ -14,5 +17,7 @@ pub fn average_clip_probabilities(logits: &[f32], num_clips: usize) -> Vec<f32> 
             *m += e / sum;
         }
     }
-    mean.iter().map(|&m| (m / num_clips as f64) as f32).collect()
+    mean.iter()
+        .map(|&m| (m / num_clips as f64) as f32)
+        .collect()
 }

@@ -23,7 +23,10 @@ pub fn uniform_sample(
     mode: SampleMode,
     rng: &mut NumpyRandomState,
 ) -> Vec<usize> {
-    assert!(total_frames > 0 && clip_len > 0, "uniform_sample: empty sequence or clip");
+    assert!(
+        total_frames > 0 && clip_len > 0,
+        "uniform_sample: empty sequence or clip"
+    );
     let mut test_rng;
     let rng = match mode {
         SampleMode::Train => rng,
