@@ -290,3 +290,81 @@ fn check_finite(values: &[f32], shape: [usize; 4]) -> std::result::Result<(), St
         }
     }
 }
+
+impl AnnotationFile {
+    /// Writes the file as a protocol-4 PYSKL pickle (`{'split', 'annotations'}`), readable by
+    /// PYSKL and by [`AnnotationFile::read`]. Keypoints keep float16 when they were float16 and are
+    /// float32 otherwise; scores are float32.
+    pub fn write_pickle(&self, path: &Path) -> Result<()> {
+        use super::pickle::{PickleWriter, WriteValue as V};
+        use half::f16;
+        let io = |e| Error::io(path, e);
+        let file = std::fs::File::create(path).map_err(io)?;
+        let mut w = PickleWriter::new(std::io::BufWriter::new(file)).map_err(io)?;
+        let split = V::Dict(
+            self.splits
+                .iter()
+                .map(|(n, dirs)| (V::Str(n), V::List(dirs.iter().map(|d| V::Str(d)).collect())))
+                .collect(),
+        );
+        w.begin_dict().map_err(io)?;
+        w.value(&V::Str("split")).map_err(io)?;
+        w.value(&split).map_err(io)?;
+        w.set_item().map_err(io)?;
+        w.value(&V::Str("annotations")).map_err(io)?;
+        w.begin_list().map_err(io)?;
+        for a in &self.annotations {
+            let s = &a.sequence;
+            let (kind, kp_bytes) = if a.keypoint_dtype == DTypeKind::F16 {
+                let h: Vec<f16> = s.keypoint.iter().map(|&x| f16::from_f32(x)).collect();
+                (DTypeKind::F16, bytemuck::cast_slice::<f16, u8>(&h).to_vec())
+            } else {
+                (
+                    DTypeKind::F32,
+                    bytemuck::cast_slice::<f32, u8>(&s.keypoint).to_vec(),
+                )
+            };
+            let [m, t, v, _] = s.shape;
+            let mut fields = vec![
+                (V::Str("frame_dir"), V::Str(&s.frame_dir)),
+                (V::Str("label"), V::Int(s.label as i64)),
+                (
+                    V::Str("keypoint"),
+                    V::Array {
+                        kind,
+                        shape: s.shape.to_vec(),
+                        data: &kp_bytes,
+                    },
+                ),
+                (V::Str("total_frames"), V::Int(a.total_frames as i64)),
+            ];
+            if let Some(scores) = &a.keypoint_score {
+                fields.push((
+                    V::Str("keypoint_score"),
+                    V::Array {
+                        kind: DTypeKind::F32,
+                        shape: vec![m, t, v],
+                        data: bytemuck::cast_slice(scores),
+                    },
+                ));
+            }
+            for (name, hw) in [
+                ("img_shape", a.img_shape),
+                ("original_shape", a.original_shape),
+            ] {
+                if let Some((h, wd)) = hw {
+                    fields.push((
+                        V::Str(name),
+                        V::Tuple(vec![V::Int(h as i64), V::Int(wd as i64)]),
+                    ));
+                }
+            }
+            w.value(&V::Dict(fields)).map_err(io)?;
+            w.append().map_err(io)?;
+        }
+        w.set_item().map_err(io)?;
+        let mut out = w.finish().map_err(io)?;
+        std::io::Write::flush(&mut out).map_err(io)?;
+        Ok(())
+    }
+}

@@ -7,7 +7,10 @@
 
 pub mod annotation;
 pub mod loader;
+pub mod ntu_skeleton;
+pub mod ntu_splits;
 pub mod pickle;
+pub mod pyskl_dataset;
 pub mod synthetic;
 pub mod transforms;
 
