@@ -82,5 +82,69 @@ def main():
     dump("bad_global.pkl", dict(split={}, annotations=[Evil()]), 2)
 
 
+def body_lines(body_id, joints):
+    """One body in the official layout: 10 body-info values, the joint count, 25 joint lines."""
+    lines = [f"{body_id} 0 1 1 1 1 0 0.1234 -0.5678 2", "25"]
+    for x, y, z in joints:
+        lines.append(f"{x:.6f} {y:.6f} {z:.6f} 250.1 200.2 960.3 540.4 0.5 0.1 0.2 0.3 2")
+    return lines
+
+
+def joints(t, amp, base, noisy=False):
+    """25 joints: x spans less than 0.8 of the y span unless noisy."""
+    if noisy:
+        return [(base + 0.1 * j, 0.01 * j, 3.0) for j in range(25)]
+    return [(base + 0.01 * j + amp * np.sin(t), 0.05 * j - 0.6, 3.0 + 0.001 * j) for j in range(25)]
+
+
+def write_skeleton(name, frames, crlf=False):
+    """frames: a list of frames, each a list of (body_id, joints)."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for body_id, js in bodies:
+            lines.extend(body_lines(body_id, js))
+    sep = "\r\n" if crlf else "\n"
+    with open(os.path.join(OUT, "ntu_skeletons", name + ".skeleton"), "w", newline="") as f:
+        f.write(sep.join(lines) + sep)
+
+
+def skeleton_fixtures():
+    os.makedirs(os.path.join(OUT, "ntu_skeletons"), exist_ok=True)
+    # Two overlapping bodies (the second moves more, so it takes slot 0), an empty frame 3, and
+    # a noisy third body that denoising drops. Written with CRLF line ends.
+    frames = []
+    for t in range(20):
+        if t == 3:
+            frames.append([])
+            continue
+        bodies = [(72057594037931101, joints(t, 0.01, 0.2))]
+        if t >= 5:
+            bodies.append((2, joints(t, 0.3, -0.4)))
+        if t < 15:
+            bodies.append((3, joints(t, 0.0, 0.0, noisy=True)))
+        frames.append(bodies)
+    write_skeleton("S001C001P001R001A001", frames, crlf=True)
+    # One body of 15 frames and a 4-frame one (too short): one person, leading empty frames cut.
+    frames = [[] for _ in range(2)]
+    for t in range(15):
+        bodies = [(7, joints(t, 0.05, 0.1))]
+        if t < 4:
+            bodies.append((8, joints(t, 0.5, 0.5)))
+        frames.append(bodies)
+    write_skeleton("S001C002P003R002A002", frames)
+    # No body in any frame.
+    write_skeleton("S001C003P002R001A003", [[] for _ in range(4)])
+    # Listed as missing.
+    write_skeleton("S002C001P004R001A004", [[(9, joints(t, 0.05, 0.1))] for t in range(13)])
+    with open(os.path.join(OUT, "ntu_skeletons", "samples_with_missing_skeletons.txt"), "w") as f:
+        f.write("The following samples have missing skeletons.\nUse them carefully.\n\nS002C001P004R001A004\n")
+    # A truncated file.
+    os.makedirs(os.path.join(OUT, "ntu_bad"), exist_ok=True)
+    with open(os.path.join(OUT, "ntu_bad", "S001C001P001R001A001.skeleton"), "w") as f:
+        f.write("3\n1\n" + "\n".join(body_lines(5, joints(0, 0.1, 0.0))[:10]) + "\n")
+
+
 if __name__ == "__main__":
+    skeleton_fixtures()
     main()
