@@ -194,8 +194,16 @@ impl NdArray<'_> {
 
     /// All elements as f32 in C order (f16 and f32 exactly; f64 rounded to nearest).
     pub fn to_f32(&self) -> Vec<f32> {
-        if self.dtype.kind == DTypeKind::F32 && self.dtype.little_endian && !self.fortran {
+        let c_order_le = self.dtype.little_endian && (!self.fortran || self.shape.len() < 2);
+        if c_order_le && self.dtype.kind == DTypeKind::F32 {
             return bytemuck::pod_collect_to_vec::<u8, f32>(self.raw);
+        }
+        if c_order_le && self.dtype.kind == DTypeKind::F16 {
+            return self
+                .raw
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect();
         }
         (0..self.len())
             .map(|i| self.dtype.element_f64(self.raw, self.storage_index(i)) as f32)
