@@ -5,8 +5,14 @@
 //! PYSKL's annotation files; a clip handed to the network is `[M, T, V, C]` with M and T fixed by the
 //! dataset; a batch is `[N, M, T, V, C]`.
 
+pub mod annotation;
 pub mod loader;
+pub mod ntu_skeleton;
+pub mod ntu_splits;
+pub mod pickle;
+pub mod pyskl_dataset;
 pub mod synthetic;
+pub mod transforms;
 
 use crate::Result;
 
