@@ -1,6 +1,16 @@
 //! The CPU backend: the reference every GPU kernel is tested against, and the fallback without a GPU.
 //! Generic over f32 and f64; parallel over samples with rayon, GEMMs by `matrixmultiply`.
 
+mod batch_norm;
+mod conv;
+mod elementwise;
+mod graph;
+mod loss;
+mod optim;
+mod parallel;
+mod permute;
+mod pool;
+
 use std::marker::PhantomData;
 
 use super::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, Scalar, SgdHyper};
@@ -17,7 +27,8 @@ impl<T: Scalar> CpuBackend<T> {
     }
 }
 
-#[allow(unused_variables)]
+// The trait takes `&Vec<T>` because `Buf = Vec<T>`.
+#[allow(clippy::ptr_arg)]
 impl<T: Scalar> Backend for CpuBackend<T> {
     type Elem = T;
     type Buf = Vec<T>;
@@ -53,65 +64,43 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn synchronize(&self) {}
 
     fn add_assign(&self, acc: &mut Vec<T>, x: &Vec<T>) {
-        todo!()
+        elementwise::add_assign(acc, x)
     }
     fn mul(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) {
-        todo!()
+        elementwise::mul(a, b, y)
     }
     fn mul_acc(&self, a: &Vec<T>, b: &Vec<T>, acc: &mut Vec<T>) {
-        todo!()
+        elementwise::mul_acc(a, b, acc)
     }
     fn scale(&self, x: &mut Vec<T>, s: f64) {
-        todo!()
+        elementwise::scale(x, s)
     }
     fn relu_forward(&self, x: &mut Vec<T>) {
-        todo!()
+        elementwise::relu_forward(x)
     }
     fn relu_backward(&self, y: &Vec<T>, dy: &mut Vec<T>) {
-        todo!()
+        elementwise::relu_backward(y, dy)
     }
     fn dropout(&self, x: &mut Vec<T>, p: f64, seed: u64) {
-        todo!()
+        elementwise::dropout(x, p, seed)
     }
     fn permute(&self, x: &Vec<T>, dims: &[usize], perm: &[usize], y: &mut Vec<T>) {
-        todo!()
+        permute::permute(x, dims, perm, y)
     }
-    fn conv_t_forward(
-        &self,
-        g: &ConvGeom,
-        x: &Vec<T>,
-        w: &Vec<T>,
-        b: Option<&Vec<T>>,
-        y: &mut Vec<T>,
-    ) {
-        todo!()
+    fn conv_t_forward(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
+        conv::forward(g, x, w, b.map(Vec::as_slice), y)
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Vec<T>, w: &Vec<T>, dx: &mut Vec<T>) {
-        todo!()
+        conv::backward_input(g, dy, w, dx)
     }
-    fn conv_t_backward_weight(
-        &self,
-        g: &ConvGeom,
-        x: &Vec<T>,
-        dy: &Vec<T>,
-        dw: &mut Vec<T>,
-        db: Option<&mut Vec<T>>,
-    ) {
-        todo!()
+    fn conv_t_backward_weight(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, db: Option<&mut Vec<T>>) {
+        conv::backward_weight(g, x, dy, dw, db.map(Vec::as_mut_slice))
     }
     fn graph_forward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, y: &mut Vec<T>) {
-        todo!()
+        graph::forward(g, z, a, y)
     }
-    fn graph_backward(
-        &self,
-        g: &GraphGeom,
-        z: &Vec<T>,
-        a: &Vec<T>,
-        dy: &Vec<T>,
-        dz: &mut Vec<T>,
-        da: &mut Vec<T>,
-    ) {
-        todo!()
+    fn graph_backward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, dy: &Vec<T>, dz: &mut Vec<T>, da: &mut Vec<T>) {
+        graph::backward(g, z, a, dy, dz, da)
     }
     fn batch_norm_train(
         &self,
@@ -125,7 +114,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         save_mean: &mut Vec<T>,
         save_invstd: &mut Vec<T>,
     ) {
-        todo!()
+        batch_norm::train(g, x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd)
     }
     fn batch_norm_eval(
         &self,
@@ -137,7 +126,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         running_var: &Vec<T>,
         y: &mut Vec<T>,
     ) {
-        todo!()
+        batch_norm::eval(g, x, gamma, beta, running_mean, running_var, y)
     }
     fn batch_norm_backward(
         &self,
@@ -151,29 +140,13 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         dgamma: &mut Vec<T>,
         dbeta: &mut Vec<T>,
     ) {
-        todo!()
+        batch_norm::backward(g, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta)
     }
-    fn mean_pool_forward(
-        &self,
-        n: usize,
-        persons: usize,
-        c: usize,
-        s: usize,
-        x: &Vec<T>,
-        y: &mut Vec<T>,
-    ) {
-        todo!()
+    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Vec<T>, y: &mut Vec<T>) {
+        pool::forward(n, persons, c, s, x, y)
     }
-    fn mean_pool_backward(
-        &self,
-        n: usize,
-        persons: usize,
-        c: usize,
-        s: usize,
-        dy: &Vec<T>,
-        dx: &mut Vec<T>,
-    ) {
-        todo!()
+    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &Vec<T>, dx: &mut Vec<T>) {
+        pool::backward(n, persons, c, s, dy, dx)
     }
     fn cross_entropy(
         &self,
@@ -185,19 +158,19 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         loss: &mut Vec<T>,
         dlogits: &mut Vec<T>,
     ) {
-        todo!()
+        loss::cross_entropy(n, classes, logits, labels, smoothing, loss, dlogits)
     }
     fn sum_squares(&self, bufs: &[&Vec<T>], out: &mut Vec<T>) {
-        todo!()
+        optim::sum_squares(bufs, out)
     }
     fn clip_scale(&self, sq_norm: &Vec<T>, max_norm: f64, scale: &mut Vec<T>) {
-        todo!()
+        optim::clip_scale(sq_norm, max_norm, scale)
     }
     fn cosine_lr(&self, sched: &CosineSchedule, step: &Vec<u32>, lr: &mut Vec<T>) {
-        todo!()
+        optim::cosine_lr(sched, step, lr)
     }
     fn increment_step(&self, step: &mut Vec<u32>) {
-        todo!()
+        step[0] += 1;
     }
     fn sgd_step(
         &self,
@@ -209,6 +182,6 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         scale: Option<&Vec<T>>,
         first_step: bool,
     ) {
-        todo!()
+        optim::sgd_step(params, grads, momentum, hyper, lr, scale.map(Vec::as_slice), first_step)
     }
 }

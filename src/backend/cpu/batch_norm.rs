@@ -1,0 +1,151 @@
+//! Batch normalisation over `[n, c, s]`: statistics per channel over (n, s), accumulated in f64 in a
+//! fixed order (one channel per task), PyTorch's running-stat update with the unbiased variance.
+
+use rayon::prelude::*;
+
+use crate::backend::{BnGeom, Scalar};
+
+/// Σ over (n, s) of `f(x)` for channel `ch`, in f64.
+fn channel_sum<T: Scalar>(g: &BnGeom, x: &[T], ch: usize, f: impl Fn(f64) -> f64) -> f64 {
+    (0..g.n)
+        .map(|n| {
+            x[(n * g.c + ch) * g.s..(n * g.c + ch + 1) * g.s]
+                .iter()
+                .map(|&v| f(v.as_f64()))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// `y[n, ch, :] = x[n, ch, :]·scale[ch] + shift[ch]`, parallel over samples.
+fn affine<T: Scalar>(g: &BnGeom, x: &[T], scale: &[f64], shift: &[f64], y: &mut [T]) {
+    y.par_chunks_mut(g.c * g.s)
+        .zip(x.par_chunks(g.c * g.s))
+        .for_each(|(yn, xn)| {
+            for ch in 0..g.c {
+                let (a, b) = (scale[ch], shift[ch]);
+                for (y, &x) in yn[ch * g.s..(ch + 1) * g.s]
+                    .iter_mut()
+                    .zip(&xn[ch * g.s..(ch + 1) * g.s])
+                {
+                    *y = T::of(x.as_f64() * a + b);
+                }
+            }
+        });
+}
+
+fn check<T>(g: &BnGeom, x: &[T], params: &[&[T]]) {
+    assert_eq!(x.len(), g.len(), "batch_norm: input length for {g:?}");
+    assert!(
+        params.iter().all(|p| p.len() == g.c),
+        "batch_norm: per-channel length for {g:?}"
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train<T: Scalar>(
+    g: &BnGeom,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    y: &mut [T],
+    save_mean: &mut [T],
+    save_invstd: &mut [T],
+) {
+    check(g, x, &[gamma, beta, running_mean, running_var, save_mean, save_invstd]);
+    let count = (g.n * g.s) as f64;
+    let stats: Vec<(f64, f64)> = (0..g.c)
+        .into_par_iter()
+        .map(|ch| {
+            let mean = channel_sum(g, x, ch, |v| v) / count;
+            let var = channel_sum(g, x, ch, |v| (v - mean) * (v - mean)) / count;
+            (mean, var)
+        })
+        .collect();
+    let mut scale = vec![0.0; g.c];
+    let mut shift = vec![0.0; g.c];
+    for (ch, &(mean, var)) in stats.iter().enumerate() {
+        let invstd = 1.0 / (var + g.eps).sqrt();
+        scale[ch] = invstd * gamma[ch].as_f64();
+        shift[ch] = beta[ch].as_f64() - mean * scale[ch];
+        save_mean[ch] = T::of(mean);
+        save_invstd[ch] = T::of(invstd);
+        let unbiased = if count > 1.0 { var * count / (count - 1.0) } else { var };
+        running_mean[ch] = T::of((1.0 - g.momentum) * running_mean[ch].as_f64() + g.momentum * mean);
+        running_var[ch] = T::of((1.0 - g.momentum) * running_var[ch].as_f64() + g.momentum * unbiased);
+    }
+    affine(g, x, &scale, &shift, y);
+}
+
+pub fn eval<T: Scalar>(
+    g: &BnGeom,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    y: &mut [T],
+) {
+    check(g, x, &[gamma, beta, running_mean, running_var]);
+    let scale: Vec<f64> = (0..g.c)
+        .map(|ch| gamma[ch].as_f64() / (running_var[ch].as_f64() + g.eps).sqrt())
+        .collect();
+    let shift: Vec<f64> = (0..g.c)
+        .map(|ch| beta[ch].as_f64() - running_mean[ch].as_f64() * scale[ch])
+        .collect();
+    affine(g, x, &scale, &shift, y);
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn backward<T: Scalar>(
+    g: &BnGeom,
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    save_mean: &[T],
+    save_invstd: &[T],
+    dx: &mut [T],
+    dgamma: &mut [T],
+    dbeta: &mut [T],
+) {
+    check(g, x, &[gamma, save_mean, save_invstd, dgamma, dbeta]);
+    assert_eq!(dy.len(), g.len(), "batch_norm: dy length");
+    assert_eq!(dx.len(), g.len(), "batch_norm: dx length");
+    let count = (g.n * g.s) as f64;
+    // per channel: Σ dy and Σ dy·x̂
+    let sums: Vec<(f64, f64)> = (0..g.c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mean, invstd) = (save_mean[ch].as_f64(), save_invstd[ch].as_f64());
+            let (mut sum_dy, mut sum_dy_xhat) = (0.0, 0.0);
+            for n in 0..g.n {
+                let range = (n * g.c + ch) * g.s..(n * g.c + ch + 1) * g.s;
+                for (&d, &v) in dy[range.clone()].iter().zip(&x[range]) {
+                    let d = d.as_f64();
+                    sum_dy += d;
+                    sum_dy_xhat += d * (v.as_f64() - mean) * invstd;
+                }
+            }
+            (sum_dy, sum_dy_xhat)
+        })
+        .collect();
+    for (ch, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate() {
+        dgamma[ch] += T::of(sum_dy_xhat);
+        dbeta[ch] += T::of(sum_dy);
+    }
+    // dx = γ·invstd/m · (m·dy − Σdy − x̂·Σ(dy·x̂))
+    dx.par_chunks_mut(g.c * g.s).enumerate().for_each(|(n, dxn)| {
+        for ch in 0..g.c {
+            let (mean, invstd) = (save_mean[ch].as_f64(), save_invstd[ch].as_f64());
+            let (sum_dy, sum_dy_xhat) = sums[ch];
+            let k = gamma[ch].as_f64() * invstd / count;
+            let base = (n * g.c + ch) * g.s;
+            for (j, d) in dxn[ch * g.s..(ch + 1) * g.s].iter_mut().enumerate() {
+                let xhat = (x[base + j].as_f64() - mean) * invstd;
+                *d = T::of(k * (count * dy[base + j].as_f64() - sum_dy - xhat * sum_dy_xhat));
+            }
+        }
+    });
+}
