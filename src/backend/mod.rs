@@ -11,7 +11,7 @@
 
 pub mod cpu;
 pub mod cuda;
-pub mod select;
+
 mod geometry;
 mod scalar;
 
@@ -63,15 +63,11 @@ impl CosineSchedule {
     pub fn lr_at(&self, step: u64) -> f64 {
         let index = step / self.steps_per_index.max(1);
         if index < self.warmup {
-            return self.warmup_start_lr
-                + (self.base_lr - self.warmup_start_lr) * index as f64 / self.warmup as f64;
+            return self.warmup_start_lr + (self.base_lr - self.warmup_start_lr) * index as f64 / self.warmup as f64;
         }
         let span = self.total.saturating_sub(self.warmup).max(1);
         let e = (index - self.warmup).min(span);
-        self.min_lr
-            + (self.base_lr - self.min_lr)
-                * (1.0 + (std::f64::consts::PI * e as f64 / span as f64).cos())
-                / 2.0
+        self.min_lr + (self.base_lr - self.min_lr) * (1.0 + (std::f64::consts::PI * e as f64 / span as f64).cos()) / 2.0
     }
 }
 
@@ -117,6 +113,14 @@ pub trait Backend: Send + Sync {
     /// backward. `uniform` is [`dropout_uniform`], shared by every backend so masks agree exactly.
     fn dropout(&self, x: &mut Self::Buf, p: f64, seed: u64);
 
+    // ---- sparsity masks -----------------------------------------------------------------------
+    /// `out[0]` = the k-th smallest value (1-based `k`) over the concatenation of `bufs`, exactly.
+    fn kth_smallest(&self, bufs: &[&Self::Buf], k: usize, out: &mut Self::Buf);
+    /// `mask = 1[score >= tau[0]]` as 0/1 values.
+    fn threshold_mask(&self, score: &Self::Buf, tau: &Self::Buf, mask: &mut Self::Buf);
+    /// `y = |x|` element-wise (for magnitude pruning).
+    fn abs(&self, x: &Self::Buf, y: &mut Self::Buf);
+
     // ---- layout -------------------------------------------------------------------------------
     /// `y = x.permute(perm)` made contiguous; `dims` is the shape of `x` (at most 6 axes). The backward
     /// of a permute is the permute by the inverse permutation.
@@ -126,22 +130,9 @@ pub trait Backend: Send + Sync {
     /// `y[n,o,t,v] = b[o] + Σ_i Σ_k w[o,i,k]·x[n,i,t·stride+k-pad,v]` (zero outside `[0, t_in)`).
     /// x: `[n, c_in, t_in, v]`, w: `[c_out, c_in, kt]`, b: `[c_out]`, y: `[n, c_out, t_out, v]`.
     /// A 1x1 conv is `kt = 1, pad = 0`; a linear layer is additionally `t_in = v = 1`.
-    fn conv_t_forward(
-        &self,
-        g: &ConvGeom,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        b: Option<&Self::Buf>,
-        y: &mut Self::Buf,
-    );
+    fn conv_t_forward(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, b: Option<&Self::Buf>, y: &mut Self::Buf);
     /// `dx = ∂L/∂x` (overwritten) from `dy`.
-    fn conv_t_backward_input(
-        &self,
-        g: &ConvGeom,
-        dy: &Self::Buf,
-        w: &Self::Buf,
-        dx: &mut Self::Buf,
-    );
+    fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Self::Buf, w: &Self::Buf, dx: &mut Self::Buf);
     /// `dw += ∂L/∂w`, `db += Σ dy`.
     fn conv_t_backward_weight(
         &self,
@@ -212,25 +203,9 @@ pub trait Backend: Send + Sync {
 
     // ---- pooling and loss -------------------------------------------------------------------------
     /// `y[n,c] = mean over (m, s) of x[n·persons + m, c, s]`; x: `[n·persons, c, s]`, y: `[n, c]`.
-    fn mean_pool_forward(
-        &self,
-        n: usize,
-        persons: usize,
-        c: usize,
-        s: usize,
-        x: &Self::Buf,
-        y: &mut Self::Buf,
-    );
+    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Self::Buf, y: &mut Self::Buf);
     /// `dx[n·persons+m, c, s] = dy[n, c]/(persons·s)` (overwritten).
-    fn mean_pool_backward(
-        &self,
-        n: usize,
-        persons: usize,
-        c: usize,
-        s: usize,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    );
+    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &Self::Buf, dx: &mut Self::Buf);
     /// Softmax cross-entropy averaged over the `n` rows of `logits` (`[n, classes]`), with label smoothing
     /// ε (target `(1-ε)·onehot + ε/classes`, PyTorch's definition). Writes the loss into `loss[0]`
     /// and `dlogits = ∂loss/∂logits` (overwritten); nothing is read back to the host.

@@ -41,20 +41,13 @@ pub struct Report {
 
 impl Report {
     pub fn failures(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|r| r.status == Status::Fail)
-            .count()
+        self.rows.iter().filter(|r| r.status == Status::Fail).count()
     }
     pub fn passed(&self) -> bool {
         self.failures() == 0
     }
     fn push(&mut self, name: impl Into<String>, error: f64, tolerance: f64) {
-        let status = if error <= tolerance {
-            Status::Pass
-        } else {
-            Status::Fail
-        };
+        let status = if error <= tolerance { Status::Pass } else { Status::Fail };
         self.rows.push(Row {
             name: name.into(),
             error,
@@ -74,12 +67,7 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "golden check of {} on {}",
-            self.path.display(),
-            self.backend
-        )?;
+        writeln!(f, "golden check of {} on {}", self.path.display(), self.backend)?;
         for r in &self.rows {
             match &r.status {
                 Status::Skipped(why) => writeln!(f, "SKIP  {:<58} {why}", r.name)?,
@@ -172,13 +160,7 @@ fn permute(x: &[f64], dims: &[usize], perm: &[usize]) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
     let mut idx = vec![0; dims.len()];
     for _ in 0..x.len() {
-        out.push(
-            x[perm
-                .iter()
-                .zip(&idx)
-                .map(|(&p, &i)| strides[p] * i)
-                .sum::<usize>()],
-        );
+        out.push(x[perm.iter().zip(&idx).map(|(&p, &i)| strides[p] * i).sum::<usize>()]);
         for d in (0..idx.len()).rev() {
             idx[d] += 1;
             if idx[d] < out_dims[d] {
@@ -210,9 +192,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     };
     check_graphs(file, &mut report);
     if let Some((_, lrs)) = file.tensor("lrs") {
-        let ours: Vec<f64> = (0..lrs.len() as u64)
-            .map(|k| cfg.schedule.lr_at(k))
-            .collect();
+        let ours: Vec<f64> = (0..lrs.len() as u64).map(|k| cfg.schedule.lr_at(k)).collect();
         report.push("lrs (cosine schedule)", max_rel_error(&ours, lrs), 1e-15);
     }
 
@@ -264,10 +244,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     let mut loss = be.zeros(1);
     let mut dlogits = be.zeros(n * classes);
     be.cross_entropy(n, classes, &logits, &labels, 0.0, &mut loss, &mut dlogits);
-    let losses = file
-        .tensor("ref.losses")
-        .map(|(_, l)| l.to_vec())
-        .unwrap_or_default();
+    let losses = file.tensor("ref.losses").map(|(_, l)| l.to_vec()).unwrap_or_default();
     let loss0 = host(be, &loss)[0];
     match losses.first() {
         Some(&l) => report.push("ref.losses[0]", ((loss0 - l) / l).abs(), tol.outputs()),
@@ -278,10 +255,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     let dx = model.backward(be, &dlogits);
     report.push(
         "ref.grad_input",
-        max_rel_error(
-            &host(be, &dx),
-            file.get("ref.grad_input", n * m * t * v * c)?,
-        ),
+        max_rel_error(&host(be, &dx), file.get("ref.grad_input", n * m * t * v * c)?),
         tol.tensors(),
     );
     check_gradients(be, file, &mut model, "ref.grad0.", &tol, &mut report)?;
@@ -298,12 +272,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     // SGD steps.
     let init: Vec<(String, Vec<f64>)> = params_of(&mut model)
         .into_iter()
-        .map(|(name, p)| {
-            Ok((
-                name.clone(),
-                file.get(&format!("init.{name}"), p.len())?.to_vec(),
-            ))
-        })
+        .map(|(name, p)| Ok((name.clone(), file.get(&format!("init.{name}"), p.len())?.to_vec())))
         .collect::<Result<_>>()?;
     let lens: Vec<usize> = init.iter().map(|(_, v)| v.len()).collect();
     let mut sgd = Sgd::new(be, cfg.sgd, cfg.schedule, None, &lens);
@@ -384,11 +353,7 @@ fn check_activations<B: Backend>(
         let t = shape.last().copied().unwrap_or(0);
         let theirs = permute(theirs, &[n * m, v, c, t], &[0, 2, 3, 1]);
         let ours = host(be, model.activation(0).expect("data stage output"));
-        report.push(
-            "ref.act.data_bn",
-            max_rel_error(&ours, &theirs),
-            tol.tensors(),
-        );
+        report.push("ref.act.data_bn", max_rel_error(&ours, &theirs), tol.tensors());
     }
     for (i, block) in model.blocks.iter().enumerate() {
         let name = format!("ref.act.block{i}");
@@ -431,21 +396,10 @@ fn check_gradients<B: Backend>(
             Some(weight) => {
                 // exactly zero in theory: absolute error against the matching weight's gradient scale
                 let scale = max_of(&weight);
-                let err = ours
-                    .iter()
-                    .zip(theirs)
-                    .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
-                report.push(
-                    format!("{prefix}{name} (abs, zero by construction)"),
-                    err,
-                    1e-6 * scale,
-                );
+                let err = ours.iter().zip(theirs).fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+                report.push(format!("{prefix}{name} (abs, zero by construction)"), err, 1e-6 * scale);
             }
-            None => report.push(
-                format!("{prefix}{name}"),
-                max_rel_error(ours, theirs),
-                tol.tensors(),
-            ),
+            None => report.push(format!("{prefix}{name}"), max_rel_error(ours, theirs), tol.tensors()),
         }
     }
     Ok(())
@@ -474,11 +428,7 @@ fn check_running_stats<B: Backend>(
             }
             Entry::Counter(name, count) => {
                 let theirs = file.get(&format!("{prefix}{name}"), 1)?[0];
-                report.push(
-                    format!("{prefix}{name}"),
-                    (*count as f64 - theirs).abs(),
-                    0.0,
-                );
+                report.push(format!("{prefix}{name}"), (*count as f64 - theirs).abs(), 0.0);
             }
             _ => {}
         }
@@ -531,10 +481,7 @@ mod tests {
     fn permute_moves_axes() {
         // [2, 3] transposed
         let x = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(
-            permute(&x, &[2, 3], &[1, 0]),
-            [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
-        );
+        assert_eq!(permute(&x, &[2, 3], &[1, 0]), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 
     #[test]

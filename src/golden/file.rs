@@ -43,12 +43,10 @@ impl GoldenFile {
             .metadata()
             .as_ref()
             .and_then(|m| m.get("stgcn_golden"))
-            .ok_or_else(|| {
-                Error::format(path, "no 'stgcn_golden' metadata: not a golden-vector file")
-            })?;
+            .ok_or_else(|| Error::format(path, "no 'stgcn_golden' metadata: not a golden-vector file"))?;
         let config = parse_config(path, golden)?;
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::format(path, format!("unreadable tensors: {e}")))?;
+        let st =
+            SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("unreadable tensors: {e}")))?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let values = widen(view.dtype(), view.data()).ok_or_else(|| {
@@ -79,7 +77,10 @@ impl GoldenFile {
         if data.len() != expected_len {
             return Err(Error::format(
                 &self.path,
-                format!("tensor '{name}' has shape {shape:?} ({} values), expected {expected_len} values", data.len()),
+                format!(
+                    "tensor '{name}' has shape {shape:?} ({} values), expected {expected_len} values",
+                    data.len()
+                ),
             ));
         }
         Ok(data)
@@ -87,9 +88,7 @@ impl GoldenFile {
 
     /// A tensor by name with its shape, if present.
     pub fn tensor(&self, name: &str) -> Option<(&[usize], &[f64])> {
-        self.tensors
-            .get(name)
-            .map(|(s, d)| (s.as_slice(), d.as_slice()))
+        self.tensors.get(name).map(|(s, d)| (s.as_slice(), d.as_slice()))
     }
 
     /// Names starting with `prefix`, sorted.
@@ -129,16 +128,10 @@ fn parse_config(path: &Path, text: &str) -> Result<GoldenConfig> {
     let root: Value = serde_json::from_str(text).map_err(|e| bad(&format!("not JSON: {e}")))?;
     let format = root["format"].as_str().unwrap_or("");
     if format != "stgcn-golden/1" {
-        return Err(bad(&format!(
-            "format is '{format}', expected 'stgcn-golden/1'"
-        )));
+        return Err(bad(&format!("format is '{format}', expected 'stgcn-golden/1'")));
     }
     let cfg = &root["config"];
-    let num = |v: &Value, key: &str| {
-        v[key]
-            .as_f64()
-            .ok_or_else(|| bad(&format!("missing number '{key}'")))
-    };
+    let num = |v: &Value, key: &str| v[key].as_f64().ok_or_else(|| bad(&format!("missing number '{key}'")));
     let int = |v: &Value, key: &str| {
         v[key]
             .as_u64()
@@ -206,12 +199,10 @@ fn parse_config(path: &Path, text: &str) -> Result<GoldenConfig> {
         graph_seed: 0,
         bn_eps: num(bn, "eps")?,
         bn_momentum: num(bn, "momentum")?,
+        sparse: None,
     };
     if model.layout.num_joints() != dims[3] {
-        return Err(bad(&format!(
-            "V = {} does not match layout {}",
-            dims[3], model.layout
-        )));
+        return Err(bad(&format!("V = {} does not match layout {}", dims[3], model.layout)));
     }
     if cfg["dropout"].as_f64().unwrap_or(0.0) != 0.0 {
         return Err(bad("only dropout 0 cases can be checked"));
@@ -237,9 +228,6 @@ fn parse_config(path: &Path, text: &str) -> Result<GoldenConfig> {
         schedule,
         steps: int(cfg, "steps")?,
         subset: root["subset"].as_str().map(str::to_string),
-        torch_version: root["torch_version"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_string(),
+        torch_version: root["torch_version"].as_str().unwrap_or("unknown").to_string(),
     })
 }

@@ -105,14 +105,8 @@ impl<B: Backend> Module<B> for BatchNorm<B> {
     fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>) {
         out.push(Entry::Param(join(prefix, "weight"), &mut self.weight));
         out.push(Entry::Param(join(prefix, "bias"), &mut self.bias));
-        out.push(Entry::Buffer(
-            join(prefix, "running_mean"),
-            &mut self.running_mean,
-        ));
-        out.push(Entry::Buffer(
-            join(prefix, "running_var"),
-            &mut self.running_var,
-        ));
+        out.push(Entry::Buffer(join(prefix, "running_mean"), &mut self.running_mean));
+        out.push(Entry::Buffer(join(prefix, "running_var"), &mut self.running_var));
         out.push(Entry::Counter(
             join(prefix, "num_batches_tracked"),
             &mut self.num_batches_tracked,

@@ -1,6 +1,6 @@
 //! PYSKL's `STGCNBlock`: `relu(tcn(gcn(x)) + residual(x))`.
 
-use super::{join, Entry, GraphConv, Module, TemporalUnit};
+use super::{join, Conv, Entry, GraphConv, Module, TemporalUnit};
 use crate::backend::Backend;
 use crate::model::config::{BlockPlan, ResidualKind};
 use crate::model::init::InitRng;
@@ -26,20 +26,10 @@ pub struct StgcnBlock<B: Backend> {
 }
 
 impl<B: Backend> StgcnBlock<B> {
-    pub fn new(
-        be: &B,
-        plan: BlockPlan,
-        graph: &Adjacency,
-        cfg: &StgcnConfig,
-        rng: &mut InitRng,
-    ) -> Self {
+    pub fn new(be: &B, plan: BlockPlan, graph: &Adjacency, cfg: &StgcnConfig, rng: &mut InitRng) -> Self {
         let v = graph.v;
         let gcn = GraphConv::new(be, plan.c_in, plan.c_out, graph, cfg, rng);
-        let dropout = if plan.tcn_dropout {
-            cfg.tcn_dropout
-        } else {
-            0.0
-        };
+        let dropout = if plan.tcn_dropout { cfg.tcn_dropout } else { 0.0 };
         let tcn = TemporalUnit::new(
             be,
             plan.c_out,
@@ -88,15 +78,7 @@ impl<B: Backend> StgcnBlock<B> {
     }
 
     /// x: `[n, c_in, t_in, v]` → y: `[n, c_out, t_out, v]`.
-    pub fn forward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        n: usize,
-        t_in: usize,
-        train: bool,
-        seed: u64,
-    ) -> B::Buf {
+    pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, train: bool, seed: u64) -> B::Buf {
         let h = self.gcn.forward(be, x, n, t_in, train);
         let mut y = self.tcn.forward(be, &h, n, t_in, train, seed);
         if self.record {
@@ -118,19 +100,8 @@ impl<B: Backend> StgcnBlock<B> {
     }
 
     /// Backward given the forward's input `x` and output `y`; returns dx.
-    pub fn backward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        y: &B::Buf,
-        mut dy: B::Buf,
-        n: usize,
-        t_in: usize,
-    ) -> B::Buf {
-        let h = self
-            .gcn_out
-            .take()
-            .expect("StgcnBlock::backward without a forward");
+    pub fn backward(&mut self, be: &B, x: &B::Buf, y: &B::Buf, mut dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
+        let h = self.gcn_out.take().expect("StgcnBlock::backward without a forward");
         be.relu_backward(y, &mut dy);
         let residual_dx = match &mut self.residual {
             Residual::None => None,
@@ -155,6 +126,25 @@ impl<B: Backend> StgcnBlock<B> {
 
     pub fn num_joints(&self) -> usize {
         self.v
+    }
+
+    /// The block's maskable convs, read-only, in the order of [`Self::convs_mut`].
+    pub fn convs_ref(&self) -> Vec<&Conv<B>> {
+        let mut convs = vec![&self.gcn.conv, &self.tcn.conv];
+        if let Residual::Conv(unit) = &self.residual {
+            convs.push(&unit.conv);
+        }
+        convs
+    }
+
+    /// The block's maskable convs: the graph unit's 1x1 conv, the temporal conv and, when present,
+    /// the residual 1x1 conv (flagged `true`).
+    pub fn convs_mut(&mut self) -> Vec<(&mut Conv<B>, bool)> {
+        let mut convs = vec![(&mut self.gcn.conv, false), (&mut self.tcn.conv, false)];
+        if let Residual::Conv(unit) = &mut self.residual {
+            convs.push((&mut unit.conv, true));
+        }
+        convs
     }
 }
 

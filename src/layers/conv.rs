@@ -1,9 +1,31 @@
 //! A convolution over time with a `kt x 1` kernel: the 9x1 temporal conv, the 1x1 convs and (with
 //! one frame and one joint) the linear classifier.
 
-use super::{join, Entry, Module, Param};
+use super::{join, Buffer, Entry, Module, Param};
 use crate::backend::{Backend, ConvGeom};
 use crate::model::init::InitRng;
+
+/// A 0/1 mask on a conv weight: the forward uses `W ⊙ M`.
+pub enum WeightMask<B: Backend> {
+    /// `M = 1[S ≥ τ]` from a learned score tensor `S` of the weight's shape (the sparse generator).
+    /// Backward is the straight-through estimator: `dW = G ⊙ M`, `dS = G ⊙ W`.
+    Learned { score: Param<B>, mask: Buffer<B> },
+    /// A mask set from outside (lottery tickets, pruned checkpoints): `dW = G ⊙ M`.
+    Fixed { mask: Buffer<B> },
+}
+
+impl<B: Backend> WeightMask<B> {
+    pub fn mask(&self) -> &Buffer<B> {
+        match self {
+            WeightMask::Learned { mask, .. } | WeightMask::Fixed { mask } => mask,
+        }
+    }
+    pub fn mask_mut(&mut self) -> &mut Buffer<B> {
+        match self {
+            WeightMask::Learned { mask, .. } | WeightMask::Fixed { mask } => mask,
+        }
+    }
+}
 
 pub struct Conv<B: Backend> {
     pub c_in: usize,
@@ -14,25 +36,17 @@ pub struct Conv<B: Backend> {
     /// `[c_out, c_in, kt, 1]` (Conv2d) or `[c_out, c_in]` (Linear); memory layout `[c_out, c_in, kt]`.
     pub weight: Param<B>,
     pub bias: Option<Param<B>>,
+    pub mask: Option<WeightMask<B>>,
+    /// `W ⊙ M` of the last forward when masked.
+    masked_weight: Option<B::Buf>,
 }
 
 impl<B: Backend> Conv<B> {
     /// A Conv2d with a `kt x 1` kernel, `pad` frames of zero padding, temporal `stride` and a bias,
     /// initialised as PyTorch does: weight and bias ~ U(±1/sqrt(c_in·kt)).
-    pub fn conv2d(
-        be: &B,
-        c_in: usize,
-        c_out: usize,
-        kt: usize,
-        stride: usize,
-        rng: &mut InitRng,
-    ) -> Self {
+    pub fn conv2d(be: &B, c_in: usize, c_out: usize, kt: usize, stride: usize, rng: &mut InitRng) -> Self {
         let bound = 1.0 / ((c_in * kt) as f64).sqrt();
-        let weight = Param::new(
-            be,
-            &[c_out, c_in, kt, 1],
-            &rng.uniform_vec(c_out * c_in * kt, bound),
-        );
+        let weight = Param::new(be, &[c_out, c_in, kt, 1], &rng.uniform_vec(c_out * c_in * kt, bound));
         let bias = Param::new(be, &[c_out], &rng.uniform_vec(c_out, bound));
         Self {
             c_in,
@@ -42,6 +56,8 @@ impl<B: Backend> Conv<B> {
             stride,
             weight,
             bias: Some(bias),
+            mask: None,
+            masked_weight: None,
         }
     }
 
@@ -57,6 +73,56 @@ impl<B: Backend> Conv<B> {
             stride: 1,
             weight,
             bias: Some(bias),
+            mask: None,
+            masked_weight: None,
+        }
+    }
+
+    /// Adds a learned score tensor (mask all ones until the first threshold), initialised as the
+    /// reference sparse code does: `S ~ U(±sqrt(6/fan_in))` (kaiming-uniform for ReLU).
+    pub fn add_learned_mask(&mut self, be: &B, rng: &mut InitRng) {
+        let n = self.weight.len();
+        let bound = (6.0 / (self.c_in * self.kt) as f64).sqrt();
+        let score = Param::new(be, &self.weight.shape, &rng.uniform_vec(n, bound));
+        let mask = Buffer::new(be, &self.weight.shape, &vec![1.0; n]);
+        self.mask = Some(WeightMask::Learned { score, mask });
+    }
+
+    /// Fixes the weight mask to `mask` (0/1 values of the weight's shape).
+    pub fn set_fixed_mask(&mut self, be: &B, mask: &[f64]) {
+        self.mask = Some(WeightMask::Fixed {
+            mask: Buffer::new(be, &self.weight.shape, mask),
+        });
+    }
+
+    /// The score tensor of a learned mask.
+    pub fn score(&self) -> Option<&Param<B>> {
+        match &self.mask {
+            Some(WeightMask::Learned { score, .. }) => Some(score),
+            _ => None,
+        }
+    }
+
+    /// Recomputes a learned mask as `1[S ≥ tau[0]]`.
+    pub fn apply_threshold(&mut self, be: &B, tau: &B::Buf) {
+        if let Some(WeightMask::Learned { score, mask }) = &mut self.mask {
+            be.threshold_mask(&score.value, tau, &mut mask.value);
+        }
+    }
+
+    /// Recomputes `W ⊙ M` when masked.
+    fn refresh_masked_weight(&mut self, be: &B) {
+        if let Some(m) = &self.mask {
+            let w = self.masked_weight.get_or_insert_with(|| be.zeros(self.weight.len()));
+            be.mul(&self.weight.value, &m.mask().value, w);
+        }
+    }
+
+    /// The weight the conv computes with: `W ⊙ M` (as of the last forward) when masked, else `W`.
+    fn weight_in_use(&self) -> &B::Buf {
+        match (&self.mask, &self.masked_weight) {
+            (Some(_), Some(w)) => w,
+            _ => &self.weight.value,
         }
     }
 
@@ -74,57 +140,42 @@ impl<B: Backend> Conv<B> {
     }
 
     /// x: `[n, c_in, t_in, v]` → y: `[n, c_out, t_out, v]`.
-    pub fn forward(&self, be: &B, x: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
+    pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut y = be.zeros(g.y_len());
-        be.conv_t_forward(
-            &g,
-            x,
-            &self.weight.value,
-            self.bias.as_ref().map(|b| &b.value),
-            &mut y,
-        );
+        self.refresh_masked_weight(be);
+        be.conv_t_forward(&g, x, self.weight_in_use(), self.bias.as_ref().map(|b| &b.value), &mut y);
         y
     }
 
     /// Accumulates the weight and bias gradients and returns dx (`[n, c_in, t_in, v]`).
-    pub fn backward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        dy: &B::Buf,
-        n: usize,
-        t_in: usize,
-        v: usize,
-    ) -> B::Buf {
+    pub fn backward(&mut self, be: &B, x: &B::Buf, dy: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
         self.backward_params(be, x, dy, n, t_in, v);
         self.backward_input(be, dy, n, t_in, v)
     }
 
     /// Accumulates the weight and bias gradients only (for the first layer, whose input needs none).
-    pub fn backward_params(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        dy: &B::Buf,
-        n: usize,
-        t_in: usize,
-        v: usize,
-    ) {
+    pub fn backward_params(&mut self, be: &B, x: &B::Buf, dy: &B::Buf, n: usize, t_in: usize, v: usize) {
         let g = self.geom(n, t_in, v);
-        be.conv_t_backward_weight(
-            &g,
-            x,
-            dy,
-            &mut self.weight.grad,
-            self.bias.as_mut().map(|b| &mut b.grad),
-        );
+        let db = self.bias.as_mut().map(|b| &mut b.grad);
+        match &mut self.mask {
+            None => be.conv_t_backward_weight(&g, x, dy, &mut self.weight.grad, db),
+            Some(m) => {
+                // G = dL/d(W ⊙ M), then the straight-through estimator
+                let mut grad_eff = be.zeros(self.weight.len());
+                be.conv_t_backward_weight(&g, x, dy, &mut grad_eff, db);
+                be.mul_acc(&grad_eff, &m.mask().value, &mut self.weight.grad);
+                if let WeightMask::Learned { score, .. } = m {
+                    be.mul_acc(&grad_eff, &self.weight.value, &mut score.grad);
+                }
+            }
+        }
     }
 
     pub fn backward_input(&self, be: &B, dy: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut dx = be.zeros(g.x_len());
-        be.conv_t_backward_input(&g, dy, &self.weight.value, &mut dx);
+        be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx);
         dx
     }
 }
@@ -134,6 +185,14 @@ impl<B: Backend> Module<B> for Conv<B> {
         out.push(Entry::Param(join(prefix, "weight"), &mut self.weight));
         if let Some(b) = &mut self.bias {
             out.push(Entry::Param(join(prefix, "bias"), b));
+        }
+        match &mut self.mask {
+            None => {}
+            Some(WeightMask::Learned { score, mask }) => {
+                out.push(Entry::Param(join(prefix, "weight_score"), score));
+                out.push(Entry::Buffer(join(prefix, "weight_mask"), mask));
+            }
+            Some(WeightMask::Fixed { mask }) => out.push(Entry::Buffer(join(prefix, "weight_mask"), mask)),
         }
     }
 }

@@ -68,10 +68,7 @@ impl<B: Backend> DataNorm<B> {
     /// dy: `[N·M, C, T, V]` → dx: `[N, M, T, V, C]`; accumulates the BN's gradients.
     pub fn backward(&mut self, be: &B, dy: &B::Buf, dims: DataDims) -> B::Buf {
         let [n, m, t, v, c] = dims;
-        let bn_in = self
-            .bn_in
-            .take()
-            .expect("DataNorm::backward without a forward");
+        let bn_in = self.bn_in.take().expect("DataNorm::backward without a forward");
         let mut dnormed = be.zeros(be.buf_len(dy));
         be.permute(dy, &[n, m, c, t, v], &FROM_CHANNELS_TIME, &mut dnormed);
         let (bn_n, bn_s) = self.bn_batch(dims);

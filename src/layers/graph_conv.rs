@@ -38,14 +38,7 @@ pub struct GraphConv<B: Backend> {
 }
 
 impl<B: Backend> GraphConv<B> {
-    pub fn new(
-        be: &B,
-        c_in: usize,
-        c_out: usize,
-        graph: &Adjacency,
-        cfg: &StgcnConfig,
-        rng: &mut InitRng,
-    ) -> Self {
+    pub fn new(be: &B, c_in: usize, c_out: usize, graph: &Adjacency, cfg: &StgcnConfig, rng: &mut InitRng) -> Self {
         let shape = [graph.k, graph.v, graph.v];
         let a = || Buffer::new(be, &shape, &graph.data);
         let adjacency = match cfg.adaptive {
@@ -55,10 +48,9 @@ impl<B: Backend> GraphConv<B> {
                 let pa = rng.uniform_vec(graph.data.len(), 1e-6);
                 AdjacencyState::Offset(a(), Param::new(be, &shape, &pa))
             }
-            Adaptive::Importance => AdjacencyState::Importance(
-                a(),
-                Param::new(be, &shape, &vec![1.0; graph.data.len()]),
-            ),
+            Adaptive::Importance => {
+                AdjacencyState::Importance(a(), Param::new(be, &shape, &vec![1.0; graph.data.len()]))
+            }
         };
         Self {
             c_out,
@@ -110,19 +102,8 @@ impl<B: Backend> GraphConv<B> {
 
     /// Backward given the forward's input `x` and output `out`; accumulates every parameter gradient
     /// and returns dx.
-    pub fn backward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        out: &B::Buf,
-        mut dout: B::Buf,
-        n: usize,
-        t: usize,
-    ) -> B::Buf {
-        let cache = self
-            .cache
-            .take()
-            .expect("GraphConv::backward without a forward");
+    pub fn backward(&mut self, be: &B, x: &B::Buf, out: &B::Buf, mut dout: B::Buf, n: usize, t: usize) -> B::Buf {
+        let cache = self.cache.take().expect("GraphConv::backward without a forward");
         be.relu_backward(out, &mut dout);
         let dagg = self.bn.backward(be, &cache.agg, &dout, n, t * self.v);
         let g = self.graph_geom(n, t);

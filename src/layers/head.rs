@@ -59,14 +59,7 @@ impl<B: Backend> ClassifierHead<B> {
     }
 
     /// dlogits: `[n, classes]` → dx: `[n·persons, channels, s]`.
-    pub fn backward(
-        &mut self,
-        be: &B,
-        dlogits: &B::Buf,
-        n: usize,
-        persons: usize,
-        s: usize,
-    ) -> B::Buf {
+    pub fn backward(&mut self, be: &B, dlogits: &B::Buf, n: usize, persons: usize, s: usize) -> B::Buf {
         let pooled = self
             .pooled
             .as_ref()

@@ -15,7 +15,7 @@ mod temporal;
 
 pub use batch_norm::BatchNorm;
 pub use block::StgcnBlock;
-pub use conv::Conv;
+pub use conv::{Conv, WeightMask};
 pub use data_norm::DataDims;
 pub use data_norm::DataNorm;
 pub use graph_conv::GraphConv;
@@ -34,11 +34,7 @@ pub struct Param<B: Backend> {
 impl<B: Backend> Param<B> {
     /// A parameter with the given values (in f64, converted to the backend's element type).
     pub fn new(be: &B, shape: &[usize], values: &[f64]) -> Self {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            values.len(),
-            "parameter shape"
-        );
+        assert_eq!(shape.iter().product::<usize>(), values.len(), "parameter shape");
         let host: Vec<B::Elem> = values.iter().map(|&v| B::Elem::of(v)).collect();
         Self {
             shape: shape.to_vec(),
@@ -64,11 +60,7 @@ pub struct Buffer<B: Backend> {
 
 impl<B: Backend> Buffer<B> {
     pub fn new(be: &B, shape: &[usize], values: &[f64]) -> Self {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            values.len(),
-            "buffer shape"
-        );
+        assert_eq!(shape.iter().product::<usize>(), values.len(), "buffer shape");
         let host: Vec<B::Elem> = values.iter().map(|&v| B::Elem::of(v)).collect();
         Self {
             shape: shape.to_vec(),
@@ -133,10 +125,7 @@ pub fn load_state<B: Backend>(
     for entry in entries {
         match entry {
             Entry::Param(name, p) => {
-                let host: Vec<B::Elem> = lookup(&name, p.len())?
-                    .into_iter()
-                    .map(B::Elem::of)
-                    .collect();
+                let host: Vec<B::Elem> = lookup(&name, p.len())?.into_iter().map(B::Elem::of).collect();
                 p.value = be.upload(&host);
             }
             Entry::Buffer(name, b) => {

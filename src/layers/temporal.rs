@@ -46,15 +46,7 @@ impl<B: Backend> TemporalUnit<B> {
 
     /// x: `[n, c_in, t_in, v]` → `dropout(bn(conv(x)))`: `[n, c_out, t_out, v]`. `seed` draws the
     /// dropout mask (training only).
-    pub fn forward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        n: usize,
-        t_in: usize,
-        train: bool,
-        seed: u64,
-    ) -> B::Buf {
+    pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, train: bool, seed: u64) -> B::Buf {
         let u = self.conv.forward(be, x, n, t_in, self.v);
         let mut y = self.bn.forward(be, &u, n, self.t_out(t_in) * self.v, train);
         if train && self.dropout > 0.0 {
@@ -66,18 +58,8 @@ impl<B: Backend> TemporalUnit<B> {
     }
 
     /// Accumulates the conv and BN gradients and returns dx.
-    pub fn backward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        mut dy: B::Buf,
-        n: usize,
-        t_in: usize,
-    ) -> B::Buf {
-        let u = self
-            .conv_out
-            .take()
-            .expect("TemporalUnit::backward without a forward");
+    pub fn backward(&mut self, be: &B, x: &B::Buf, mut dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
+        let u = self.conv_out.take().expect("TemporalUnit::backward without a forward");
         if self.dropout > 0.0 {
             be.dropout(&mut dy, self.dropout, self.dropout_seed);
         }

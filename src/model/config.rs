@@ -33,6 +33,35 @@ pub enum DataBnType {
     None,
 }
 
+/// Which scores share one sparsity threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdScope {
+    /// One threshold over every backbone score (the reference's ST-GCN setting).
+    Global,
+    /// One threshold per block.
+    PerBlock,
+}
+
+/// Learned sparsity masks on every backbone conv weight (the sparse generator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SparseSpec {
+    pub scope: ThresholdScope,
+    /// Reproduce the reference code's quirk: residual convs always use the threshold 0
+    /// (`M = 1[S ≥ 0]`) while their scores still count in the pool. Off by default.
+    pub residual_quirk: bool,
+}
+
+impl Default for SparseSpec {
+    fn default() -> Self {
+        Self {
+            scope: ThresholdScope::Global,
+            residual_quirk: false,
+        }
+    }
+}
+
 /// An ST-GCN model: backbone (`STGCN`) and head (`GCNHead`). Defaults are PYSKL's ST-GCN for NTU-60.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +90,8 @@ pub struct StgcnConfig {
     /// Every BatchNorm's epsilon and running-stat momentum (PyTorch: 1e-5, 0.1).
     pub bn_eps: f64,
     pub bn_momentum: f64,
+    /// Learned weight masks on the backbone convs; `None` for a dense model.
+    pub sparse: Option<SparseSpec>,
 }
 
 impl Default for StgcnConfig {
@@ -84,6 +115,7 @@ impl Default for StgcnConfig {
             graph_seed: 0,
             bn_eps: 1e-5,
             bn_momentum: 0.1,
+            sparse: None,
         }
     }
 }
@@ -153,10 +185,7 @@ impl StgcnConfig {
                 self.bn_eps, self.bn_momentum
             )));
         }
-        for (name, p) in [
-            ("tcn_dropout", self.tcn_dropout),
-            ("head_dropout", self.head_dropout),
-        ] {
+        for (name, p) in [("tcn_dropout", self.tcn_dropout), ("head_dropout", self.head_dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
             }
@@ -190,8 +219,7 @@ impl StgcnConfig {
             if self.inflate_stages.contains(&i) {
                 inflate_times += 1;
             }
-            let c_out =
-                (self.base_channels as f64 * self.ch_ratio.powi(inflate_times) + 1e-4) as usize;
+            let c_out = (self.base_channels as f64 * self.ch_ratio.powi(inflate_times) + 1e-4) as usize;
             let residual = if c_in == c_out && stride == 1 {
                 ResidualKind::Identity
             } else {
@@ -216,9 +244,7 @@ impl StgcnConfig {
 
     /// Frames after the backbone for `clip_len` input frames.
     pub fn out_frames(&self, clip_len: usize) -> usize {
-        self.blocks()
-            .iter()
-            .fold(clip_len, |t, b| t.div_ceil(b.stride))
+        self.blocks().iter().fold(clip_len, |t, b| t.div_ceil(b.stride))
     }
 }
 

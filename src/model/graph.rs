@@ -153,11 +153,7 @@ impl FromStr for Layout {
         Layout::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "unknown layout '{s}' (expected nturgb+d, coco or openpose)"
-                ))
-            })
+            .ok_or_else(|| Error::config(format!("unknown layout '{s}' (expected nturgb+d, coco or openpose)")))
     }
 }
 
@@ -291,10 +287,7 @@ fn stgcn_spatial(layout: Layout, inward: &[(usize, usize)]) -> Adjacency {
     let v = layout.num_joints();
     let center = layout.center();
     let hop = hop_distance(inward, v);
-    let adj: Vec<f64> = hop
-        .iter()
-        .map(|&h| if h <= 1 { 1.0 } else { 0.0 })
-        .collect();
+    let adj: Vec<f64> = hop.iter().map(|&h| if h <= 1 { 1.0 } else { 0.0 }).collect();
     let norm = normalize_digraph(&adj, v);
     let mut root = vec![0.0; v * v];
     let mut close = vec![0.0; v * v];

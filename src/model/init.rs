@@ -45,9 +45,7 @@ impl InitRng {
     /// `len` values from U(-bound, bound): PyTorch's default Conv2d/Linear weight and bias init uses
     /// `bound = 1/sqrt(fan_in)` (kaiming_uniform with a = √5 gives the same bound for weights).
     pub fn uniform_vec(&mut self, len: usize, bound: f64) -> Vec<f64> {
-        (0..len)
-            .map(|_| (2.0 * self.uniform() - 1.0) * bound)
-            .collect()
+        (0..len).map(|_| (2.0 * self.uniform() - 1.0) * bound).collect()
     }
 
     /// `len` values from N(0, std²).

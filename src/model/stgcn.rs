@@ -1,7 +1,7 @@
 //! The ST-GCN recogniser: data BN, the backbone of ST-GCN blocks and the GCN head, with PyTorch's
 //! `state_dict` names (`backbone.data_bn.*`, `backbone.gcn.<i>.*`, `cls_head.fc_cls.*`).
 
-use super::config::StgcnConfig;
+use super::config::{StgcnConfig, ThresholdScope};
 use super::graph::Adjacency;
 use super::init::InitRng;
 use crate::backend::Backend;
@@ -20,6 +20,10 @@ pub struct Stgcn<B: Backend> {
     /// Input frames of each block in the last forward.
     frames: Vec<usize>,
     dims: Option<DataDims>,
+    /// Current sparsity of the learned masks (0 = dense) and the device scalars of the thresholds.
+    sparsity: f64,
+    tau: B::Buf,
+    zero: B::Buf,
 }
 
 impl<B: Backend> Stgcn<B> {
@@ -29,18 +33,21 @@ impl<B: Backend> Stgcn<B> {
         let graph = Adjacency::build(config.layout, config.graph_mode, config.graph_seed);
         let mut rng = InitRng::new(seed);
         let data_norm = DataNorm::new(be, &config);
-        let blocks = config
+        let mut blocks: Vec<StgcnBlock<B>> = config
             .blocks()
             .into_iter()
             .map(|plan| StgcnBlock::new(be, plan, &graph, &config, &mut rng))
             .collect();
-        let head = ClassifierHead::new(
-            be,
-            config.out_channels(),
-            config.num_classes,
-            config.head_dropout,
-            &mut rng,
-        );
+        let head = ClassifierHead::new(be, config.out_channels(), config.num_classes, config.head_dropout, &mut rng);
+        if config.sparse.is_some() {
+            // scores from a stream of their own, so a sparse model's weights equal the dense model's
+            let mut score_rng = InitRng::new(seed ^ 0x5C0E_5C0E);
+            for block in &mut blocks {
+                for (conv, _) in block.convs_mut() {
+                    conv.add_learned_mask(be, &mut score_rng);
+                }
+            }
+        }
         Ok(Self {
             config,
             data_norm,
@@ -49,6 +56,9 @@ impl<B: Backend> Stgcn<B> {
             acts: Vec::new(),
             frames: Vec::new(),
             dims: None,
+            sparsity: 0.0,
+            tau: be.zeros(1),
+            zero: be.zeros(1),
         })
     }
 
@@ -57,9 +67,7 @@ impl<B: Backend> Stgcn<B> {
         let [n, m, t, v, c] = dims;
         let cfg = &self.config;
         if n == 0 || m == 0 {
-            return Err(Error::config(format!(
-                "empty batch: {n} samples of {m} persons"
-            )));
+            return Err(Error::config(format!("empty batch: {n} samples of {m} persons")));
         }
         if v != cfg.layout.num_joints() {
             return Err(Error::config(format!(
@@ -83,16 +91,48 @@ impl<B: Backend> Stgcn<B> {
         cfg.validate(t)
     }
 
+    /// Sets the sparsity of the learned masks (from the next forward on); 0 keeps every weight.
+    pub fn set_sparsity(&mut self, sparsity: f64) {
+        self.sparsity = sparsity;
+    }
+
+    pub fn sparsity(&self) -> f64 {
+        self.sparsity
+    }
+
+    /// Recomputes the learned masks from the current scores: `τ` is the k-th smallest score of each
+    /// pool (the whole backbone or one block) with `k = 1 + round_half_even(s·(n−1))`, `M = 1[S ≥ τ]`.
+    pub fn update_masks(&mut self, be: &B) {
+        let Some(spec) = self.config.sparse else { return };
+        let pools: Vec<Vec<usize>> = match spec.scope {
+            ThresholdScope::Global => vec![(0..self.blocks.len()).collect()],
+            ThresholdScope::PerBlock => (0..self.blocks.len()).map(|b| vec![b]).collect(),
+        };
+        for pool in pools {
+            let scores: Vec<&B::Buf> = pool
+                .iter()
+                .flat_map(|&b| self.blocks[b].convs_ref())
+                .filter_map(|conv| conv.score().map(|s| &s.value))
+                .collect();
+            let n: usize = scores.iter().map(|s| be.buf_len(s)).sum();
+            if n == 0 {
+                continue;
+            }
+            let k = 1 + (self.sparsity * (n - 1) as f64).round_ties_even() as usize;
+            be.kth_smallest(&scores, k.min(n), &mut self.tau);
+            for &b in &pool {
+                for (conv, is_residual) in self.blocks[b].convs_mut() {
+                    let tau = if is_residual && spec.residual_quirk { &self.zero } else { &self.tau };
+                    conv.apply_threshold(be, tau);
+                }
+            }
+        }
+    }
+
     /// x: `[N, M, T, V, C]` → logits `[N, classes]`. `seed` draws the dropout masks of this pass.
-    pub fn forward(
-        &mut self,
-        be: &B,
-        x: &B::Buf,
-        dims: DataDims,
-        train: bool,
-        seed: u64,
-    ) -> Result<B::Buf> {
+    pub fn forward(&mut self, be: &B, x: &B::Buf, dims: DataDims, train: bool, seed: u64) -> Result<B::Buf> {
         self.check_input(dims)?;
+        self.update_masks(be);
         let [n, m, t, v, _] = dims;
         let nm = n * m;
         self.acts.clear();
@@ -124,19 +164,13 @@ impl<B: Backend> Stgcn<B> {
         let dims = self.dims.take().expect("Stgcn::backward without a forward");
         let [n, m, _, v, _] = dims;
         let nm = n * m;
-        let t_last = self.blocks.last().map_or(dims[2], |b| {
-            b.t_out(*self.frames.last().unwrap_or(&dims[2]))
-        });
+        let t_last = self
+            .blocks
+            .last()
+            .map_or(dims[2], |b| b.t_out(*self.frames.last().unwrap_or(&dims[2])));
         let mut dy = self.head.backward(be, dlogits, n, m, t_last * v);
         for i in (0..self.blocks.len()).rev() {
-            dy = self.blocks[i].backward(
-                be,
-                &self.acts[i],
-                &self.acts[i + 1],
-                dy,
-                nm,
-                self.frames[i],
-            );
+            dy = self.blocks[i].backward(be, &self.acts[i], &self.acts[i + 1], dy, nm, self.frames[i]);
         }
         self.acts.clear();
         self.data_norm.backward(be, &dy, dims)

@@ -73,3 +73,10 @@ pub fn dropout<T: Scalar>(x: &mut [T], p: f64, seed: u64) {
         }
     });
 }
+
+pub fn abs<T: Scalar>(x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "abs: length mismatch");
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x.abs();
+    }
+}

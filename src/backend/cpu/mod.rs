@@ -10,6 +10,7 @@ mod optim;
 mod parallel;
 mod permute;
 mod pool;
+mod select;
 
 use std::marker::PhantomData;
 
@@ -83,6 +84,15 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     }
     fn dropout(&self, x: &mut Vec<T>, p: f64, seed: u64) {
         elementwise::dropout(x, p, seed)
+    }
+    fn kth_smallest(&self, bufs: &[&Vec<T>], k: usize, out: &mut Vec<T>) {
+        select::kth_smallest(bufs, k, out)
+    }
+    fn threshold_mask(&self, score: &Vec<T>, tau: &Vec<T>, mask: &mut Vec<T>) {
+        select::threshold_mask(score, tau, mask)
+    }
+    fn abs(&self, x: &Vec<T>, y: &mut Vec<T>) {
+        elementwise::abs(x, y)
     }
     fn permute(&self, x: &Vec<T>, dims: &[usize], perm: &[usize], y: &mut Vec<T>) {
         permute::permute(x, dims, perm, y)
