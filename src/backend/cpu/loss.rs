@@ -25,9 +25,9 @@ pub fn cross_entropy<T: Scalar>(
         let log_z = max + sum_exp.ln();
         for (j, (&z, d)) in row.iter().zip(drow.iter_mut()).enumerate() {
             let target = if j == label { on } else { off };
-            let log_p = z.as_f64() - log_z;
-            total -= target * log_p;
-            *d = T::of((log_p.exp() - target) / n as f64);
+            total -= target * (z.as_f64() - log_z);
+            let p = (z.as_f64() - max).exp() / sum_exp;
+            *d = T::of((p - target) / n as f64);
         }
     }
     loss[0] = T::of(total / n as f64);
