@@ -21,9 +21,7 @@ fn make_file(path: &std::path::Path) {
                 frame_dir: format!("S001C001P{:03}R001A{:03}", i / 60 + 1, i % 60 + 1),
                 label: (i % 60) as u32,
                 shape: SHAPE,
-                keypoint: (0..len)
-                    .map(|k| ((k * 7 + i) % 1000) as f32 / 256.0)
-                    .collect(),
+                keypoint: (0..len).map(|k| ((k * 7 + i) % 1000) as f32 / 256.0).collect(),
             },
             keypoint_dtype: DTypeKind::F16,
             keypoint_score: None,
@@ -32,10 +30,7 @@ fn make_file(path: &std::path::Path) {
             total_frames: SHAPE[1],
         })
         .collect::<Vec<_>>();
-    let names = annotations
-        .iter()
-        .map(|a| a.sequence.frame_dir.clone())
-        .collect();
+    let names = annotations.iter().map(|a| a.sequence.frame_dir.clone()).collect();
     let file = AnnotationFile {
         path: path.to_path_buf(),
         splits: vec![("xsub_train".into(), names)],

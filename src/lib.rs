@@ -20,6 +20,7 @@ pub mod golden;
 pub mod layers;
 pub mod model;
 pub mod optim;
+pub mod sparse;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -44,9 +44,7 @@ fn splits_modalities_and_clip_shapes() {
     let mut ds = ds;
     let err = ds.set_num_classes(2).unwrap_err().to_string();
     assert!(
-        err.contains("S002C003P003R002A003")
-            && err.contains("label")
-            && err.contains("2 is out of range"),
+        err.contains("S002C003P003R002A003") && err.contains("label") && err.contains("2 is out of range"),
         "{err}"
     );
 }
@@ -70,15 +68,8 @@ fn test_mode_items_are_the_clips_of_the_seeded_sampler() {
         // Person 0, frame i of the clip = feature frame inds[clip * 4 + i]; person 1 is zero-padded.
         for i in 0..4 {
             let src = feats.index(0, inds[clip * 4 + i], 0, 0);
-            let want: Vec<f32> = feats.data[src..src + 75]
-                .iter()
-                .map(|&x| x as f32)
-                .collect();
-            assert_eq!(
-                &out[i * 75..(i + 1) * 75],
-                &want[..],
-                "clip {clip} frame {i}"
-            );
+            let want: Vec<f32> = feats.data[src..src + 75].iter().map(|&x| x as f32).collect();
+            assert_eq!(&out[i * 75..(i + 1) * 75], &want[..], "clip {clip} frame {i}");
         }
         assert!(out[4 * 75..].iter().all(|&x| x == 0.0));
     }
@@ -86,8 +77,7 @@ fn test_mode_items_are_the_clips_of_the_seeded_sampler() {
 
 #[test]
 fn two_d_file_uses_prenormalize_2d_with_the_score_channel() {
-    let ds =
-        PysklDataset::open(&fixture("coco_p2.pkl"), "train", "j", 4, PipelineMode::Val).unwrap();
+    let ds = PysklDataset::open(&fixture("coco_p2.pkl"), "train", "j", 4, PipelineMode::Val).unwrap();
     let shape = ds.clip_shape();
     assert_eq!((shape.joints, shape.channels), (17, 3));
     let f = ds.features(0);

@@ -57,17 +57,9 @@ fn every_protocol_dtype_and_order_decodes_exactly() {
             assert_eq!(a.sequence.label, i as u32, "{name}");
             assert_eq!(a.total_frames, shapes[i][1], "{name}");
             // Exact: every value is a multiple of 1/16.
-            assert_eq!(
-                a.sequence.keypoint,
-                expected(shapes[i]),
-                "{name} sample {i}"
-            );
+            assert_eq!(a.sequence.keypoint, expected(shapes[i]), "{name} sample {i}");
         }
-        assert_eq!(
-            file.split_indices("xsub_train").unwrap(),
-            vec![0, 2],
-            "{name}"
-        );
+        assert_eq!(file.split_indices("xsub_train").unwrap(), vec![0, 2], "{name}");
         assert_eq!(file.split_indices("xsub_val").unwrap(), vec![1], "{name}");
     }
 }
@@ -89,9 +81,7 @@ fn two_d_file_with_scores_and_shapes() {
 }
 
 fn error_of(name: &str) -> String {
-    AnnotationFile::read(&fixture(name))
-        .unwrap_err()
-        .to_string()
+    AnnotationFile::read(&fixture(name)).unwrap_err().to_string()
 }
 
 fn assert_contains(msg: &str, parts: &[&str]) {
@@ -102,10 +92,7 @@ fn assert_contains(msg: &str, parts: &[&str]) {
 
 #[test]
 fn bad_inputs_are_named() {
-    assert_contains(
-        &error_of("bad_truncated.pkl"),
-        &["bad_truncated.pkl", "truncated"],
-    );
+    assert_contains(&error_of("bad_truncated.pkl"), &["bad_truncated.pkl", "truncated"]);
     assert_contains(
         &error_of("bad_not_pickle.pkl"),
         &["bad_not_pickle.pkl", "does not start with a pickle"],
@@ -145,8 +132,5 @@ fn bad_inputs_are_named() {
 fn unknown_split_lists_the_available_ones() {
     let file = AnnotationFile::read(&fixture("ntu_p4_f32_C.pkl")).unwrap();
     let msg = file.split_indices("xview_train").unwrap_err().to_string();
-    assert_contains(
-        &msg,
-        &["unknown split 'xview_train'", "xsub_train", "xsub_val"],
-    );
+    assert_contains(&msg, &["unknown split 'xview_train'", "xsub_train", "xsub_val"]);
 }

@@ -90,11 +90,7 @@ fn directory_with_splits_missing_list_and_cache_round_trip() {
     let (file, report) = read_skeleton_dir(&fixture("ntu_skeletons")).unwrap();
     assert_eq!(report.listed_missing, 1);
     assert_eq!(report.without_bodies, vec!["S001C003P002R001A003"]);
-    let names: Vec<&str> = file
-        .annotations
-        .iter()
-        .map(|a| a.sequence.frame_dir.as_str())
-        .collect();
+    let names: Vec<&str> = file.annotations.iter().map(|a| a.sequence.frame_dir.as_str()).collect();
     assert_eq!(names, ["S001C001P001R001A001", "S001C002P003R002A002"]);
     let split = |n: &str| file.split_indices(n).unwrap();
     assert_eq!(split("xsub_train"), vec![0]);
@@ -125,8 +121,6 @@ fn malformed_skeleton_files_are_named() {
     assert!(err.contains("frame 0 body 0: 24 joints"), "{err}");
     let err = parse_skeleton(&p, "1\nabc\n").unwrap_err().to_string();
     assert!(err.contains("frame 0 body count: 'abc'"), "{err}");
-    let err = read_skeleton_dir(&fixture("ntu_bad"))
-        .unwrap_err()
-        .to_string();
+    let err = read_skeleton_dir(&fixture("ntu_bad")).unwrap_err().to_string();
     assert!(err.contains("truncated"), "{err}");
 }

@@ -8,8 +8,5 @@ fn mean_of_per_clip_softmax() {
     // (the row max is subtracted, so large logits do not overflow).
     let logits = [0.0, 3f32.ln(), 1000.0, 1000.0];
     let p = average_clip_probabilities(&logits, 2);
-    assert!(
-        (p[0] - 0.375).abs() < 1e-7 && (p[1] - 0.625).abs() < 1e-7,
-        "{p:?}"
-    );
+    assert!((p[0] - 0.375).abs() < 1e-7 && (p[1] - 0.625).abs() < 1e-7, "{p:?}");
 }

@@ -84,10 +84,7 @@ fn assert_close(name: &str, got: &[f64], want: &Tensor, rel: f64) {
         .iter()
         .zip(&want.values)
         .fold(0.0f64, |a, (g, w)| a.max((g - w).abs()));
-    assert!(
-        err <= rel * max,
-        "{name}: max error {err:e} > {rel:e} × max {max}"
-    );
+    assert!(err <= rel * max, "{name}: max error {err:e} > {rel:e} × max {max}");
 }
 
 fn ints(t: &Tensor) -> Vec<usize> {
@@ -128,11 +125,7 @@ fn ntu_pipeline_matches_pyskl() {
         let kp: Vec<f32> = raw.values.iter().map(|&x| x as f32).collect();
         let pre = pre_normalize_3d(&kp, shape4(raw), DTypeKind::F16);
         let t_new = pre.skeleton.shape[1];
-        assert_eq!(
-            t_new as f64,
-            g[&p("prenorm_total_frames")].values[0],
-            "case {case}"
-        );
+        assert_eq!(t_new as f64, g[&p("prenorm_total_frames")].values[0], "case {case}");
         assert_eq!(
             pre.body_center.unwrap().to_vec(),
             g[&p("body_center_f16")].values,
@@ -156,11 +149,7 @@ fn ntu_pipeline_matches_pyskl() {
         for (mode, nc) in [("val", 1), ("test", 10)] {
             let mut unused = NumpyRandomState::new(0);
             let inds = uniform_sample(t_new, 100, nc, SampleMode::Test, &mut unused);
-            assert_eq!(
-                inds,
-                ints(&g[&p(&format!("{mode}_frame_inds"))]),
-                "case {case} {mode}"
-            );
+            assert_eq!(inds, ints(&g[&p(&format!("{mode}_frame_inds"))]), "case {case} {mode}");
             let mut out = vec![0.0f32; nc * 2 * 100 * 25 * 3];
             format_gcn_input(&pre.skeleton, &inds, nc, 2, &mut out);
             let got: Vec<f64> = out.iter().map(|&x| x as f64).collect();
@@ -189,12 +178,7 @@ fn one_person_is_padded_with_a_zero_person() {
     let mut out = vec![0.0f32; 2 * 2 * 16 * 25 * 3];
     format_gcn_input(&skel, &inds, 2, 2, &mut out);
     let got: Vec<f64> = out.iter().map(|&x| x as f64).collect();
-    assert_close(
-        "pipe.m1_pad.gcn_input",
-        &got,
-        &g["pipe.m1_pad.gcn_input"],
-        0.0,
-    );
+    assert_close("pipe.m1_pad.gcn_input", &got, &g["pipe.m1_pad.gcn_input"], 0.0);
 }
 
 #[test]
@@ -202,18 +186,9 @@ fn coco_2d_pipeline_matches_pyskl() {
     let Some(g) = golden() else { return };
     let raw = &g["pipe.coco.raw_keypoint_f16"];
     let kp: Vec<f32> = raw.values.iter().map(|&x| x as f32).collect();
-    let score: Vec<f32> = g["pipe.coco.raw_score_f16"]
-        .values
-        .iter()
-        .map(|&x| x as f32)
-        .collect();
+    let score: Vec<f32> = g["pipe.coco.raw_score_f16"].values.iter().map(|&x| x as f32).collect();
     let pre = pre_normalize_2d(&kp, shape4(raw), Some(&score), None);
-    assert_close(
-        "pipe.coco.prenorm2d",
-        &pre.data,
-        &g["pipe.coco.prenorm2d"],
-        0.0,
-    );
+    assert_close("pipe.coco.prenorm2d", &pre.data, &g["pipe.coco.prenorm2d"], 0.0);
     for (name, f) in [
         ("feat_j", Feature::Joint),
         ("feat_b", Feature::Bone),
@@ -232,12 +207,7 @@ fn rotation_matrices_match_pyskl() {
     let th = &g["pipe.randomrot.theta3d"].values;
     let r = rotation_3d([th[0], th[1], th[2]]);
     let got: Vec<f64> = r.iter().flatten().copied().collect();
-    assert_close(
-        "pipe.randomrot.rot3d",
-        &got,
-        &g["pipe.randomrot.rot3d"],
-        1e-15,
-    );
+    assert_close("pipe.randomrot.rot3d", &got, &g["pipe.randomrot.rot3d"], 1e-15);
     let r2 = rotation_2d(0.17);
     let got: Vec<f64> = r2.iter().flatten().copied().collect();
     assert_close(

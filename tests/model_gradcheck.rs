@@ -52,7 +52,11 @@ fn check(cfg: StgcnConfig) {
             // are zero by construction (conv biases feeding a training-mode BN)
             let diff = (numeric - grad[i]).abs();
             let scale = numeric.abs().max(grad[i].abs());
-            assert!(diff <= 1e-5 * scale + 1e-9, "{name}[{i}]: analytic {} numeric {numeric} ({cfg:?})", grad[i]);
+            assert!(
+                diff <= 1e-5 * scale + 1e-9,
+                "{name}[{i}]: analytic {} numeric {numeric} ({cfg:?})",
+                grad[i]
+            );
             if scale > 1e-6 {
                 worst = worst.max(diff / scale);
             }
@@ -66,9 +70,19 @@ fn check(cfg: StgcnConfig) {
         xp[i] -= 2.0 * h;
         let lm = loss(&be, &mut model, &xp, dims, &labels).0;
         let numeric = (lp - lm) / (2.0 * h);
-        assert!((numeric - dx[i]).abs() <= 1e-5 * numeric.abs().max(dx[i].abs()) + 1e-9, "input[{i}]: {} vs {numeric}", dx[i]);
+        assert!(
+            (numeric - dx[i]).abs() <= 1e-5 * numeric.abs().max(dx[i].abs()) + 1e-9,
+            "input[{i}]: {} vs {numeric}",
+            dx[i]
+        );
     }
-    println!("{:?}/{:?}/{:?}: worst relative error {worst:.2e} over {} tensors", cfg.adaptive, cfg.data_bn, cfg.graph_mode, names.len());
+    println!(
+        "{:?}/{:?}/{:?}: worst relative error {worst:.2e} over {} tensors",
+        cfg.adaptive,
+        cfg.data_bn,
+        cfg.graph_mode,
+        names.len()
+    );
 }
 
 fn small(adaptive: Adaptive, data_bn: DataBnType, graph_mode: GraphMode, layout: Layout) -> StgcnConfig {
@@ -89,22 +103,42 @@ fn small(adaptive: Adaptive, data_bn: DataBnType, graph_mode: GraphMode, layout:
 
 #[test]
 fn importance_vc_stgcn_spatial() {
-    check(small(Adaptive::Importance, DataBnType::Vc, GraphMode::StgcnSpatial, Layout::NtuRgbd));
+    check(small(
+        Adaptive::Importance,
+        DataBnType::Vc,
+        GraphMode::StgcnSpatial,
+        Layout::NtuRgbd,
+    ));
 }
 
 #[test]
 fn offset_mvc_coco() {
-    check(small(Adaptive::Offset, DataBnType::Mvc, GraphMode::StgcnSpatial, Layout::Coco));
+    check(small(
+        Adaptive::Offset,
+        DataBnType::Mvc,
+        GraphMode::StgcnSpatial,
+        Layout::Coco,
+    ));
 }
 
 #[test]
 fn spatial_graph_ntu() {
-    check(small(Adaptive::Importance, DataBnType::Vc, GraphMode::Spatial, Layout::NtuRgbd));
+    check(small(
+        Adaptive::Importance,
+        DataBnType::Vc,
+        GraphMode::Spatial,
+        Layout::NtuRgbd,
+    ));
 }
 
 #[test]
 fn init_no_data_bn_random_graph_openpose() {
-    check(small(Adaptive::Init, DataBnType::None, GraphMode::Random, Layout::OpenPose));
+    check(small(
+        Adaptive::Init,
+        DataBnType::None,
+        GraphMode::Random,
+        Layout::OpenPose,
+    ));
 }
 
 #[test]
@@ -113,4 +147,3 @@ fn fixed_adjacency_binary_one_subset() {
     cfg.in_channels = 4; // equal to base_channels: no stage-1 block, PYSKL's 9-block form
     check(cfg);
 }
-

@@ -60,20 +60,32 @@ fn per_layer_pruning_thins_every_conv_equally() {
 fn rewind_restores_weights_and_keeps_masks() {
     let be = Be::new();
     let mut m = model();
-    let init: Vec<(String, Vec<f64>)> = params_of(&mut m).into_iter().map(|(n, p)| (n, p.value.clone())).collect();
+    let init: Vec<(String, Vec<f64>)> = params_of(&mut m)
+        .into_iter()
+        .map(|(n, p)| (n, p.value.clone()))
+        .collect();
     prune_by_magnitude(&be, &mut m, 0.5, PruneScope::Global);
     for (_, p) in params_of(&mut m) {
         p.value.iter_mut().for_each(|v| *v += 1.0);
     }
-    let n = rewind(&be, &mut m, |name| init.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap();
+    let n = rewind(&be, &mut m, |name| {
+        init.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
     assert_eq!(n, init.len());
     for ((_, p), (_, v0)) in params_of(&mut m).into_iter().zip(&init) {
         assert_eq!(&p.value, v0);
     }
-    assert!((sparsity_of(&be, &mut m) - 0.5).abs() < 1e-3, "masks survive the rewind");
+    assert!(
+        (sparsity_of(&be, &mut m) - 0.5).abs() < 1e-3,
+        "masks survive the rewind"
+    );
     let mut entries = Vec::new();
     m.entries("", &mut entries);
-    assert!(entries.iter().any(|e| e.name().ends_with("weight_mask")), "masks are part of the state");
+    assert!(
+        entries.iter().any(|e| e.name().ends_with("weight_mask")),
+        "masks are part of the state"
+    );
     let err = rewind(&be, &mut m, |_| Some(vec![0.0; 3])).unwrap_err().to_string();
     assert!(err.contains("rewind point has 3 values"), "{err}");
 }

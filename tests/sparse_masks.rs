@@ -34,7 +34,15 @@ fn kth_smallest_matches_a_sort_with_ties_and_extremes() {
     let be = Be::new();
     let mut rng = InitRng::new(5);
     for (len, ties) in [(1usize, false), (7, true), (1000, false), (4097, true)] {
-        let pool: Vec<f64> = (0..len).map(|_| if ties { (rng.uniform() * 5.0).floor() } else { rng.normal() }).collect();
+        let pool: Vec<f64> = (0..len)
+            .map(|_| {
+                if ties {
+                    (rng.uniform() * 5.0).floor()
+                } else {
+                    rng.normal()
+                }
+            })
+            .collect();
         let (a, b) = pool.split_at(len / 3);
         let bufs = [be.upload(a), be.upload(b)];
         for s in [0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
@@ -81,7 +89,11 @@ fn global_threshold_prunes_the_target_fraction_of_the_backbone() {
     model.set_sparsity(0.5);
     model.update_masks(&be);
     for block in &model.blocks {
-        let masks: Vec<f64> = block.convs_ref().iter().flat_map(|c| c.mask.as_ref().unwrap().mask().value.clone()).collect();
+        let masks: Vec<f64> = block
+            .convs_ref()
+            .iter()
+            .flat_map(|c| c.mask.as_ref().unwrap().mask().value.clone())
+            .collect();
         let pruned = (0.5 * (masks.len() - 1) as f64).round_ties_even() as usize;
         assert_eq!(masks.iter().filter(|&&m| m == 0.0).count(), pruned);
     }
@@ -103,7 +115,10 @@ fn residual_quirk_uses_threshold_zero() {
     let residual = convs[2];
     let score = &residual.score().unwrap().value;
     let mask = &residual.mask.as_ref().unwrap().mask().value;
-    assert!(score.iter().zip(mask).all(|(&s, &m)| m == if s >= 0.0 { 1.0 } else { 0.0 }));
+    assert!(score
+        .iter()
+        .zip(mask)
+        .all(|(&s, &m)| m == if s >= 0.0 { 1.0 } else { 0.0 }));
     assert!(convs[0].mask.as_ref().unwrap().mask().value.iter().all(|&m| m == 1.0));
 }
 
@@ -147,7 +162,9 @@ fn fixed_mask_gradients_match_finite_differences() {
     let mut rng = InitRng::new(3);
     for block in &mut model.blocks {
         for (conv, _) in block.convs_mut() {
-            let mask: Vec<f64> = (0..conv.weight.len()).map(|_| if rng.uniform() < 0.3 { 0.0 } else { 1.0 }).collect();
+            let mask: Vec<f64> = (0..conv.weight.len())
+                .map(|_| if rng.uniform() < 0.3 { 0.0 } else { 1.0 })
+                .collect();
             conv.set_fixed_mask(&be, &mask);
         }
     }
@@ -163,12 +180,21 @@ fn fixed_mask_gradients_match_finite_differences() {
     model.zero_grad(&be);
     let (_, dl) = loss(&mut model);
     model.backward(&be, &dl);
-    let names: Vec<String> = params_of(&mut model).into_iter().map(|(n, _)| n).filter(|n| n.ends_with("conv.weight")).collect();
+    let names: Vec<String> = params_of(&mut model)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.ends_with("conv.weight"))
+        .collect();
     // small steps: a masked network of 4 channels has ReLU inputs within 1e-5 of zero
     let h = 1e-6;
     let mut zeros_checked = 0;
     for name in &names {
-        let len = params_of(&mut model).into_iter().find(|(n, _)| n == name).unwrap().1.len();
+        let len = params_of(&mut model)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .len();
         for probe in 0..6 {
             let i = (probe * 7919 + 3) % len;
             let bump = |delta: f64, model: &mut Stgcn<Be>| {
@@ -180,12 +206,23 @@ fn fixed_mask_gradients_match_finite_differences() {
             let lm = loss(&mut model).0;
             bump(h, &mut model);
             let numeric = (lp - lm) / (2.0 * h);
-            let analytic = params_of(&mut model).into_iter().find(|(n, _)| n == name).unwrap().1.grad[i];
-            assert!((numeric - analytic).abs() <= 1e-5 * numeric.abs().max(analytic.abs()) + 1e-9, "{name}[{i}]: {analytic} vs {numeric}");
+            let analytic = params_of(&mut model)
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .unwrap()
+                .1
+                .grad[i];
+            assert!(
+                (numeric - analytic).abs() <= 1e-5 * numeric.abs().max(analytic.abs()) + 1e-9,
+                "{name}[{i}]: {analytic} vs {numeric}"
+            );
             if analytic == 0.0 && numeric.abs() < 1e-12 {
                 zeros_checked += 1;
             }
         }
     }
-    assert!(zeros_checked > 0, "some probes hit masked-out weights (gradient exactly zero)");
+    assert!(
+        zeros_checked > 0,
+        "some probes hit masked-out weights (gradient exactly zero)"
+    );
 }

@@ -51,17 +51,13 @@ impl AnnotationFile {
             return Err(foreign(&format!("the pickle holds a {}", root.type_name())));
         }
         let split = root.get("split").ok_or_else(|| foreign("no 'split' key"))?;
-        let annos = root
-            .get("annotations")
-            .ok_or_else(|| foreign("no 'annotations' key"))?;
+        let annos = root.get("annotations").ok_or_else(|| foreign("no 'annotations' key"))?;
         let split_pairs = split
             .as_dict()
             .ok_or_else(|| foreign(&format!("'split' is a {}", split.type_name())))?;
         let mut splits = Vec::with_capacity(split_pairs.len());
         for (name, dirs) in split_pairs {
-            let name = name
-                .as_str()
-                .ok_or_else(|| foreign("a split name is not a string"))?;
+            let name = name.as_str().ok_or_else(|| foreign("a split name is not a string"))?;
             let items = dirs
                 .as_seq()
                 .ok_or_else(|| foreign(&format!("split '{name}' is not a list")))?;
@@ -131,28 +127,15 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         .ok_or_else(|| err(&index_name, "frame_dir", "missing".into()))?;
     let frame_dir = frame_dir
         .as_str()
-        .ok_or_else(|| {
-            err(
-                &index_name,
-                "frame_dir",
-                format!("is a {}", frame_dir.type_name()),
-            )
-        })?
+        .ok_or_else(|| err(&index_name, "frame_dir", format!("is a {}", frame_dir.type_name())))?
         .to_string();
     let name = frame_dir.as_str();
 
-    let label = node
-        .get("label")
-        .ok_or_else(|| err(name, "label", "missing".into()))?;
-    let label = label.as_i64().ok_or_else(|| {
-        err(
-            name,
-            "label",
-            format!("is a {}, not an int", label.type_name()),
-        )
-    })?;
-    let label = u32::try_from(label)
-        .map_err(|_| err(name, "label", format!("{label} is out of range (0..2^32)")))?;
+    let label = node.get("label").ok_or_else(|| err(name, "label", "missing".into()))?;
+    let label = label
+        .as_i64()
+        .ok_or_else(|| err(name, "label", format!("is a {}, not an int", label.type_name())))?;
+    let label = u32::try_from(label).map_err(|_| err(name, "label", format!("{label} is out of range (0..2^32)")))?;
 
     let kp = node.get("keypoint").ok_or_else(|| {
         let hint = if node.get("raw_file").is_some() {
@@ -162,13 +145,9 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         };
         err(name, "keypoint", format!("missing{hint}"))
     })?;
-    let arr = kp.as_array().ok_or_else(|| {
-        err(
-            name,
-            "keypoint",
-            format!("is a {}, not an array", kp.type_name()),
-        )
-    })?;
+    let arr = kp
+        .as_array()
+        .ok_or_else(|| err(name, "keypoint", format!("is a {}, not an array", kp.type_name())))?;
     if !arr.dtype.kind.is_float() {
         return Err(err(
             name,
@@ -184,11 +163,7 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         ));
     };
     if m == 0 || t == 0 {
-        return Err(err(
-            name,
-            "keypoint",
-            format!("empty sequence (shape {:?})", arr.shape),
-        ));
+        return Err(err(name, "keypoint", format!("empty sequence (shape {:?})", arr.shape)));
     }
     if !matches!(v, 17 | 18 | 25) {
         return Err(err(
@@ -198,11 +173,7 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         ));
     }
     if !matches!(c, 2 | 3) {
-        return Err(err(
-            name,
-            "keypoint",
-            format!("{c} channels; expected 2 or 3"),
-        ));
+        return Err(err(name, "keypoint", format!("{c} channels; expected 2 or 3")));
     }
     let keypoint = arr.to_f32();
     check_finite(&keypoint, [m, t, v, c]).map_err(|d| err(name, "keypoint", d))?;
@@ -210,13 +181,9 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
     let keypoint_score = match node.get("keypoint_score") {
         None => None,
         Some(s) => {
-            let a = s.as_array().ok_or_else(|| {
-                err(
-                    name,
-                    "keypoint_score",
-                    format!("is a {}, not an array", s.type_name()),
-                )
-            })?;
+            let a = s
+                .as_array()
+                .ok_or_else(|| err(name, "keypoint_score", format!("is a {}, not an array", s.type_name())))?;
             if a.shape != [m, t, v] {
                 return Err(err(
                     name,
@@ -239,10 +206,7 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
         };
         let hw: Option<Vec<u32>> = s
             .as_seq()
-            .map(|it| {
-                it.map(|d| d.as_i64().and_then(|x| u32::try_from(x).ok()))
-                    .collect()
-            })
+            .map(|it| it.map(|d| d.as_i64().and_then(|x| u32::try_from(x).ok())).collect())
             .and_then(|v: Option<Vec<u32>>| v);
         match hw.as_deref() {
             Some(&[h, w]) => Ok(Some((h, w))),
@@ -319,10 +283,7 @@ impl AnnotationFile {
                 let h: Vec<f16> = s.keypoint.iter().map(|&x| f16::from_f32(x)).collect();
                 (DTypeKind::F16, bytemuck::cast_slice::<f16, u8>(&h).to_vec())
             } else {
-                (
-                    DTypeKind::F32,
-                    bytemuck::cast_slice::<f32, u8>(&s.keypoint).to_vec(),
-                )
+                (DTypeKind::F32, bytemuck::cast_slice::<f32, u8>(&s.keypoint).to_vec())
             };
             let [m, t, v, _] = s.shape;
             let mut fields = vec![
@@ -348,15 +309,9 @@ impl AnnotationFile {
                     },
                 ));
             }
-            for (name, hw) in [
-                ("img_shape", a.img_shape),
-                ("original_shape", a.original_shape),
-            ] {
+            for (name, hw) in [("img_shape", a.img_shape), ("original_shape", a.original_shape)] {
                 if let Some((h, wd)) = hw {
-                    fields.push((
-                        V::Str(name),
-                        V::Tuple(vec![V::Int(h as i64), V::Int(wd as i64)]),
-                    ));
+                    fields.push((V::Str(name), V::Tuple(vec![V::Int(h as i64), V::Int(wd as i64)])));
                 }
             }
             w.value(&V::Dict(fields)).map_err(io)?;

@@ -35,9 +35,9 @@ pub fn parse_skeleton(path: &Path, text: &str) -> Result<SkeletonFile> {
     let mut count = 0usize;
     let mut next = |what: &str| -> Result<&str> {
         count += 1;
-        tokens.next().ok_or_else(|| {
-            Error::format(path, format!("truncated: expected {what} (token {count})"))
-        })
+        tokens
+            .next()
+            .ok_or_else(|| Error::format(path, format!("truncated: expected {what} (token {count})")))
     };
     fn num<T: std::str::FromStr>(path: &Path, tok: &str, what: &str) -> Result<T> {
         tok.parse()
@@ -46,11 +46,7 @@ pub fn parse_skeleton(path: &Path, text: &str) -> Result<SkeletonFile> {
     let frame_count: usize = num(path, next("the frame count")?, "frame count")?;
     let mut frames = Vec::with_capacity(frame_count.min(10_000));
     for f in 0..frame_count {
-        let bodies: usize = num(
-            path,
-            next("a body count")?,
-            &format!("frame {f} body count"),
-        )?;
+        let bodies: usize = num(path, next("a body count")?, &format!("frame {f} body count"))?;
         let mut frame = Vec::with_capacity(bodies.min(8));
         for b in 0..bodies {
             let where_ = format!("frame {f} body {b}");
@@ -58,11 +54,7 @@ pub fn parse_skeleton(path: &Path, text: &str) -> Result<SkeletonFile> {
             for _ in 0..9 {
                 next("body info")?;
             }
-            let joints: usize = num(
-                path,
-                next("a joint count")?,
-                &format!("{where_} joint count"),
-            )?;
+            let joints: usize = num(path, next("a joint count")?, &format!("{where_} joint count"))?;
             if joints != NTU_JOINTS {
                 return Err(Error::format(
                     path,
@@ -74,10 +66,7 @@ pub fn parse_skeleton(path: &Path, text: &str) -> Result<SkeletonFile> {
                 for (c, v) in p.iter_mut().enumerate() {
                     let x: f32 = num(path, next("a joint value")?, &format!("{where_} joint {j}"))?;
                     if !x.is_finite() {
-                        return Err(Error::format(
-                            path,
-                            format!("{where_} joint {j} channel {c}: {x}"),
-                        ));
+                        return Err(Error::format(path, format!("{where_} joint {j} channel {c}: {x}")));
                     }
                     *v = x;
                 }
@@ -85,10 +74,7 @@ pub fn parse_skeleton(path: &Path, text: &str) -> Result<SkeletonFile> {
                     next("joint values")?;
                 }
             }
-            frame.push(BodyFrame {
-                body_id,
-                joints: xyz,
-            });
+            frame.push(BodyFrame { body_id, joints: xyz });
         }
         frames.push(frame);
     }
@@ -139,13 +125,7 @@ pub fn select_bodies(file: &SkeletonFile) -> Option<(usize, usize, Vec<f32>)> {
     }
     for tr in &mut tracks {
         tr.motion = (0..3)
-            .map(|c| {
-                variance(
-                    tr.frames
-                        .iter()
-                        .flat_map(|(_, j)| j.iter().map(move |p| p[c] as f64)),
-                )
-            })
+            .map(|c| variance(tr.frames.iter().flat_map(|(_, j)| j.iter().map(move |p| p[c] as f64))))
             .sum();
     }
     let longest = tracks
@@ -205,9 +185,7 @@ pub fn select_bodies(file: &SkeletonFile) -> Option<(usize, usize, Vec<f32>)> {
     let t_new = last - first + 1;
     let mut out = Vec::with_capacity(persons * t_new * frame_len);
     for m in 0..persons {
-        out.extend_from_slice(
-            &kp[(m * t_all + first) * frame_len..(m * t_all + last + 1) * frame_len],
-        );
+        out.extend_from_slice(&kp[(m * t_all + first) * frame_len..(m * t_all + last + 1) * frame_len]);
     }
     Some((persons, t_new, out))
 }
@@ -218,11 +196,9 @@ fn span(t: &Track) -> (usize, usize) {
 
 fn is_noisy(joints: &[[f32; 3]; NTU_JOINTS]) -> bool {
     let range = |c: usize| {
-        let (lo, hi) = joints
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
-                (lo.min(p[c]), hi.max(p[c]))
-            });
+        let (lo, hi) = joints.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p[c]), hi.max(p[c]))
+        });
         hi - lo
     };
     range(0) > SPREAD_RATIO * range(1)
@@ -238,10 +214,7 @@ fn variance(values: impl Iterator<Item = f64> + Clone) -> f64 {
 /// Reads one `.skeleton` file into an annotation (keypoints rounded to float16, as PYSKL stores
 /// them); `None` if it holds no body.
 pub fn read_skeleton_file(path: &Path) -> Result<Option<Annotation>> {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let name = NtuName::parse(stem).ok_or_else(|| {
         Error::format(
             path,
@@ -295,11 +268,7 @@ pub fn read_skeleton_dir(dir: &Path) -> Result<(AnnotationFile, SkipReport)> {
     let mut missing = Vec::new();
     for entry in entries {
         let p = entry.map_err(|e| Error::io(dir, e))?.path();
-        let name = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         if name.ends_with(".skeleton") {
             files.push(p);
         } else if name.ends_with(".txt") && name.contains("missing") {

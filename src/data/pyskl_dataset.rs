@@ -48,19 +48,12 @@ pub struct PysklDataset {
 impl PysklDataset {
     /// Opens split `split` of the pickle at `path`. `modality` is a feature list such as `j`, `b`,
     /// `jm`, `bm` or `j,b` (concatenated on channels).
-    pub fn open(
-        path: &Path,
-        split: &str,
-        modality: &str,
-        clip_len: usize,
-        mode: PipelineMode,
-    ) -> Result<PysklDataset> {
+    pub fn open(path: &Path, split: &str, modality: &str, clip_len: usize, mode: PipelineMode) -> Result<PysklDataset> {
         let features = modality
             .split(',')
             .map(|f| {
-                Feature::parse(f.trim()).ok_or_else(|| {
-                    Error::config(format!("unknown modality '{f}' (expected j, b, jm or bm)"))
-                })
+                Feature::parse(f.trim())
+                    .ok_or_else(|| Error::config(format!("unknown modality '{f}' (expected j, b, jm or bm)")))
             })
             .collect::<Result<Vec<_>>>()?;
         if clip_len == 0 {
@@ -69,10 +62,7 @@ impl PysklDataset {
         let mut file = read_annotations(path)?;
         let indices = file.split_indices(split)?;
         if indices.is_empty() {
-            return Err(Error::format(
-                path,
-                format!("split '{split}' has no samples"),
-            ));
+            return Err(Error::format(path, format!("split '{split}' has no samples")));
         }
         let mut keep = vec![false; file.annotations.len()];
         for &i in &indices {
@@ -91,9 +81,7 @@ impl PysklDataset {
                     path: path.to_path_buf(),
                     sample: a.sequence.frame_dir.clone(),
                     field: "keypoint".into(),
-                    detail: format!(
-                        "{sv} joints × {sc} channels, but the split's first sample has {v} × {c}"
-                    ),
+                    detail: format!("{sv} joints × {sc} channels, but the split's first sample has {v} × {c}"),
                 });
             }
             let is_3d = c == 3 && a.keypoint_score.is_none();
@@ -106,17 +94,8 @@ impl PysklDataset {
                 });
             }
         }
-        let num_classes = samples
-            .iter()
-            .map(|a| a.sequence.label as usize)
-            .max()
-            .unwrap_or(0)
-            + 1;
-        let num_clips = if mode == PipelineMode::Test {
-            TEST_CLIPS
-        } else {
-            1
-        };
+        let num_classes = samples.iter().map(|a| a.sequence.label as usize).max().unwrap_or(0) + 1;
+        let num_clips = if mode == PipelineMode::Test { TEST_CLIPS } else { 1 };
         Ok(PysklDataset {
             path: path.to_path_buf(),
             samples,
@@ -132,19 +111,12 @@ impl PysklDataset {
     /// Sets the class count (otherwise the largest label + 1); fails naming the first sample
     /// whose label is out of range.
     pub fn set_num_classes(&mut self, num_classes: usize) -> Result<()> {
-        if let Some(a) = self
-            .samples
-            .iter()
-            .find(|a| a.sequence.label as usize >= num_classes)
-        {
+        if let Some(a) = self.samples.iter().find(|a| a.sequence.label as usize >= num_classes) {
             return Err(Error::Sample {
                 path: self.path.clone(),
                 sample: a.sequence.frame_dir.clone(),
                 field: "label".into(),
-                detail: format!(
-                    "{} is out of range for {num_classes} classes",
-                    a.sequence.label
-                ),
+                detail: format!("{} is out of range for {num_classes} classes", a.sequence.label),
             });
         }
         self.num_classes = num_classes;
@@ -172,12 +144,7 @@ impl PysklDataset {
         let kp = if s.shape[3] == 3 && a.keypoint_score.is_none() {
             pre_normalize_3d(&s.keypoint, s.shape, a.keypoint_dtype).skeleton
         } else {
-            pre_normalize_2d(
-                &s.keypoint,
-                s.shape,
-                a.keypoint_score.as_deref(),
-                a.img_shape,
-            )
+            pre_normalize_2d(&s.keypoint, s.shape, a.keypoint_score.as_deref(), a.img_shape)
         };
         skeleton_features(&kp, self.layout, &self.features)
     }
@@ -217,10 +184,7 @@ impl ClipDataset for PysklDataset {
             PipelineMode::Train => {
                 // One generator per (seed, index): the same clip on every run and thread.
                 let mixed = seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                (
-                    SampleMode::Train,
-                    NumpyRandomState::new((mixed ^ (mixed >> 32)) as u32),
-                )
+                (SampleMode::Train, NumpyRandomState::new((mixed ^ (mixed >> 32)) as u32))
             }
             PipelineMode::Val | PipelineMode::Test => (SampleMode::Test, NumpyRandomState::new(0)),
         };
@@ -302,20 +266,13 @@ pub fn inspect(path: &Path) -> Result<String> {
     }
     let labels: std::collections::BTreeSet<u32> = a.iter().map(|x| x.sequence.label).collect();
     let max_label = labels.iter().next_back().copied().unwrap_or(0);
-    let _ = writeln!(
-        s,
-        "  classes: {} distinct labels, max {max_label}",
-        labels.len()
-    );
+    let _ = writeln!(s, "  classes: {} distinct labels, max {max_label}", labels.len());
     let mut joints: Vec<String> = a
         .iter()
         .map(|x| {
             let [_, _, v, c] = x.sequence.shape;
             let layout = Layout::from_joints(v).map_or("?", |l| l.name());
-            format!(
-                "{v} joints ({layout}) × {c} channels, {}",
-                x.keypoint_dtype.name()
-            )
+            format!("{v} joints ({layout}) × {c} channels, {}", x.keypoint_dtype.name())
         })
         .collect();
     joints.sort();
@@ -331,10 +288,7 @@ pub fn inspect(path: &Path) -> Result<String> {
     let mut zero_frames = 0usize;
     for x in a {
         let [m, t, v, c] = x.sequence.shape;
-        let b = buckets
-            .windows(2)
-            .position(|w| t >= w[0] && t < w[1])
-            .unwrap_or(0);
+        let b = buckets.windows(2).position(|w| t >= w[0] && t < w[1]).unwrap_or(0);
         hist[b] += 1;
         zero_frames += (0..t)
             .filter(|&f| {
@@ -357,9 +311,6 @@ pub fn inspect(path: &Path) -> Result<String> {
         })
         .collect();
     let _ = writeln!(s, "  frames: {}", hist.join(", "));
-    let _ = writeln!(
-        s,
-        "  all-zero frames: {zero_frames}; NaN/inf: none (rejected on read)"
-    );
+    let _ = writeln!(s, "  all-zero frames: {zero_frames}; NaN/inf: none (rejected on read)");
     Ok(s)
 }

@@ -144,7 +144,13 @@ impl<B: Backend> Conv<B> {
         let g = self.geom(n, t_in, v);
         let mut y = be.zeros(g.y_len());
         self.refresh_masked_weight(be);
-        be.conv_t_forward(&g, x, self.weight_in_use(), self.bias.as_ref().map(|b| &b.value), &mut y);
+        be.conv_t_forward(
+            &g,
+            x,
+            self.weight_in_use(),
+            self.bias.as_ref().map(|b| &b.value),
+            &mut y,
+        );
         y
     }
 

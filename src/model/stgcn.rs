@@ -38,7 +38,13 @@ impl<B: Backend> Stgcn<B> {
             .into_iter()
             .map(|plan| StgcnBlock::new(be, plan, &graph, &config, &mut rng))
             .collect();
-        let head = ClassifierHead::new(be, config.out_channels(), config.num_classes, config.head_dropout, &mut rng);
+        let head = ClassifierHead::new(
+            be,
+            config.out_channels(),
+            config.num_classes,
+            config.head_dropout,
+            &mut rng,
+        );
         if config.sparse.is_some() {
             // scores from a stream of their own, so a sparse model's weights equal the dense model's
             let mut score_rng = InitRng::new(seed ^ 0x5C0E_5C0E);
@@ -122,7 +128,11 @@ impl<B: Backend> Stgcn<B> {
             be.kth_smallest(&scores, k.min(n), &mut self.tau);
             for &b in &pool {
                 for (conv, is_residual) in self.blocks[b].convs_mut() {
-                    let tau = if is_residual && spec.residual_quirk { &self.zero } else { &self.tau };
+                    let tau = if is_residual && spec.residual_quirk {
+                        &self.zero
+                    } else {
+                        &self.tau
+                    };
                     conv.apply_threshold(be, tau);
                 }
             }

@@ -22,7 +22,11 @@ pub enum PruneScope {
 
 /// The maskable convs of a model, in a fixed order.
 fn backbone_convs<B: Backend>(model: &mut Stgcn<B>) -> Vec<&mut Conv<B>> {
-    model.blocks.iter_mut().flat_map(|b| b.convs_mut().into_iter().map(|(c, _)| c)).collect()
+    model
+        .blocks
+        .iter_mut()
+        .flat_map(|b| b.convs_mut().into_iter().map(|(c, _)| c))
+        .collect()
 }
 
 /// `|W ⊙ M|` of a conv (pruned weights count as 0, so they sort first).
@@ -39,7 +43,12 @@ fn masked_magnitude<B: Backend>(be: &B, conv: &Conv<B>) -> B::Buf {
 
 /// Number of weights currently pruned by a conv's mask.
 fn pruned_count<B: Backend>(be: &B, conv: &Conv<B>) -> usize {
-    conv.mask.as_ref().map_or(0, |m| be.download(&m.mask().value).iter().filter(|v| v.as_f64() == 0.0).count())
+    conv.mask.as_ref().map_or(0, |m| {
+        be.download(&m.mask().value)
+            .iter()
+            .filter(|v| v.as_f64() == 0.0)
+            .count()
+    })
 }
 
 /// Prunes `fraction` of the weights that are still alive (by magnitude), fixing the masks: one round
@@ -65,7 +74,11 @@ pub fn prune_by_magnitude<B: Backend>(be: &B, model: &mut Stgcn<B>, fraction: f6
         be.kth_smallest(&refs, pruned + remove, &mut tau);
         let tau_host = be.download(&tau)[0].as_f64();
         for (&i, mag) in group.iter().zip(&mags) {
-            let keep: Vec<f64> = be.download(mag).iter().map(|m| if m.as_f64() > tau_host { 1.0 } else { 0.0 }).collect();
+            let keep: Vec<f64> = be
+                .download(mag)
+                .iter()
+                .map(|m| if m.as_f64() > tau_host { 1.0 } else { 0.0 })
+                .collect();
             convs[i].set_fixed_mask(be, &keep);
         }
     }

@@ -4,7 +4,11 @@ use crate::backend::Scalar;
 
 pub fn kth_smallest<T: Scalar>(bufs: &[&Vec<T>], k: usize, out: &mut [T]) {
     let mut pool: Vec<T> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-    assert!(k >= 1 && k <= pool.len(), "kth_smallest: k = {k} outside 1..={}", pool.len());
+    assert!(
+        k >= 1 && k <= pool.len(),
+        "kth_smallest: k = {k} outside 1..={}",
+        pool.len()
+    );
     let (_, kth, _) = pool.select_nth_unstable_by(k - 1, |a, b| a.as_f64().total_cmp(&b.as_f64()));
     out[0] = *kth;
 }

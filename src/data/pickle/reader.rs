@@ -241,10 +241,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, detail: impl std::fmt::Display) -> Error {
-        Error::format(
-            self.path,
-            format!("not a readable annotation pickle: {detail}"),
-        )
+        Error::format(self.path, format!("not a readable annotation pickle: {detail}"))
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<Range<usize>> {
@@ -305,10 +302,7 @@ impl Parser<'_> {
 
     fn str_obj(&mut self, range: Range<usize>) -> Result<()> {
         if std::str::from_utf8(&self.bytes[range.clone()]).is_err() {
-            return Err(self.err(format!(
-                "invalid UTF-8 in a string at offset {}",
-                range.start
-            )));
+            return Err(self.err(format!("invalid UTF-8 in a string at offset {}", range.start)));
         }
         self.push(Obj::Str(Buf::File(range)));
         Ok(())
@@ -330,9 +324,7 @@ impl Parser<'_> {
 
     fn run(&mut self) -> Result<usize> {
         if self.bytes.first() != Some(&0x80) {
-            return Err(self.err(
-                "the file does not start with a pickle PROTO opcode (protocol 2 or later expected)",
-            ));
+            return Err(self.err("the file does not start with a pickle PROTO opcode (protocol 2 or later expected)"));
         }
         loop {
             let at = self.pos;
@@ -377,9 +369,8 @@ impl Parser<'_> {
                         u32::from_le_bytes(self.le("LONG4")?) as usize
                     };
                     let r = self.take(n, "LONG")?;
-                    let v = long_to_i64(&self.bytes[r]).ok_or_else(|| {
-                        self.err(format!("integer at offset {at} exceeds 64 bits"))
-                    })?;
+                    let v = long_to_i64(&self.bytes[r])
+                        .ok_or_else(|| self.err(format!("integer at offset {at} exceeds 64 bits")))?;
                     self.push(Obj::Int(v));
                 }
                 b'G' => {
@@ -638,10 +629,7 @@ impl Parser<'_> {
             return Err(self.err(format!("REDUCE at offset {at} on a non-callable")));
         };
         let bad = |p: &Self, what: &str| p.err(format!("REDUCE at offset {at}: bad {what}"));
-        let args = self
-            .tuple(args)
-            .ok_or_else(|| bad(self, "argument tuple"))?
-            .to_vec();
+        let args = self.tuple(args).ok_or_else(|| bad(self, "argument tuple"))?.to_vec();
         match g {
             Global::Reconstruct => {
                 // _reconstruct(ndarray, (0,), b'b'): an empty array that BUILD fills.
@@ -674,8 +662,7 @@ impl Parser<'_> {
                 };
                 let mut out = Vec::with_capacity(text.len());
                 for ch in text.chars() {
-                    let b = u8::try_from(ch as u32)
-                        .map_err(|_| bad(self, "latin-1 payload (code point above 255)"))?;
+                    let b = u8::try_from(ch as u32).map_err(|_| bad(self, "latin-1 payload (code point above 255)"))?;
                     out.push(b);
                 }
                 Ok(Obj::Bytes(Buf::Owned(out)))
@@ -717,9 +704,7 @@ impl Parser<'_> {
                 let Obj::DType(dtype) = self.arena[d] else {
                     return Err(bad(self, "_frombuffer dtype"));
                 };
-                let shape = self
-                    .shape(s)
-                    .ok_or_else(|| bad(self, "_frombuffer shape"))?;
+                let shape = self.shape(s).ok_or_else(|| bad(self, "_frombuffer shape"))?;
                 let fortran = match self.text(o).as_deref() {
                     Some("C") => false,
                     Some("F") => true,
@@ -731,14 +716,7 @@ impl Parser<'_> {
         }
     }
 
-    fn array(
-        &self,
-        dtype: DType,
-        shape: Vec<usize>,
-        fortran: bool,
-        data: usize,
-        at: usize,
-    ) -> Result<Obj> {
+    fn array(&self, dtype: DType, shape: Vec<usize>, fortran: bool, data: usize, at: usize) -> Result<Obj> {
         let Obj::Bytes(raw) = &self.arena[data] else {
             return Err(self.err(format!(
                 "array at offset {at}: data is not a byte string (object arrays are not supported)"
@@ -764,10 +742,7 @@ impl Parser<'_> {
 
     fn build(&mut self, target: usize, state: usize, at: usize) -> Result<()> {
         let bad = |p: &Self, what: &str| p.err(format!("BUILD at offset {at}: bad {what}"));
-        let st = self
-            .tuple(state)
-            .ok_or_else(|| bad(self, "state"))?
-            .to_vec();
+        let st = self.tuple(state).ok_or_else(|| bad(self, "state"))?.to_vec();
         match self.arena[target] {
             Obj::DType(dtype) => {
                 // (3, byteorder, subarray, names, fields, elsize, alignment, flags)
@@ -781,10 +756,7 @@ impl Parser<'_> {
                     .iter()
                     .all(|&a| matches!(self.arena[a], Obj::None));
                 if !plain {
-                    return Err(bad(
-                        self,
-                        "dtype (structured and sub-array dtypes are not read)",
-                    ));
+                    return Err(bad(self, "dtype (structured and sub-array dtypes are not read)"));
                 }
                 self.arena[target] = Obj::DType(DType {
                     little_endian: little,
@@ -820,11 +792,7 @@ fn long_to_i64(bytes: &[u8]) -> Option<i64> {
     if bytes.len() > 8 {
         return None;
     }
-    let fill = if bytes[bytes.len() - 1] & 0x80 != 0 {
-        0xff
-    } else {
-        0
-    };
+    let fill = if bytes[bytes.len() - 1] & 0x80 != 0 { 0xff } else { 0 };
     let mut b = [fill; 8];
     b[..bytes.len()].copy_from_slice(bytes);
     Some(i64::from_le_bytes(b))

@@ -139,8 +139,7 @@ impl<W: Write> PickleWriter<W> {
         let order = if kind.size() == 1 { "|" } else { "<" };
         self.out.write_all(b"(K\x03")?;
         self.str(order)?;
-        self.out
-            .write_all(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")?;
+        self.out.write_all(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")?;
         self.out.write_all(b"\x89")?;
         self.out.write_all(&[0x8e])?;
         self.out.write_all(&(data.len() as u64).to_le_bytes())?;

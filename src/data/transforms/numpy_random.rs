@@ -19,9 +19,7 @@ impl NumpyRandomState {
         let mut s = seed;
         for (i, k) in key.iter_mut().enumerate() {
             *k = s;
-            s = 1812433253u32
-                .wrapping_mul(s ^ (s >> 30))
-                .wrapping_add(i as u32 + 1);
+            s = 1812433253u32.wrapping_mul(s ^ (s >> 30)).wrapping_add(i as u32 + 1);
         }
         NumpyRandomState { key, pos: N }
     }

@@ -83,9 +83,7 @@ pub fn motion(x: &Skeleton, layout: Layout) -> Skeleton {
 /// `GenSkeFeat(feats)`: the requested streams concatenated on the channel axis, in order.
 /// `kp` is the normalised keypoint (`[M, T, V, C]`, C = 3 with the score for 2D layouts).
 pub fn skeleton_features(kp: &Skeleton, layout: Layout, feats: &[Feature]) -> Skeleton {
-    let needs_bone = feats
-        .iter()
-        .any(|f| matches!(f, Feature::Bone | Feature::BoneMotion));
+    let needs_bone = feats.iter().any(|f| matches!(f, Feature::Bone | Feature::BoneMotion));
     let bone = needs_bone.then(|| bones(kp, layout));
     let streams: Vec<Skeleton> = feats
         .iter()
@@ -110,11 +108,7 @@ fn concat_channels(streams: &[Skeleton]) -> Skeleton {
     let mut offset = 0;
     for s in streams {
         let c = s.shape[3];
-        for (dst, src) in out
-            .data
-            .chunks_exact_mut(total_c)
-            .zip(s.data.chunks_exact(c))
-        {
+        for (dst, src) in out.data.chunks_exact_mut(total_c).zip(s.data.chunks_exact(c)) {
             dst[offset..offset + c].copy_from_slice(src);
         }
         offset += c;

@@ -17,7 +17,5 @@ pub fn average_clip_probabilities(logits: &[f32], num_clips: usize) -> Vec<f32> 
             *m += e / sum;
         }
     }
-    mean.iter()
-        .map(|&m| (m / num_clips as f64) as f32)
-        .collect()
+    mean.iter().map(|&m| (m / num_clips as f64) as f32).collect()
 }
