@@ -22,7 +22,14 @@ fn main() {
     let cuda_dir = manifest.join("cuda");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=cuda");
-    for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "LEANGCN_REQUIRE_NVCC", "LEANGCN_PTXAS_VERBOSE"] {
+    for var in [
+        "NVCC",
+        "CUDA_HOME",
+        "CUDA_PATH",
+        "PATH",
+        "LEANGCN_REQUIRE_NVCC",
+        "LEANGCN_PTXAS_VERBOSE",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     println!("cargo::rustc-check-cfg=cfg(leangcn_has_ptx)");
@@ -43,8 +50,14 @@ fn main() {
 
     // compile all files in parallel, then report in file order
     let results: Vec<Result<(String, String), String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = sources.iter().map(|src| scope.spawn(|| compile(&nvcc, &ptxas, &cuda_dir, src, &out))).collect();
-        handles.into_iter().map(|h| h.join().expect("a compile thread")).collect()
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|src| scope.spawn(|| compile(&nvcc, &ptxas, &cuda_dir, src, &out)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a compile thread"))
+            .collect()
     });
     let verbose = env::var("LEANGCN_PTXAS_VERBOSE").is_ok_and(|v| v == "1");
     let mut modules = Vec::new();
@@ -55,9 +68,7 @@ fn main() {
             let spills = line.contains("spill stores") && !line.contains(" 0 bytes spill stores")
                 || line.contains("spill loads") && !line.contains(" 0 bytes spill loads")
                 || line.contains("lmem");
-            if spills {
-                println!("cargo::warning={name}.cu: {}", line.trim());
-            } else if verbose && line.contains("Used") {
+            if spills || (verbose && line.contains("Used")) {
                 println!("cargo::warning={name}.cu: {}", line.trim());
             }
         }
@@ -71,7 +82,12 @@ fn main() {
 
 fn cuda_sources(dir: &Path) -> Vec<PathBuf> {
     let mut sources: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "cu")).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+                .collect()
+        })
         .unwrap_or_default();
     sources.sort();
     sources
@@ -100,7 +116,11 @@ fn nvcc_version(nvcc: &Path) -> String {
 
 /// nvcc → PTX, then ptxas for sm_90; returns (module name, ptxas report).
 fn compile(nvcc: &Path, ptxas: &Path, cuda_dir: &Path, src: &Path, out: &Path) -> Result<(String, String), String> {
-    let name = src.file_stem().and_then(|s| s.to_str()).ok_or("a .cu file name")?.to_string();
+    let name = src
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or("a .cu file name")?
+        .to_string();
     let ptx = out.join(format!("{name}.ptx"));
     let compiled = Command::new(nvcc)
         .args(["-ptx", "-arch=compute_80", "-O3", "-std=c++17", "-lineinfo"])
@@ -112,7 +132,11 @@ fn compile(nvcc: &Path, ptxas: &Path, cuda_dir: &Path, src: &Path, out: &Path) -
         .output()
         .map_err(|e| format!("running {}: {e}", nvcc.display()))?;
     if !compiled.status.success() {
-        return Err(format!("nvcc failed on {}:\n{}", src.display(), String::from_utf8_lossy(&compiled.stderr)));
+        return Err(format!(
+            "nvcc failed on {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&compiled.stderr)
+        ));
     }
     let checked = Command::new(ptxas)
         .args(["-arch=sm_90", "-v", "-warn-spills", "-warn-lmem-usage", "-o"])
@@ -129,12 +153,22 @@ fn compile(nvcc: &Path, ptxas: &Path, cuda_dir: &Path, src: &Path, out: &Path) -
 }
 
 fn write_modules(out: &Path, modules: &[String], version: &str, report: &str) {
-    let mut code = String::from("/// The embedded PTX modules: (name, PTX text).\npub const MODULES: &[(&str, &str)] = &[\n");
+    let mut code =
+        String::from("/// The embedded PTX modules: (name, PTX text).\npub const MODULES: &[(&str, &str)] = &[\n");
     for m in modules {
-        let _ = writeln!(code, "    ({m:?}, include_str!(concat!(env!(\"OUT_DIR\"), \"/{m}.ptx\"))),");
+        let _ = writeln!(
+            code,
+            "    ({m:?}, include_str!(concat!(env!(\"OUT_DIR\"), \"/{m}.ptx\"))),"
+        );
     }
     code.push_str("];\n");
-    let _ = writeln!(code, "/// The nvcc that compiled them.\npub const NVCC_VERSION: &str = {version:?};");
-    let _ = writeln!(code, "/// ptxas's per-kernel resource report (sm_90).\npub const PTXAS_REPORT: &str = {report:?};");
+    let _ = writeln!(
+        code,
+        "/// The nvcc that compiled them.\npub const NVCC_VERSION: &str = {version:?};"
+    );
+    let _ = writeln!(
+        code,
+        "/// ptxas's per-kernel resource report (sm_90).\npub const PTXAS_REPORT: &str = {report:?};"
+    );
     fs::write(out.join("kernels.rs"), code).expect("writing kernels.rs");
 }

@@ -16,7 +16,7 @@ const ARGS: &[&str] = &[
     "--preset",
     "tiny",
     "--epochs",
-    "3",
+    "4",
     "--batch-size",
     "8",
     "--clip-len",

@@ -23,7 +23,9 @@ impl FromStr for BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "cpu" => Ok(BackendChoice::Cpu),
             "cuda" | "gpu" => Ok(BackendChoice::Cuda),
-            other => Err(Error::config(format!("unknown backend '{other}' (expected auto, cpu or cuda)"))),
+            other => Err(Error::config(format!(
+                "unknown backend '{other}' (expected auto, cpu or cuda)"
+            ))),
         }
     }
 }

@@ -113,7 +113,14 @@ impl fmt::Display for ModelCost {
             "| layer | params | forward MMAC / sample | activations / sample |\n|---|---:|---:|---:|"
         )?;
         for l in &self.layers {
-            writeln!(f, "| {} | {} | {:.1} | {} |", l.name, l.params, l.macs as f64 / 1e6, l.activations)?;
+            writeln!(
+                f,
+                "| {} | {} | {:.1} | {} |",
+                l.name,
+                l.params,
+                l.macs as f64 / 1e6,
+                l.activations
+            )?;
         }
         write!(
             f,

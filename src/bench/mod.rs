@@ -32,9 +32,22 @@ pub struct Throughput {
 
 /// Times `iters` forward passes and `iters` full training steps (forward, loss, backward, SGD)
 /// after `warmup` untimed steps.
-pub fn measure<B: Backend>(be: &B, model_cfg: &StgcnConfig, batch: usize, clip_len: usize, warmup: usize, iters: usize) -> Result<Throughput> {
+pub fn measure<B: Backend>(
+    be: &B,
+    model_cfg: &StgcnConfig,
+    batch: usize,
+    clip_len: usize,
+    warmup: usize,
+    iters: usize,
+) -> Result<Throughput> {
     let mut model = Stgcn::new(be, model_cfg.clone(), 0)?;
-    let dims = [batch, model_cfg.num_person, clip_len, model_cfg.layout.num_joints(), model_cfg.in_channels];
+    let dims = [
+        batch,
+        model_cfg.num_person,
+        clip_len,
+        model_cfg.layout.num_joints(),
+        model_cfg.in_channels,
+    ];
     model.check_input(dims)?;
     let mut rng = crate::model::init::InitRng::new(1);
     let x: Vec<B::Elem> = (0..dims.iter().product()).map(|_| B::Elem::of(rng.normal())).collect();

@@ -1,8 +1,10 @@
-//! The `leangcn` command line: `train`, `eval`, `bench`, `check-golden`, `kernels`.
+//! The `leangcn` command line: `train`, `eval`, `bench`, `check-golden`, `data`, `kernels`.
 
 mod bench;
 mod check_golden;
+mod data;
 mod eval;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -10,7 +12,11 @@ use clap::{Parser, Subcommand};
 use crate::Result;
 
 #[derive(Parser, Debug)]
-#[command(name = "leangcn", version, about = "Exact, instrumented ST-GCN training on CPU and GPU")]
+#[command(
+    name = "leangcn",
+    version,
+    about = "Exact, instrumented ST-GCN training on CPU and GPU"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +32,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Check the engine against a golden-vector file computed by PyTorch.
     CheckGolden(check_golden::CheckGoldenArgs),
+    /// Train dense and sparse models over sparsity levels and tabulate accuracy against parameters.
+    Sweep(sweep::SweepArgs),
+    /// Inspect or convert skeleton datasets.
+    Data(data::DataArgs),
     /// Print the embedded CUDA kernels and their ptxas resource report.
     Kernels,
 }
@@ -38,6 +48,8 @@ pub fn main() -> i32 {
         Command::Eval(args) => eval::run(args).map(|_| 0),
         Command::Bench(args) => bench::run(args).map(|_| 0),
         Command::CheckGolden(args) => check_golden::run(args),
+        Command::Sweep(args) => sweep::run(args).map(|_| 0),
+        Command::Data(args) => data::run(args).map(|_| 0),
         Command::Kernels => {
             println!("{}", crate::backend::cuda::kernels::kernel_report());
             Ok(0)

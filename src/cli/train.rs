@@ -103,8 +103,8 @@ struct Train {
 
 impl BackendTask for Train {
     type Output = Summary;
-    fn run<B: Backend>(self, be: &B) -> Result<Summary> {
-        let (train_data, val_data) = open_datasets(&self.cfg)?;
+    fn run<B: Backend>(mut self, be: &B) -> Result<Summary> {
+        let (train_data, val_data) = open_datasets(&mut self.cfg)?;
         if !self.opts.quiet {
             eprintln!(
                 "training on {}: {} training / {} validation clips, {} classes, run directory {}",
@@ -133,6 +133,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             resume: args.resume,
             max_steps: args.max_steps,
             quiet: args.quiet,
+            init_state: None,
         },
     };
     let summary = run_on(choice, &precision, task)?;
@@ -144,7 +145,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             100.0 * m.val_top5,
             summary.final_checkpoint.display()
         ),
-        None => println!("stopped before the first epoch ended; checkpoint {}", summary.final_checkpoint.display()),
+        None => println!(
+            "stopped before the first epoch ended; checkpoint {}",
+            summary.final_checkpoint.display()
+        ),
     }
     Ok(())
 }

@@ -136,7 +136,7 @@ impl Default for SyntheticConfig {
             frames: 32,
             persons: 2,
             noise: 0.015,
-            max_yaw: std::f64::consts::FRAC_PI_3,
+            max_yaw: std::f64::consts::FRAC_PI_2,
             second_person: 0.5,
         }
     }
@@ -196,11 +196,12 @@ impl Performance {
     fn draw(rng: &mut InitRng, max_yaw: f64) -> Self {
         Self {
             yaw: (2.0 * rng.uniform() - 1.0) * max_yaw,
-            scale: 0.85 + 0.3 * rng.uniform(),
+            scale: 0.75 + 0.5 * rng.uniform(),
+            // position in the room and camera height
             offset: [
-                (rng.uniform() - 0.5) * 0.3,
-                (rng.uniform() - 0.5) * 0.05,
-                (rng.uniform() - 0.5) * 0.3,
+                (rng.uniform() - 0.5) * 0.8,
+                (rng.uniform() - 0.5) * 0.5,
+                (rng.uniform() - 0.5) * 0.8,
             ],
             cycles: 0.7 + 1.3 * rng.uniform(),
             phase: rng.uniform() * std::f64::consts::TAU,

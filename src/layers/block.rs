@@ -9,7 +9,7 @@ use crate::model::{Adjacency, StgcnConfig};
 enum Residual<B: Backend> {
     None,
     Identity,
-    Conv(TemporalUnit<B>),
+    Conv(Box<TemporalUnit<B>>),
 }
 
 pub struct StgcnBlock<B: Backend> {
@@ -44,7 +44,7 @@ impl<B: Backend> StgcnBlock<B> {
         let residual = match plan.residual {
             ResidualKind::None => Residual::None,
             ResidualKind::Identity => Residual::Identity,
-            ResidualKind::Conv => Residual::Conv(TemporalUnit::new(
+            ResidualKind::Conv => Residual::Conv(Box::new(TemporalUnit::new(
                 be,
                 plan.c_in,
                 plan.c_out,
@@ -54,7 +54,7 @@ impl<B: Backend> StgcnBlock<B> {
                 0.0,
                 cfg,
                 rng,
-            )),
+            ))),
         };
         Self {
             plan,

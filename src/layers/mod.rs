@@ -101,7 +101,7 @@ pub fn join(prefix: &str, name: &str) -> String {
 }
 
 /// The learnable parameters of a module, in `entries` order.
-pub fn params_of<'a, B: Backend>(m: &'a mut dyn Module<B>) -> Vec<(String, &'a mut Param<B>)> {
+pub fn params_of<B: Backend>(m: &mut dyn Module<B>) -> Vec<(String, &mut Param<B>)> {
     let mut entries = Vec::new();
     m.entries("", &mut entries);
     entries

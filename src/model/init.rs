@@ -11,7 +11,7 @@ pub struct InitRng {
 impl InitRng {
     pub fn new(seed: u64) -> Self {
         Self {
-            state: seed ^ 0x5EED_0F_1EA6_C0DE,
+            state: seed ^ 0x005E_ED0F_1EA6_C0DE,
             spare_normal: None,
         }
     }

@@ -117,6 +117,32 @@ pub fn rewind<B: Backend>(
     Ok(rewound)
 }
 
+/// Gives every backbone conv whose `<prefix>.weight_mask` is in `tensors` that fixed mask (a pruned
+/// model handed to a fresh one); returns how many convs were masked.
+pub fn attach_fixed_masks<B: Backend>(
+    be: &B,
+    model: &mut Stgcn<B>,
+    tensors: &[crate::train::checkpoint::NamedTensor],
+) -> usize {
+    let mut attached = 0;
+    let names = ["gcn.conv", "tcn.conv", "residual.conv"];
+    for (i, block) in model.blocks.iter_mut().enumerate() {
+        for ((conv, _), name) in block.convs_mut().into_iter().zip(names) {
+            let key = format!("backbone.gcn.{i}.{name}.weight_mask");
+            if conv.mask.is_none() {
+                if let Some(t) = tensors
+                    .iter()
+                    .find(|t| t.name == key && t.data.len() == conv.weight.len())
+                {
+                    conv.set_fixed_mask(be, &t.data.to_f64());
+                    attached += 1;
+                }
+            }
+        }
+    }
+    attached
+}
+
 /// Fraction of backbone conv weights that are masked out.
 pub fn sparsity_of<B: Backend>(be: &B, model: &mut Stgcn<B>) -> f64 {
     let convs = backbone_convs(model);

@@ -4,5 +4,6 @@
 
 pub mod lottery;
 pub mod schedule;
+pub mod sweep;
 
 pub use schedule::SparsitySchedule;

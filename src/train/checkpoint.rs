@@ -70,7 +70,10 @@ impl NamedTensor {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -118,7 +121,10 @@ pub fn load_checkpoint(path: &Path) -> Result<(Vec<NamedTensor>, serde_json::Val
         .map_err(|e| Error::format(path, format!("not a checkpoint (truncated or not safetensors): {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(Error::format(path, format!("not a leangcn checkpoint (no '{FORMAT}' format key)")));
+        return Err(Error::format(
+            path,
+            format!("not a leangcn checkpoint (no '{FORMAT}' format key)"),
+        ));
     }
     let state: serde_json::Value = serde_json::from_str(meta.get("leangcn_state").map_or("", String::as_str))
         .map_err(|e| Error::format(path, format!("unreadable run state: {e}")))?;
@@ -129,7 +135,12 @@ pub fn load_checkpoint(path: &Path) -> Result<(Vec<NamedTensor>, serde_json::Val
             Dtype::F32 => TensorData::F32(bytemuck::pod_collect_to_vec(view.data())),
             Dtype::F64 => TensorData::F64(bytemuck::pod_collect_to_vec(view.data())),
             Dtype::I64 => TensorData::I64(bytemuck::pod_collect_to_vec(view.data())),
-            other => return Err(Error::format(path, format!("tensor '{name}' has unsupported dtype {other:?}"))),
+            other => {
+                return Err(Error::format(
+                    path,
+                    format!("tensor '{name}' has unsupported dtype {other:?}"),
+                ))
+            }
         };
         tensors.push(NamedTensor {
             name,
@@ -201,7 +212,10 @@ impl CheckpointDir {
                 if path.exists() {
                     Ok(Some(path))
                 } else {
-                    Err(Error::format(&pointer, format!("points at {}, which does not exist", path.display())))
+                    Err(Error::format(
+                        &pointer,
+                        format!("points at {}, which does not exist", path.display()),
+                    ))
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

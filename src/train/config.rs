@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{CosineSchedule, SgdHyper};
 use crate::model::StgcnConfig;
+use crate::sparse::SparsitySchedule;
 use crate::{Error, Result};
 
 /// Where training clips come from.
@@ -64,6 +65,9 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Checkpoints kept in the run directory.
     pub keep_checkpoints: usize,
+    /// Learned-mask sparsity over epochs (the sparse generator; needs `model.sparse`). Evaluation
+    /// always uses the target, as the reference does.
+    pub sparsity: Option<SparsitySchedule>,
 }
 
 impl Default for TrainConfig {
@@ -100,6 +104,7 @@ impl TrainConfig {
             precision: "f32".into(),
             checkpoint_every: 0,
             keep_checkpoints: 2,
+            sparsity: None,
         };
         match name {
             "stgcn" => Ok(stgcn),
@@ -116,12 +121,15 @@ impl TrainConfig {
                     synthetic_samples_per_class: 100,
                     ..DataConfig::default()
                 },
-                epochs: 12,
+                epochs: 16,
                 batch_size: 32,
                 clip_len: 32,
                 ..stgcn
             }),
-            other => Err(Error::config(format!("unknown preset '{other}' (known: {})", PRESETS.join(", ")))),
+            other => Err(Error::config(format!(
+                "unknown preset '{other}' (known: {})",
+                PRESETS.join(", ")
+            ))),
         }
     }
 
@@ -133,7 +141,9 @@ impl TrainConfig {
     }
 
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::config(e.to_string()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::config(e.to_string()))?;
         let base = match table.remove("preset") {
             Some(toml::Value::String(name)) => Self::preset(&name)?,
             Some(other) => return Err(Error::config(format!("preset must be a string, got {other}"))),
@@ -141,7 +151,9 @@ impl TrainConfig {
         };
         let mut merged = toml::Table::try_from(&base).map_err(|e| Error::config(e.to_string()))?;
         merge(&mut merged, table);
-        let cfg: TrainConfig = toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| Error::config(e.to_string()))?;
+        let cfg: TrainConfig = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config(e.to_string()))?;
         Ok(cfg)
     }
 
@@ -159,10 +171,30 @@ impl TrainConfig {
             return Err(Error::config(format!("lr must be positive, got {}", self.lr)));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(Error::config(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing)));
+            return Err(Error::config(format!(
+                "label_smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            )));
         }
         if self.precision != "f32" && self.precision != "f64" {
-            return Err(Error::config(format!("precision must be f32 or f64, got '{}'", self.precision)));
+            return Err(Error::config(format!(
+                "precision must be f32 or f64, got '{}'",
+                self.precision
+            )));
+        }
+        match (&self.sparsity, &self.model.sparse) {
+            (Some(s), Some(_)) if !(0.0..1.0).contains(&s.target) => {
+                return Err(Error::config(format!(
+                    "sparsity target must be in [0, 1), got {}",
+                    s.target
+                )));
+            }
+            (Some(_), None) => {
+                return Err(Error::config(
+                    "a sparsity schedule needs learned masks: set [model.sparse] (e.g. scope = \"global\")",
+                ));
+            }
+            _ => {}
         }
         if let Some(norm) = self.max_grad_norm {
             if norm.is_nan() || norm <= 0.0 {
@@ -183,14 +215,22 @@ impl TrainConfig {
 
     /// The cosine schedule for `iters_per_epoch` iterations per epoch.
     pub fn schedule(&self, iters_per_epoch: usize) -> CosineSchedule {
-        let per = if self.lr_per_iteration { iters_per_epoch as u64 } else { 1 };
+        let per = if self.lr_per_iteration {
+            iters_per_epoch as u64
+        } else {
+            1
+        };
         CosineSchedule {
             base_lr: self.lr,
             min_lr: self.min_lr,
             total: self.epochs as u64 * per,
             warmup: self.warmup_epochs as u64 * per,
             warmup_start_lr: 0.0,
-            steps_per_index: if self.lr_per_iteration { 1 } else { iters_per_epoch as u64 },
+            steps_per_index: if self.lr_per_iteration {
+                1
+            } else {
+                iters_per_epoch as u64
+            },
         }
     }
 }
@@ -232,7 +272,9 @@ mod tests {
     fn toml_errors_name_the_problem() {
         let err = TrainConfig::from_toml_str("epochz = 3").unwrap_err().to_string();
         assert!(err.contains("epochz"), "{err}");
-        let err = TrainConfig::from_toml_str("[model]\nlayout = \"kinect\"").unwrap_err().to_string();
+        let err = TrainConfig::from_toml_str("[model]\nlayout = \"kinect\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("kinect"), "{err}");
     }
 }

@@ -57,8 +57,8 @@ impl MetricsLog {
         match fs::read_to_string(path) {
             Ok(text) => {
                 for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let m: EpochMetrics = serde_json::from_str(line)
-                        .map_err(|e| Error::format(path, format!("line {}: {e}", i + 1)))?;
+                    let m: EpochMetrics =
+                        serde_json::from_str(line).map_err(|e| Error::format(path, format!("line {}: {e}", i + 1)))?;
                     if m.epoch <= completed_epochs {
                         history.push(m);
                     }
@@ -71,15 +71,24 @@ impl MetricsLog {
             path: path.to_path_buf(),
             history,
         };
-        let text: String = log.history.iter().map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n").collect();
+        let text: String = log
+            .history
+            .iter()
+            .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
+            .collect();
         super::checkpoint::write_atomic(path, text.as_bytes())?;
         Ok(log)
     }
 
     /// Appends one epoch and flushes it to disk.
     pub fn append(&mut self, m: &EpochMetrics) -> Result<()> {
-        let mut f = fs::OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        writeln!(f, "{}", serde_json::to_string(m).expect("metrics serialise")).map_err(|e| Error::io(&self.path, e))?;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
+        writeln!(f, "{}", serde_json::to_string(m).expect("metrics serialise"))
+            .map_err(|e| Error::io(&self.path, e))?;
         f.sync_data().map_err(|e| Error::io(&self.path, e))?;
         self.history.push(m.clone());
         Ok(())
@@ -99,7 +108,11 @@ pub fn topk_correct(logits: &[f64], classes: usize, labels: &[u32], k: usize) ->
         .filter(|(row, &label)| {
             let l = label as usize;
             let target = row[l];
-            let above = row.iter().enumerate().filter(|&(j, &z)| z > target || (z == target && j < l)).count();
+            let above = row
+                .iter()
+                .enumerate()
+                .filter(|&(j, &z)| z > target || (z == target && j < l))
+                .count();
             above < k
         })
         .count()

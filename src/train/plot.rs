@@ -56,7 +56,11 @@ fn draw_panel<DB: DrawingBackend>(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
 
@@ -74,7 +78,10 @@ pub fn plot_lines(title: &str, x_label: &str, y_label: &str, series: &[Series], 
 /// Loss (train and validation) and top-1 accuracy (train and validation) against epoch, two panels.
 pub fn plot_training_curves(metrics: &[EpochMetrics], out: &Path) -> Result<()> {
     let pts = |f: &dyn Fn(&EpochMetrics) -> f64| metrics.iter().map(|m| (m.epoch as f64, f(m))).collect::<Vec<_>>();
-    let loss = [("train loss".to_string(), pts(&|m| m.train_loss)), ("validation loss".to_string(), pts(&|m| m.val_loss))];
+    let loss = [
+        ("train loss".to_string(), pts(&|m| m.train_loss)),
+        ("validation loss".to_string(), pts(&|m| m.val_loss)),
+    ];
     let acc = [
         ("train top-1 %".to_string(), pts(&|m| 100.0 * m.train_top1)),
         ("validation top-1 %".to_string(), pts(&|m| 100.0 * m.val_top1)),
@@ -97,9 +104,16 @@ mod tests {
     fn writes_svg_with_series_names() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("lines.svg");
-        let series = vec![("dense".to_string(), vec![(0.0, 1.0), (1.0, 2.0)]), ("ideal".to_string(), vec![(0.0, 0.5), (1.0, 2.5)])];
+        let series = vec![
+            ("dense".to_string(), vec![(0.0, 1.0), (1.0, 2.0)]),
+            ("ideal".to_string(), vec![(0.0, 0.5), (1.0, 2.5)]),
+        ];
         plot_lines("throughput", "kept params", "samples/s", &series, &out).unwrap();
         let svg = std::fs::read_to_string(&out).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("dense") && svg.contains("ideal"), "{}", &svg[..200.min(svg.len())]);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("dense") && svg.contains("ideal"),
+            "{}",
+            &svg[..200.min(svg.len())]
+        );
     }
 }

@@ -11,7 +11,8 @@ pub struct EpochProgress {
 
 impl EpochProgress {
     pub fn new(epoch: usize, epochs: usize, iterations: usize, quiet: bool) -> Self {
-        let interactive = !quiet && std::env::var_os("CI").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let interactive =
+            !quiet && std::env::var_os("CI").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let bar = interactive.then(|| {
             let bar = ProgressBar::with_draw_target(Some(iterations as u64), ProgressDrawTarget::stderr());
             bar.set_style(

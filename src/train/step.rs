@@ -49,7 +49,15 @@ pub fn train_step<B: Backend>(
     if be.buf_len(&bufs.dlogits) != n * classes {
         bufs.dlogits = be.zeros(n * classes);
     }
-    be.cross_entropy(n, classes, &logits, labels, label_smoothing, &mut bufs.loss, &mut bufs.dlogits);
+    be.cross_entropy(
+        n,
+        classes,
+        &logits,
+        labels,
+        label_smoothing,
+        &mut bufs.loss,
+        &mut bufs.dlogits,
+    );
     model.backward(be, &bufs.dlogits);
     let mut params: Vec<_> = params_of(model).into_iter().map(|(_, p)| p).collect();
     sgd.step(be, &mut params);

@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// Stop after this many optimizer steps (for tests and profiling), saving a checkpoint first.
     pub max_steps: Option<u64>,
     pub quiet: bool,
+    /// Start from this model state (weights, buffers and fixed masks, e.g. a rewound lottery
+    /// ticket) instead of a fresh initialisation.
+    pub init_state: Option<Vec<NamedTensor>>,
 }
 
 /// What a finished run reports.
@@ -83,13 +86,23 @@ pub fn export_state<B: Backend>(be: &B, model: &mut Stgcn<B>, sgd: &mut Sgd<B>) 
         }
     }
     for ((name, shape), buf) in names.iter().zip(sgd.momentum_buffers().iter()) {
-        tensors.push(NamedTensor::new(&format!("optimizer.momentum.{name}"), shape, to_data(buf)));
+        tensors.push(NamedTensor::new(
+            &format!("optimizer.momentum.{name}"),
+            shape,
+            to_data(buf),
+        ));
     }
     tensors
 }
 
 /// Loads a model's state (and, when given, the optimizer's momentum) from named tensors.
-pub fn import_state<B: Backend>(be: &B, tensors: &[NamedTensor], model: &mut Stgcn<B>, sgd: Option<&mut Sgd<B>>, origin: &Path) -> Result<()> {
+pub fn import_state<B: Backend>(
+    be: &B,
+    tensors: &[NamedTensor],
+    model: &mut Stgcn<B>,
+    sgd: Option<&mut Sgd<B>>,
+    origin: &Path,
+) -> Result<()> {
     let find = |name: &str, len: usize| -> Result<Vec<f64>> {
         let t = tensors
             .iter()
@@ -108,7 +121,10 @@ pub fn import_state<B: Backend>(be: &B, tensors: &[NamedTensor], model: &mut Stg
     if let Some(sgd) = sgd {
         let names: Vec<(String, usize)> = params_of(model).into_iter().map(|(n, p)| (n, p.len())).collect();
         for ((name, len), buf) in names.iter().zip(sgd.momentum_buffers().iter_mut()) {
-            let host: Vec<B::Elem> = find(&format!("optimizer.momentum.{name}"), *len)?.into_iter().map(B::Elem::of).collect();
+            let host: Vec<B::Elem> = find(&format!("optimizer.momentum.{name}"), *len)?
+                .into_iter()
+                .map(B::Elem::of)
+                .collect();
             *buf = be.upload(&host);
         }
     }
@@ -116,7 +132,13 @@ pub fn import_state<B: Backend>(be: &B, tensors: &[NamedTensor], model: &mut Stg
 }
 
 /// Top-1/top-5 accuracy and loss of `model` on a dataset, in evaluation mode.
-pub fn evaluate<B: Backend>(be: &B, model: &mut Stgcn<B>, data: Arc<dyn ClipDataset>, batch_size: usize, workers: usize) -> Result<(f64, f64, f64)> {
+pub fn evaluate<B: Backend>(
+    be: &B,
+    model: &mut Stgcn<B>,
+    data: Arc<dyn ClipDataset>,
+    batch_size: usize,
+    workers: usize,
+) -> Result<(f64, f64, f64)> {
     let loader = BatchLoader::new(data.clone(), batch_size, false, false, 0, workers);
     let classes = model.config.num_classes;
     let (mut loss, mut top1, mut top5, mut seen) = (0.0, 0usize, 0usize, 0usize);
@@ -144,7 +166,10 @@ pub fn train<B: Backend>(
     cfg.validate()?;
     let shape = train_data.clip_shape();
     if shape.frames != cfg.clip_len {
-        return Err(Error::config(format!("dataset clips have {} frames, config says {}", shape.frames, cfg.clip_len)));
+        return Err(Error::config(format!(
+            "dataset clips have {} frames, config says {}",
+            shape.frames, cfg.clip_len
+        )));
     }
     let workers = cfg.data.workers;
     let loader = BatchLoader::new(train_data.clone(), cfg.batch_size, true, true, cfg.seed, workers);
@@ -157,6 +182,10 @@ pub fn train<B: Backend>(
         )));
     }
     let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
+    if let Some(init) = &opts.init_state {
+        crate::sparse::lottery::attach_fixed_masks(be, &mut model, init);
+        import_state(be, init, &mut model, None, &opts.run_dir)?;
+    }
     let lens: Vec<usize> = params_of(&mut model).into_iter().map(|(_, p)| p.len()).collect();
     let mut sgd = Sgd::new(be, cfg.sgd(), cfg.schedule(iters), cfg.max_grad_norm, &lens);
     let ckpts = CheckpointDir::new(&opts.run_dir.join("checkpoints"), cfg.keep_checkpoints.max(1))?;
@@ -177,8 +206,8 @@ pub fn train<B: Backend>(
     if opts.resume {
         if let Some(path) = ckpts.latest()? {
             let (tensors, json) = super::checkpoint::load_checkpoint(&path)?;
-            let saved: RunState = serde_json::from_value(json)
-                .map_err(|e| Error::format(&path, format!("checkpoint state: {e}")))?;
+            let saved: RunState =
+                serde_json::from_value(json).map_err(|e| Error::format(&path, format!("checkpoint state: {e}")))?;
             if saved.config != *cfg {
                 return Err(Error::config(format!(
                     "{} was written with a different configuration; resume with the same settings (see {}.json)",
@@ -190,7 +219,12 @@ pub fn train<B: Backend>(
             sgd.set_steps_taken(be, saved.step);
             state = saved;
             if !opts.quiet {
-                eprintln!("resuming from {} (epoch {}, batch {})", path.display(), state.epoch + 1, state.batch);
+                eprintln!(
+                    "resuming from {} (epoch {}, batch {})",
+                    path.display(),
+                    state.epoch + 1,
+                    state.batch
+                );
             }
         } else if !opts.quiet {
             eprintln!("no checkpoint in {}: starting a new run", opts.run_dir.display());
@@ -204,6 +238,9 @@ pub fn train<B: Backend>(
 
     while state.epoch < cfg.epochs {
         let epoch = state.epoch;
+        if let Some(schedule) = &cfg.sparsity {
+            model.set_sparsity(schedule.at_epoch(epoch, cfg.epochs));
+        }
         let mut progress = EpochProgress::new(epoch, cfg.epochs, iters, opts.quiet);
         let started = Instant::now();
         let seconds_before = state.epoch_seconds;
@@ -237,7 +274,12 @@ pub fn train<B: Backend>(
             state.epoch_correct += topk_correct(&out.logits, classes, &batch.labels, 1) as u64;
             state.epoch_samples += batch.n as u64;
             state.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
-            progress.update(state.batch, out.loss, lr, state.epoch_samples as f64 / state.epoch_seconds.max(1e-9));
+            progress.update(
+                state.batch,
+                out.loss,
+                lr,
+                state.epoch_samples as f64 / state.epoch_seconds.max(1e-9),
+            );
 
             let stop_here = opts.max_steps.is_some_and(|m| state.step >= m);
             let periodic = cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every as u64 == 0;
@@ -246,7 +288,10 @@ pub fn train<B: Backend>(
             }
             if interrupted.load(Ordering::SeqCst) {
                 progress.finish();
-                eprintln!("interrupted: state saved to {}; continue with --resume", final_checkpoint.display());
+                eprintln!(
+                    "interrupted: state saved to {}; continue with --resume",
+                    final_checkpoint.display()
+                );
                 return Err(Error::Interrupted);
             }
             if stop_here {
@@ -258,6 +303,9 @@ pub fn train<B: Backend>(
             }
         }
         progress.finish();
+        if let Some(schedule) = &cfg.sparsity {
+            model.set_sparsity(schedule.target);
+        }
         let (val_loss, val_top1, val_top5) = evaluate(be, &mut model, val_data.clone(), cfg.batch_size, workers)?;
         let samples = state.epoch_samples.max(1) as f64;
         let m = EpochMetrics {
@@ -291,7 +339,13 @@ pub fn train<B: Backend>(
     })
 }
 
-fn save<B: Backend>(be: &B, ckpts: &CheckpointDir, model: &mut Stgcn<B>, sgd: &mut Sgd<B>, state: &RunState) -> Result<PathBuf> {
+fn save<B: Backend>(
+    be: &B,
+    ckpts: &CheckpointDir,
+    model: &mut Stgcn<B>,
+    sgd: &mut Sgd<B>,
+    state: &RunState,
+) -> Result<PathBuf> {
     let tensors = export_state(be, model, sgd);
     let json = serde_json::to_value(state).expect("run state serialises");
     ckpts.save(&format!("e{:03}-s{:07}", state.epoch, state.step), &tensors, &json)

@@ -37,7 +37,9 @@ impl CudaDevice {
         let stream = ctx.new_stream().map_err(|e| driver("creating a stream", e))?;
         let mut modules = HashMap::new();
         for (name, ptx) in MODULES {
-            let module = ctx.load_module(Ptx::from_src(*ptx)).map_err(|e| driver(&format!("loading module {name}"), e))?;
+            let module = ctx
+                .load_module(Ptx::from_src(*ptx))
+                .map_err(|e| driver(&format!("loading module {name}"), e))?;
             modules.insert(*name, module);
         }
         Ok(Self { ctx, stream, modules })
@@ -45,8 +47,12 @@ impl CudaDevice {
 
     /// Kernel `kernel` of module `module`.
     pub fn function(&self, module: &str, kernel: &str) -> Result<CudaFunction> {
-        let m = self.modules.get(module).ok_or_else(|| Error::Cuda(format!("no module '{module}' in this build")))?;
-        m.load_function(kernel).map_err(|e| Error::Cuda(format!("kernel {module}::{kernel}: {e:?}")))
+        let m = self
+            .modules
+            .get(module)
+            .ok_or_else(|| Error::Cuda(format!("no module '{module}' in this build")))?;
+        m.load_function(kernel)
+            .map_err(|e| Error::Cuda(format!("kernel {module}::{kernel}: {e:?}")))
     }
 
     pub fn describe(&self) -> String {

@@ -52,9 +52,16 @@ fn launch_err(kernel: &str, e: cudarc::driver::DriverError) -> Error {
     Error::Cuda(format!("launching {kernel}: {e:?}"))
 }
 
-fn table(dev: &CudaDevice, params: &mut [CudaSlice<f32>], grads: &[CudaSlice<f32>], momentum: &mut [CudaSlice<f32>]) -> Result<CudaSlice<SgdTensorRepr>> {
+fn table(
+    dev: &CudaDevice,
+    params: &mut [CudaSlice<f32>],
+    grads: &[CudaSlice<f32>],
+    momentum: &mut [CudaSlice<f32>],
+) -> Result<CudaSlice<SgdTensorRepr>> {
     if params.len() != grads.len() || params.len() != momentum.len() {
-        return Err(Error::Cuda("sgd: parameter, gradient and momentum counts differ".into()));
+        return Err(Error::Cuda(
+            "sgd: parameter, gradient and momentum counts differ".into(),
+        ));
     }
     let s = &dev.stream;
     let mut rows = Vec::with_capacity(params.len());
@@ -63,9 +70,15 @@ fn table(dev: &CudaDevice, params: &mut [CudaSlice<f32>], grads: &[CudaSlice<f32
         let (param, _a) = p.device_ptr_mut(s);
         let (grad, _b) = g.device_ptr(s);
         let (momentum, _c) = m.device_ptr_mut(s);
-        rows.push(SgdTensorRepr { param, grad, momentum, len });
+        rows.push(SgdTensorRepr {
+            param,
+            grad,
+            momentum,
+            len,
+        });
     }
-    s.clone_htod(&rows).map_err(|e| Error::Cuda(format!("uploading the SGD tensor table: {e:?}")))
+    s.clone_htod(&rows)
+        .map_err(|e| Error::Cuda(format!("uploading the SGD tensor table: {e:?}")))
 }
 
 /// One fused SGD step over every tensor (PyTorch's semantics, see `Backend::sgd_step`).
@@ -95,7 +108,11 @@ pub fn sgd_step(
     };
     let f = dev.function("sgd", "sgd_multi_tensor_update_f32")?;
     let cfg = LaunchConfig {
-        grid_dim: ((longest as u32).div_ceil(THREADS).clamp(1, 1024), params.len() as u32, 1),
+        grid_dim: (
+            (longest as u32).div_ceil(THREADS).clamp(1, 1024),
+            params.len() as u32,
+            1,
+        ),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
@@ -117,20 +134,39 @@ pub fn sum_squares(dev: &CudaDevice, grads: &[CudaSlice<f32>], out: &mut CudaSli
     let mut rows = Vec::with_capacity(grads.len());
     for g in grads {
         let (grad, _sync) = g.device_ptr(s);
-        rows.push(SgdTensorRepr { param: 0, grad, momentum: 0, len: g.len() as u64 });
+        rows.push(SgdTensorRepr {
+            param: 0,
+            grad,
+            momentum: 0,
+            len: g.len() as u64,
+        });
     }
-    let tensors = s.clone_htod(&rows).map_err(|e| Error::Cuda(format!("uploading the tensor table: {e:?}")))?;
+    let tensors = s
+        .clone_htod(&rows)
+        .map_err(|e| Error::Cuda(format!("uploading the tensor table: {e:?}")))?;
     let blocks = 64u32;
-    let mut partials = s.alloc_zeros::<f32>(blocks as usize * grads.len().max(1)).map_err(|e| Error::Cuda(format!("{e:?}")))?;
+    let mut partials = s
+        .alloc_zeros::<f32>(blocks as usize * grads.len().max(1))
+        .map_err(|e| Error::Cuda(format!("{e:?}")))?;
     let f = dev.function("sgd", "grad_sum_squares_partial_f32")?;
-    let cfg = LaunchConfig { grid_dim: (blocks, grads.len() as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+    let cfg = LaunchConfig {
+        grid_dim: (blocks, grads.len() as u32, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
     // SAFETY: table of live buffers; partials sized gridDim.x · gridDim.y.
-    unsafe { s.launch_builder(&f).arg(&tensors).arg(&mut partials).launch(cfg) }.map_err(|e| launch_err("grad_sum_squares_partial_f32", e))?;
+    unsafe { s.launch_builder(&f).arg(&tensors).arg(&mut partials).launch(cfg) }
+        .map_err(|e| launch_err("grad_sum_squares_partial_f32", e))?;
     let n = partials.len() as u64;
     let f = dev.function("sgd", "sum_partials_f32")?;
-    let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
     // SAFETY: n partials, out has one element.
-    unsafe { s.launch_builder(&f).arg(&partials).arg(&n).arg(out).launch(cfg) }.map_err(|e| launch_err("sum_partials_f32", e))?;
+    unsafe { s.launch_builder(&f).arg(&partials).arg(&n).arg(out).launch(cfg) }
+        .map_err(|e| launch_err("sum_partials_f32", e))?;
     Ok(())
 }
 
@@ -139,13 +175,25 @@ pub fn clip_scale(dev: &CudaDevice, sq_norm: &CudaSlice<f32>, max_norm: f64, sca
     let f = dev.function("sgd", "clip_scale_from_sq_norm_f32")?;
     let max_norm = max_norm as f32;
     // SAFETY: one-element buffers; signature as in sgd.cu.
-    unsafe { dev.stream.launch_builder(&f).arg(sq_norm).arg(&max_norm).arg(scale).launch(LaunchConfig::for_num_elems(1)) }
-        .map_err(|e| launch_err("clip_scale_from_sq_norm_f32", e))?;
+    unsafe {
+        dev.stream
+            .launch_builder(&f)
+            .arg(sq_norm)
+            .arg(&max_norm)
+            .arg(scale)
+            .launch(LaunchConfig::for_num_elems(1))
+    }
+    .map_err(|e| launch_err("clip_scale_from_sq_norm_f32", e))?;
     Ok(())
 }
 
 /// `lr[0]` = the schedule's learning rate at the device step counter `step[0]`.
-pub fn cosine_lr(dev: &CudaDevice, sched: &CosineSchedule, step: &CudaSlice<u32>, lr: &mut CudaSlice<f32>) -> Result<()> {
+pub fn cosine_lr(
+    dev: &CudaDevice,
+    sched: &CosineSchedule,
+    step: &CudaSlice<u32>,
+    lr: &mut CudaSlice<f32>,
+) -> Result<()> {
     let s = CosineScheduleRepr {
         base_lr: sched.base_lr,
         min_lr: sched.min_lr,
@@ -156,8 +204,15 @@ pub fn cosine_lr(dev: &CudaDevice, sched: &CosineSchedule, step: &CudaSlice<u32>
     };
     let f = dev.function("cosine_lr", "cosine_lr_from_step")?;
     // SAFETY: one-element buffers; the struct matches cosine_lr.cu.
-    unsafe { dev.stream.launch_builder(&f).arg(&s).arg(step).arg(lr).launch(LaunchConfig::for_num_elems(1)) }
-        .map_err(|e| launch_err("cosine_lr_from_step", e))?;
+    unsafe {
+        dev.stream
+            .launch_builder(&f)
+            .arg(&s)
+            .arg(step)
+            .arg(lr)
+            .launch(LaunchConfig::for_num_elems(1))
+    }
+    .map_err(|e| launch_err("cosine_lr_from_step", e))?;
     Ok(())
 }
 
@@ -165,6 +220,12 @@ pub fn cosine_lr(dev: &CudaDevice, sched: &CosineSchedule, step: &CudaSlice<u32>
 pub fn increment_step(dev: &CudaDevice, step: &mut CudaSlice<u32>) -> Result<()> {
     let f = dev.function("cosine_lr", "increment_step")?;
     // SAFETY: one-element buffer.
-    unsafe { dev.stream.launch_builder(&f).arg(step).launch(LaunchConfig::for_num_elems(1)) }.map_err(|e| launch_err("increment_step", e))?;
+    unsafe {
+        dev.stream
+            .launch_builder(&f)
+            .arg(step)
+            .launch(LaunchConfig::for_num_elems(1))
+    }
+    .map_err(|e| launch_err("increment_step", e))?;
     Ok(())
 }

@@ -87,9 +87,10 @@ pub fn pre_normalize_3d(keypoint: &[f32], shape: [usize; 4], dtype: DTypeKind) -
             *x = if present { round_to(dtype, diff) } else { 0.0 };
         }
     }
-    // Spine (joint 0 → 1) to +z, then shoulders (joint 8 − joint 4) to +x.
-    align_bone(&mut skel, 0, 1, [0.0, 0.0, 1.0]);
-    align_bone(&mut skel, 4, 8, [1.0, 0.0, 0.0]);
+    // Spine (joint 0 → 1) to +z on the centred values, still of the stored dtype; the rotated
+    // skeleton is f64, so the shoulders (joint 8 − joint 4) go to +x in f64.
+    align_bone(&mut skel, 0, 1, [0.0, 0.0, 1.0], dtype);
+    align_bone(&mut skel, 4, 8, [1.0, 0.0, 0.0], DTypeKind::F64);
     PreNormalized3D {
         skeleton: skel,
         body_center: Some(centre),
@@ -97,17 +98,14 @@ pub fn pre_normalize_3d(keypoint: &[f32], shape: [usize; 4], dtype: DTypeKind) -
 }
 
 /// Rotates every point so that `joint[to] − joint[from]` of person 0, frame 0 points along
-/// `target` (`np.einsum('abcd,kd->abck', skel, R)`).
-fn align_bone(skel: &mut Skeleton, from: usize, to: usize, target: [f64; 3]) {
+/// `target` (`np.einsum('abcd,kd->abck', skel, R)`). `dtype` is the precision NumPy computes the
+/// bone and its unit vector in (the skeleton's dtype before the first rotation, f64 after).
+fn align_bone(skel: &mut Skeleton, from: usize, to: usize, target: [f64; 3], dtype: DTypeKind) {
     let a = skel.index(0, 0, from, 0);
     let b = skel.index(0, 0, to, 0);
-    let bone = [
-        skel.data[b] - skel.data[a],
-        skel.data[b + 1] - skel.data[a + 1],
-        skel.data[b + 2] - skel.data[a + 2],
-    ];
+    let bone = [0, 1, 2].map(|k| round_to(dtype, skel.data[b + k] - skel.data[a + k]));
     let axis = cross(bone, target);
-    let angle = angle_between(bone, target);
+    let angle = angle_between(bone, target, dtype);
     let r = rotation_matrix(axis, angle);
     for p in skel.data.chunks_exact_mut(3) {
         let x = [p[0], p[1], p[2]];
@@ -133,12 +131,25 @@ fn norm(a: [f64; 3]) -> f64 {
     (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt()
 }
 
-fn angle_between(v1: [f64; 3], v2: [f64; 3]) -> f64 {
+/// `angle_between(v1, v2)` of PYSKL: `arccos(clip(unit(v1)·unit(v2)))`, where `unit(v1)` is
+/// computed in `v1`'s dtype (`np.linalg.norm` and the division of a float16/float32 array stay in
+/// that type; NumPy's float16 dot accumulates in float32) and `v2` is a float64 axis.
+fn angle_between(v1: [f64; 3], v2: [f64; 3], dtype: DTypeKind) -> f64 {
     if l1(v1) < 1e-6 || l1(v2) < 1e-6 {
         return 0.0;
     }
-    let (n1, n2) = (norm(v1), norm(v2));
-    let u1 = v1.map(|x| x / n1);
+    let u1 = match dtype {
+        DTypeKind::F16 | DTypeKind::F32 => {
+            let sq = v1.iter().fold(0.0f32, |acc, &x| acc + (x as f32) * (x as f32));
+            let n1 = round_to(dtype, (round_to(dtype, sq as f64) as f32).sqrt() as f64);
+            v1.map(|x| round_to(dtype, (x as f32 / n1 as f32) as f64))
+        }
+        _ => {
+            let n1 = norm(v1);
+            v1.map(|x| x / n1)
+        }
+    };
+    let n2 = norm(v2);
     let u2 = v2.map(|x| x / n2);
     let dot = u1[0] * u2[0] + u1[1] * u2[1] + u1[2] * u2[2];
     dot.clamp(-1.0, 1.0).acos()
