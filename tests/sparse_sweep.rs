@@ -9,7 +9,21 @@ fn sweep_writes_one_row_per_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
     let status = Command::new(env!("CARGO_BIN_EXE_leangcn"))
-        .args(["sweep", "--backend", "cpu", "--preset", "tiny", "--epochs", "1", "--sparsity", "0,0.9", "--lottery", "1", "--quiet", "--out"])
+        .args([
+            "sweep",
+            "--backend",
+            "cpu",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--sparsity",
+            "0,0.9",
+            "--lottery",
+            "1",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .status()
         .unwrap();
@@ -30,12 +44,20 @@ fn sweep_writes_one_row_per_configuration() {
     for sparse in &rows[1..] {
         assert_eq!(num(sparse, "sparsity"), 0.9);
         let kept = num(sparse, "kept_masked") / num(sparse, "maskable");
-        assert!((kept - 0.1).abs() < 0.01, "{} keeps {kept} of the masked weights", sparse[col("method")]);
+        assert!(
+            (kept - 0.1).abs() < 0.01,
+            "{} keeps {kept} of the masked weights",
+            sparse[col("method")]
+        );
         assert!(num(sparse, "kept_params") < 0.2 * num(sparse, "total_params"));
         assert!(num(sparse, "effective_macs") < num(sparse, "dense_macs"));
         assert!((0.0..=1.0).contains(&num(sparse, "top1")));
     }
     let densities = std::fs::read_to_string(out.join("densities.csv")).unwrap();
-    assert!(densities.lines().any(|l| l.starts_with("generator 0.9,backbone.gcn.0.gcn.conv")));
-    assert!(std::fs::read_to_string(out.join("accuracy_vs_params.svg")).unwrap().contains("generator"));
+    assert!(densities
+        .lines()
+        .any(|l| l.starts_with("generator 0.9,backbone.gcn.0.gcn.conv")));
+    assert!(std::fs::read_to_string(out.join("accuracy_vs_params.svg"))
+        .unwrap()
+        .contains("generator"));
 }

@@ -4,8 +4,9 @@
 
 use std::process::Command;
 
-use leangcn::data::synthetic::{SyntheticConfig, SyntheticDataset};
+use leangcn::data::synthetic::SyntheticDataset;
 use leangcn::data::ClipDataset;
+use leangcn::train::datasets::synthetic_config;
 use leangcn::train::metrics::EpochMetrics;
 use leangcn::train::TrainConfig;
 
@@ -57,14 +58,7 @@ fn tiny_preset_learns_the_synthetic_actions_far_beyond_a_template_classifier() {
     let last = metrics.last().unwrap();
     assert!(dir.path().join("curves.svg").exists());
 
-    let synthetic = SyntheticConfig {
-        seed: cfg.seed,
-        classes: cfg.model.num_classes,
-        samples_per_class: cfg.data.synthetic_samples_per_class,
-        frames: cfg.clip_len,
-        persons: cfg.model.num_person,
-        ..SyntheticConfig::default()
-    };
+    let synthetic = synthetic_config(&cfg);
     let ncm = raw_ncm_accuracy(
         &SyntheticDataset::new(synthetic.clone()).unwrap(),
         &SyntheticDataset::new(synthetic.validation()).unwrap(),

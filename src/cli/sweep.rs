@@ -51,15 +51,7 @@ impl BackendTask for Sweep {
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
-    let mut text = String::new();
-    for kv in &args.set {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| Error::config(format!("--set expects KEY=VALUE, got '{kv}'")))?;
-        text.push_str(&format!("{} = {}\n", k.trim(), v.trim()));
-    }
-    text.push_str(&format!("preset = \"{}\"\n", args.preset));
-    let mut base = TrainConfig::from_toml_str(&text)?;
+    let mut base = TrainConfig::from_toml_with_overrides(&format!("preset = \"{}\"", args.preset), &args.set)?;
     base.epochs = args.epochs.unwrap_or(base.epochs);
     base.data.path = args.data.clone();
     base.validate()?;

@@ -61,20 +61,11 @@ pub struct TrainArgs {
 
 /// Builds the configuration: preset or file, then `--set` keys, then the named flags.
 fn config_from(args: &TrainArgs) -> Result<TrainConfig> {
-    let mut toml_text = match &args.config {
+    let toml_text = match &args.config {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
         None => format!("preset = \"{}\"\n", args.preset),
     };
-    // keys before the first table header apply to the root; dotted keys reach into tables
-    let mut overrides = String::new();
-    for kv in &args.set {
-        let (key, value) = kv
-            .split_once('=')
-            .ok_or_else(|| Error::config(format!("--set expects KEY=VALUE, got '{kv}'")))?;
-        overrides.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
-    }
-    toml_text = overrides + &toml_text;
-    let mut cfg = TrainConfig::from_toml_str(&toml_text)?;
+    let mut cfg = TrainConfig::from_toml_with_overrides(&toml_text, &args.set)?;
     if let Some(p) = &args.data {
         cfg.data.path = Some(p.clone());
     }

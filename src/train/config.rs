@@ -141,9 +141,24 @@ impl TrainConfig {
     }
 
     pub fn from_toml_str(text: &str) -> Result<Self> {
+        Self::from_toml_with_overrides(text, &[])
+    }
+
+    /// As [`Self::from_toml_str`], then `KEY=VALUE` overrides in TOML syntax (dotted keys reach into
+    /// tables: `model.base_channels=32`), which win over the text.
+    pub fn from_toml_with_overrides(text: &str, overrides: &[String]) -> Result<Self> {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| Error::config(e.to_string()))?;
+        for kv in overrides {
+            let (key, value) = kv
+                .split_once('=')
+                .ok_or_else(|| Error::config(format!("--set expects KEY=VALUE, got '{kv}'")))?;
+            let over: toml::Table = format!("{} = {}", key.trim(), value.trim())
+                .parse()
+                .map_err(|e: toml::de::Error| Error::config(format!("--set {kv}: {e}")))?;
+            merge(&mut table, over);
+        }
         let base = match table.remove("preset") {
             Some(toml::Value::String(name)) => Self::preset(&name)?,
             Some(other) => return Err(Error::config(format!("preset must be a string, got {other}"))),

@@ -33,19 +33,24 @@ pub fn open_test_split(cfg: &TrainConfig) -> Result<(Arc<dyn ClipDataset>, usize
     }
 }
 
+/// The built-in dataset a configuration trains on (its validation set is `.validation()`).
+pub fn synthetic_config(cfg: &TrainConfig) -> SyntheticConfig {
+    SyntheticConfig {
+        seed: cfg.seed,
+        classes: cfg.model.num_classes,
+        samples_per_class: cfg.data.synthetic_samples_per_class,
+        frames: cfg.clip_len,
+        persons: cfg.model.num_person,
+        ..SyntheticConfig::default()
+    }
+}
+
 /// The (training, validation) datasets of `cfg`: the built-in synthetic data unless a path is set.
 /// A real dataset decides the model's layout and input channels, and raises its class count to the
 /// data's when that is larger; `cfg.model` is updated accordingly.
 pub fn open_datasets(cfg: &mut TrainConfig) -> Result<Datasets> {
     let Some(path) = cfg.data.path.clone() else {
-        let base = SyntheticConfig {
-            seed: cfg.seed,
-            classes: cfg.model.num_classes,
-            samples_per_class: cfg.data.synthetic_samples_per_class,
-            frames: cfg.clip_len,
-            persons: cfg.model.num_person,
-            ..SyntheticConfig::default()
-        };
+        let base = synthetic_config(cfg);
         let train = SyntheticDataset::new(base.clone())?;
         let val = SyntheticDataset::new(base.validation())?;
         return Ok((Arc::new(train), Arc::new(val)));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::metrics::topk_correct;
-use super::step::eval_logits;
+use super::step::{eval_logits, upload_batch};
 use crate::backend::Backend;
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
@@ -27,11 +27,7 @@ pub fn clip_averaged_scores<B: Backend>(
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     for b in loader.epoch(0, 0) {
         let b = b?;
-        let x: Vec<B::Elem> =
-            b.x.iter()
-                .map(|&v| <B::Elem as crate::backend::Scalar>::of(v as f64))
-                .collect();
-        let logits = eval_logits(be, model, &be.upload(&x), b.dims())?;
+        let logits = eval_logits(be, model, &upload_batch(be, &b), b.dims())?;
         for (sample, rows) in logits.chunks(clips * classes).enumerate() {
             let mut mean = vec![0.0; classes];
             for row in rows.chunks(classes) {

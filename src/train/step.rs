@@ -67,6 +67,12 @@ pub fn train_step<B: Backend>(
     })
 }
 
+/// A batch's clips `[N, M, T, V, C]` on the backend, in its element type.
+pub fn upload_batch<B: Backend>(be: &B, batch: &crate::data::loader::Batch) -> B::Buf {
+    let x: Vec<B::Elem> = batch.x.iter().map(|&v| B::Elem::of(v as f64)).collect();
+    be.upload(&x)
+}
+
 /// Evaluation-mode logits for one batch.
 pub fn eval_logits<B: Backend>(be: &B, model: &mut Stgcn<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
     let logits = model.forward(be, x, dims, false, 0)?;

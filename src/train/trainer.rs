@@ -15,7 +15,7 @@ use super::checkpoint::{CheckpointDir, NamedTensor, TensorData};
 use super::config::TrainConfig;
 use super::metrics::{topk_correct, EpochMetrics, MetricsLog};
 use super::progress::EpochProgress;
-use super::step::{cross_entropy_host, eval_logits, train_step, LossBuffers};
+use super::step::{cross_entropy_host, eval_logits, train_step, upload_batch, LossBuffers};
 use crate::backend::{Backend, Scalar};
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
@@ -144,8 +144,7 @@ pub fn evaluate<B: Backend>(
     let (mut loss, mut top1, mut top5, mut seen) = (0.0, 0usize, 0usize, 0usize);
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
-        let x: Vec<B::Elem> = batch.x.iter().map(|&v| B::Elem::of(v as f64)).collect();
-        let logits = eval_logits(be, model, &be.upload(&x), batch.dims())?;
+        let logits = eval_logits(be, model, &upload_batch(be, &batch), batch.dims())?;
         loss += cross_entropy_host(&logits, &batch.labels, classes) * batch.n as f64;
         top1 += topk_correct(&logits, classes, &batch.labels, 1);
         top5 += topk_correct(&logits, classes, &batch.labels, 5.min(classes));
@@ -246,14 +245,13 @@ pub fn train<B: Backend>(
         let seconds_before = state.epoch_seconds;
         for batch in loader.epoch(epoch, state.batch) {
             let batch = batch?;
-            let x: Vec<B::Elem> = batch.x.iter().map(|&v| B::Elem::of(v as f64)).collect();
             let lr = sgd.next_lr();
             let out = train_step(
                 be,
                 &mut model,
                 &mut sgd,
                 &mut bufs,
-                &be.upload(&x),
+                &upload_batch(be, &batch),
                 &be.upload_idx(&batch.labels),
                 batch.dims(),
                 cfg.label_smoothing,
