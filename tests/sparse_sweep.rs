@@ -60,4 +60,27 @@ fn sweep_writes_one_row_per_configuration() {
     assert!(std::fs::read_to_string(out.join("accuracy_vs_params.svg"))
         .unwrap()
         .contains("generator"));
+
+    // a sparse-generator checkpoint pruned to a final mask, then evaluated with it
+    let ckpts = out.join("generator-0.9/checkpoints");
+    let latest = ckpts.join(std::fs::read_to_string(ckpts.join("latest")).unwrap().trim());
+    let pruned = dir.path().join("pruned.safetensors");
+    let bin = env!("CARGO_BIN_EXE_leangcn");
+    let prune = Command::new(bin)
+        .args(["prune", "--sparsity", "0.95", "-o"])
+        .arg(&pruned)
+        .arg(&latest)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&prune.stdout);
+    assert!(
+        prune.status.success() && text.contains("backbone conv sparsity 0.95"),
+        "{text}"
+    );
+    let eval = Command::new(bin)
+        .args(["eval", "--backend", "cpu"])
+        .arg(&pruned)
+        .output()
+        .unwrap();
+    assert!(eval.status.success() && String::from_utf8_lossy(&eval.stdout).contains("top-1"));
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::backend::select::{run_on, BackendChoice, BackendTask};
 use crate::backend::Backend;
 use crate::model::Stgcn;
+use crate::sparse::lottery::attach_fixed_masks;
 use crate::train::checkpoint::{load_checkpoint, NamedTensor};
 use crate::train::datasets::open_test_split;
 use crate::train::fusion::{clip_averaged_scores, fuse_streams, top1_top5};
@@ -50,6 +51,7 @@ impl BackendTask for Score {
         let cfg = &state.config;
         let (data, clips) = open_test_split(cfg)?;
         let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
+        attach_fixed_masks(be, &mut model, &tensors);
         import_state(be, &tensors, &mut model, None, &checkpoint)?;
         if let Some(s) = cfg.sparsity {
             model.set_sparsity(s.target);

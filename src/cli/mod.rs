@@ -4,6 +4,7 @@ mod bench;
 mod check_golden;
 mod data;
 mod eval;
+mod prune;
 mod sweep;
 mod train;
 
@@ -34,6 +35,8 @@ enum Command {
     CheckGolden(check_golden::CheckGoldenArgs),
     /// Train dense and sparse models over sparsity levels and tabulate accuracy against parameters.
     Sweep(sweep::SweepArgs),
+    /// Apply a final sparsity mask to a checkpoint and write the pruned model.
+    Prune(prune::PruneArgs),
     /// Inspect or convert skeleton datasets.
     Data(data::DataArgs),
     /// Print the embedded CUDA kernels and their ptxas resource report.
@@ -48,6 +51,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => eval::run(args).map(|_| 0),
         Command::Bench(args) => bench::run(args).map(|_| 0),
         Command::CheckGolden(args) => check_golden::run(args),
+        Command::Prune(args) => prune::run(args).map(|_| 0),
         Command::Sweep(args) => sweep::run(args).map(|_| 0),
         Command::Data(args) => data::run(args).map(|_| 0),
         Command::Kernels => {
