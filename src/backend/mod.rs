@@ -95,6 +95,10 @@ pub trait Backend: Send + Sync {
     fn fill(&self, buf: &mut Self::Buf, value: f64);
     /// Blocks until all queued work is done (a no-op on the CPU).
     fn synchronize(&self);
+    /// The first failure since the last check (a kernel launch, an allocation, device memory
+    /// exhausted), or `Ok`. Ops return nothing, so a device backend records its first failure and
+    /// skips every later op until this is called; the trainer calls it once per step.
+    fn check(&self) -> crate::Result<()>;
 
     // ---- element-wise -------------------------------------------------------------------------
     /// `acc += x`

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use super::cpu::CpuBackend;
+use super::cuda::CudaBackend;
 use super::Backend;
 use crate::{Error, Result};
 
@@ -36,28 +37,30 @@ pub trait BackendTask {
     fn run<B: Backend>(self, be: &B) -> Result<Self::Output>;
 }
 
-/// Runs `task` on the chosen backend in the given precision (`f32` or `f64`).
+/// Runs `task` on the chosen backend in the given precision (`f32` or `f64`). The GPU computes in
+/// f32; `auto` with f64 asked for runs on the CPU.
 pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -> Result<T::Output> {
-    let use_cpu = match choice {
-        BackendChoice::Cpu => true,
-        BackendChoice::Cuda => return Err(Error::Cuda(cuda_unavailable_reason())),
-        BackendChoice::Auto => {
-            eprintln!("using the CPU: {}", cuda_unavailable_reason());
-            true
+    if !matches!(precision, "f32" | "f64") {
+        return Err(Error::config(format!(
+            "precision must be f32 or f64, got '{precision}'"
+        )));
+    }
+    match choice {
+        BackendChoice::Cuda if precision == "f64" => {
+            return Err(Error::config(
+                "the CUDA backend computes in f32; use --precision f32 or --backend cpu",
+            ))
         }
-    };
-    debug_assert!(use_cpu);
+        BackendChoice::Cuda => return task.run(&CudaBackend::open(0)?),
+        BackendChoice::Auto if precision == "f32" => match CudaBackend::open(0) {
+            Ok(gpu) => return task.run(&gpu),
+            Err(e) => eprintln!("using the CPU: {e}"),
+        },
+        BackendChoice::Auto => eprintln!("using the CPU: f64 runs on the CPU only"),
+        BackendChoice::Cpu => {}
+    }
     match precision {
         "f32" => task.run(&CpuBackend::<f32>::new()),
-        "f64" => task.run(&CpuBackend::<f64>::new()),
-        other => Err(Error::config(format!("precision must be f32 or f64, got '{other}'"))),
-    }
-}
-
-/// Why the GPU cannot run training in this build or on this machine.
-fn cuda_unavailable_reason() -> String {
-    match super::cuda::probe::probe_gpu() {
-        Err(reason) => format!("no usable GPU ({reason})"),
-        Ok(_) => "a GPU is present, but this build's CUDA backend does not implement the training ops yet".into(),
+        _ => task.run(&CpuBackend::<f64>::new()),
     }
 }

@@ -63,6 +63,9 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         buf.fill(T::of(value));
     }
     fn synchronize(&self) {}
+    fn check(&self) -> crate::Result<()> {
+        Ok(())
+    }
 
     fn add_assign(&self, acc: &mut Vec<T>, x: &Vec<T>) {
         elementwise::add_assign(acc, x)

@@ -1,10 +1,10 @@
 //! Opening the GPU: the driver context, a stream of our own (graph capture is not allowed on the
-//! legacy default stream), and every embedded PTX module loaded.
+//! legacy default stream), every embedded PTX module loaded, and the kernel-launch helper.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::driver::{sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchArgs, LaunchConfig};
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::MODULES;
@@ -15,6 +15,13 @@ pub struct CudaDevice {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
+    /// Kernels looked up so far, by (module, kernel): a lookup is a driver call, a launch is frequent.
+    functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
+}
+
+/// A driver error as ours, saying what was being done.
+pub fn driver_err(what: &str, e: cudarc::driver::DriverError) -> Error {
+    Error::Cuda(format!("{what}: {e:?}"))
 }
 
 impl CudaDevice {
@@ -29,30 +36,59 @@ impl CudaDevice {
         if ordinal >= count {
             return Err(Error::Cuda(format!("device {ordinal} asked for, {count} present")));
         }
-        let driver = |what: &str, e: cudarc::driver::DriverError| Error::Cuda(format!("{what}: {e:?}"));
-        let ctx = CudaContext::new(ordinal).map_err(|e| driver("creating the context", e))?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| driver_err("creating the context", e))?;
         // the trainer orders its own streams; per-buffer event tracking would only add syncs
         // SAFETY: called before any buffer is allocated in this context.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.new_stream().map_err(|e| driver("creating a stream", e))?;
+        keep_freed_memory_pooled(&ctx)?;
+        let stream = ctx.new_stream().map_err(|e| driver_err("creating a stream", e))?;
         let mut modules = HashMap::new();
         for (name, ptx) in MODULES {
             let module = ctx
                 .load_module(Ptx::from_src(*ptx))
-                .map_err(|e| driver(&format!("loading module {name}"), e))?;
+                .map_err(|e| driver_err(&format!("loading module {name}"), e))?;
             modules.insert(*name, module);
         }
-        Ok(Self { ctx, stream, modules })
+        Ok(Self {
+            ctx,
+            stream,
+            modules,
+            functions: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Kernel `kernel` of module `module`.
-    pub fn function(&self, module: &str, kernel: &str) -> Result<CudaFunction> {
+    pub fn function(&self, module: &'static str, kernel: &'static str) -> Result<CudaFunction> {
+        let mut cache = self.functions.lock().expect("kernel cache lock");
+        if let Some(f) = cache.get(&(module, kernel)) {
+            return Ok(f.clone());
+        }
         let m = self
             .modules
             .get(module)
             .ok_or_else(|| Error::Cuda(format!("no module '{module}' in this build")))?;
-        m.load_function(kernel)
-            .map_err(|e| Error::Cuda(format!("kernel {module}::{kernel}: {e:?}")))
+        let f = m
+            .load_function(kernel)
+            .map_err(|e| Error::Cuda(format!("kernel {module}::{kernel}: {e:?}")))?;
+        cache.insert((module, kernel), f.clone());
+        Ok(f)
+    }
+
+    /// Launches `module::kernel` on the device's stream with the arguments `push` adds, in the
+    /// order of the kernel's signature.
+    pub fn launch<'a>(
+        &'a self,
+        function: &'a CudaFunction,
+        name: &str,
+        cfg: LaunchConfig,
+        push: impl FnOnce(&mut LaunchArgs<'a>),
+    ) -> Result<()> {
+        let mut builder = self.stream.launch_builder(function);
+        push(&mut builder);
+        // SAFETY: every launcher pushes arguments matching its kernel's signature, with device
+        // buffers of the lengths the kernel indexes (checked by the launcher).
+        unsafe { builder.launch(cfg) }.map_err(|e| driver_err(&format!("launching {name}"), e))?;
+        Ok(())
     }
 
     pub fn describe(&self) -> String {
@@ -60,4 +96,38 @@ impl CudaDevice {
         let (major, minor) = self.ctx.compute_capability().unwrap_or((0, 0));
         format!("{name} (sm_{major}{minor})")
     }
+
+    /// (free, total) device memory in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx
+            .mem_get_info()
+            .map_err(|e| driver_err("querying device memory", e))
+    }
+}
+
+/// The caching allocator: buffers come from the device's stream-ordered memory pool
+/// (`cuMemAllocAsync`, which cudarc uses where the device supports it), and this tells the pool
+/// to keep freed memory instead of returning it to the driver at each synchronisation, so the
+/// allocations of a training step are served from the pool after the first step and nothing in the
+/// step reaches the driver's allocator.
+fn keep_freed_memory_pooled(ctx: &Arc<CudaContext>) -> Result<()> {
+    if !ctx.has_async_alloc() {
+        return Ok(());
+    }
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold: u64 = u64::MAX;
+    // SAFETY: plain driver calls on the context's device with valid out-pointers.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .map_err(|e| driver_err("getting the default memory pool", e))?;
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut threshold as *mut u64 as *mut std::ffi::c_void,
+        )
+        .result()
+        .map_err(|e| driver_err("setting the memory pool's release threshold", e))?;
+    }
+    Ok(())
 }

@@ -1,14 +1,23 @@
 //! The CUDA backend: our kernels from `cuda/`, compiled to PTX by build.rs and loaded through the
 //! driver API (cudarc, dynamically loaded, so nothing CUDA is needed to build or start the binary).
-//!
-//! This build has the device plumbing and the optimizer, schedule and sparsity-threshold kernels
-//! with their launchers; the forward and backward ops of the `Backend` trait on the GPU are not
-//! implemented yet, so training runs on the CPU backend.
+//! [`CudaBackend`] implements every op of the `Backend` trait; each op family has its launchers in
+//! a file of its own, beside the `.cu` file of the same family.
 
+mod backend;
+mod batch_norm;
+mod buffer;
+mod conv;
 pub mod device;
+mod elementwise;
+mod graph;
 pub mod kernels;
-pub mod optim;
+mod loss;
+mod optim;
+mod permute;
+mod pool;
 pub mod probe;
-pub mod select;
+mod select;
 
+pub use backend::CudaBackend;
+pub use buffer::GpuBuf;
 pub use device::CudaDevice;

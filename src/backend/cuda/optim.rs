@@ -52,20 +52,13 @@ fn launch_err(kernel: &str, e: cudarc::driver::DriverError) -> Error {
     Error::Cuda(format!("launching {kernel}: {e:?}"))
 }
 
-fn table(
-    dev: &CudaDevice,
-    params: &mut [CudaSlice<f32>],
-    grads: &[CudaSlice<f32>],
-    momentum: &mut [CudaSlice<f32>],
-) -> Result<CudaSlice<SgdTensorRepr>> {
-    if params.len() != grads.len() || params.len() != momentum.len() {
-        return Err(Error::Cuda(
-            "sgd: parameter, gradient and momentum counts differ".into(),
-        ));
-    }
+/// One parameter's (value, gradient, momentum) buffers.
+pub type SgdTriple<'a> = (&'a mut CudaSlice<f32>, &'a CudaSlice<f32>, &'a mut CudaSlice<f32>);
+
+fn table(dev: &CudaDevice, tensors: &mut [SgdTriple<'_>]) -> Result<CudaSlice<SgdTensorRepr>> {
     let s = &dev.stream;
-    let mut rows = Vec::with_capacity(params.len());
-    for ((p, g), m) in params.iter_mut().zip(grads).zip(momentum.iter_mut()) {
+    let mut rows = Vec::with_capacity(tensors.len());
+    for (p, g, m) in tensors.iter_mut() {
         let len = p.len() as u64;
         let (param, _a) = p.device_ptr_mut(s);
         let (grad, _b) = g.device_ptr(s);
@@ -85,19 +78,18 @@ fn table(
 #[allow(clippy::too_many_arguments)]
 pub fn sgd_step(
     dev: &CudaDevice,
-    params: &mut [CudaSlice<f32>],
-    grads: &[CudaSlice<f32>],
-    momentum: &mut [CudaSlice<f32>],
+    tensors: &mut [SgdTriple<'_>],
     hyper: &SgdHyper,
     lr: &CudaSlice<f32>,
     scale: Option<&CudaSlice<f32>>,
     first_step: bool,
 ) -> Result<()> {
-    let longest = params.iter().map(|p| p.len()).max().unwrap_or(0);
+    let longest = tensors.iter().map(|(p, _, _)| p.len()).max().unwrap_or(0);
     if longest == 0 {
         return Ok(());
     }
-    let tensors = table(dev, params, grads, momentum)?;
+    let count = tensors.len() as u32;
+    let tensors = table(dev, tensors)?;
     let h = SgdHyperRepr {
         momentum: hyper.momentum as f32,
         dampening_keep: (1.0 - hyper.dampening) as f32,
@@ -108,11 +100,7 @@ pub fn sgd_step(
     };
     let f = dev.function("sgd", "sgd_multi_tensor_update_f32")?;
     let cfg = LaunchConfig {
-        grid_dim: (
-            (longest as u32).div_ceil(THREADS).clamp(1, 1024),
-            params.len() as u32,
-            1,
-        ),
+        grid_dim: ((longest as u32).div_ceil(THREADS).clamp(1, 1024), count, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
@@ -129,7 +117,7 @@ pub fn sgd_step(
 }
 
 /// `out[0] = Σ_i Σ_j grads[i][j]²`, deterministic (fixed per-block partials, one summing block).
-pub fn sum_squares(dev: &CudaDevice, grads: &[CudaSlice<f32>], out: &mut CudaSlice<f32>) -> Result<()> {
+pub fn sum_squares(dev: &CudaDevice, grads: &[&CudaSlice<f32>], out: &mut CudaSlice<f32>) -> Result<()> {
     let s = &dev.stream;
     let mut rows = Vec::with_capacity(grads.len());
     for g in grads {

@@ -1,0 +1,434 @@
+//! The CUDA backend: every op of the [`Backend`] trait as a launch of our own kernels on one stream.
+//!
+//! Errors are sticky, as CUDA's own are: the trait's ops return nothing, so the first failure (a
+//! launch, an allocation, an out-of-memory) is recorded, every later op is skipped, and the caller
+//! learns of it at [`Backend::check`], which the trainer calls once per step. Reductions use fixed
+//! partitions and a fixed order (no floating-point atomics), so a run is bit-for-bit repeatable.
+
+use std::sync::Mutex;
+
+use cudarc::driver::{CudaSlice, DeviceRepr, DriverError};
+
+use super::buffer::GpuBuf;
+use super::device::{driver_err, CudaDevice};
+use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
+use crate::backend::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, SgdHyper};
+use crate::{Error, Result};
+
+pub struct CudaBackend {
+    dev: CudaDevice,
+    /// The first failure since the last `check`.
+    failure: Mutex<Option<Error>>,
+}
+
+impl CudaBackend {
+    /// Opens GPU `ordinal` (with every kernel module loaded), or says why it cannot.
+    pub fn open(ordinal: usize) -> Result<Self> {
+        Ok(Self {
+            dev: CudaDevice::open(ordinal)?,
+            failure: Mutex::new(None),
+        })
+    }
+
+    pub fn device(&self) -> &CudaDevice {
+        &self.dev
+    }
+
+    /// Runs one op unless an earlier one failed; records its failure.
+    fn run(&self, op: impl FnOnce(&CudaDevice) -> Result<()>) {
+        if self.failure.lock().expect("failure lock").is_some() {
+            return;
+        }
+        if let Err(e) = op(&self.dev) {
+            self.failure.lock().expect("failure lock").get_or_insert(e);
+        }
+    }
+
+    fn record(&self, e: Error) {
+        self.failure.lock().expect("failure lock").get_or_insert(e);
+    }
+
+    fn alloc<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, len: usize) -> GpuBuf<T> {
+        if len == 0 {
+            return GpuBuf::new(None, 0);
+        }
+        match self.dev.stream.alloc_zeros::<T>(len) {
+            Ok(slice) => GpuBuf::new(Some(slice), len),
+            Err(e) => {
+                self.record(self.alloc_error(len * std::mem::size_of::<T>(), e));
+                GpuBuf::new(None, len)
+            }
+        }
+    }
+
+    fn alloc_error(&self, bytes: usize, e: DriverError) -> Error {
+        const MIB: usize = 1 << 20;
+        if e.0 == cudarc::driver::sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY {
+            let (free, total) = self.dev.memory().unwrap_or((0, 0));
+            Error::Cuda(format!(
+                "out of device memory allocating {} MiB ({} MiB free of {} MiB); use a smaller batch",
+                bytes.div_ceil(MIB),
+                free / MIB,
+                total / MIB
+            ))
+        } else {
+            driver_err(&format!("allocating {bytes} bytes"), e)
+        }
+    }
+
+    fn upload_slice<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, host: &[T]) -> GpuBuf<T> {
+        let mut buf = self.alloc::<T>(host.len());
+        if let Some(slice) = buf.slice_mut() {
+            if let Err(e) = self.dev.stream.memcpy_htod(host, slice) {
+                self.record(driver_err("copying to the device", e));
+            }
+        }
+        buf
+    }
+
+    fn download_slice<T: DeviceRepr + Clone + Default>(&self, buf: &GpuBuf<T>) -> Vec<T> {
+        let mut host = vec![T::default(); buf.len()];
+        if let Some(slice) = buf.slice() {
+            if let Err(e) = self.dev.stream.memcpy_dtoh(slice, &mut host) {
+                self.record(driver_err("copying from the device", e));
+            }
+        }
+        host
+    }
+}
+
+/// The device memory of `b`, or an error if it has none (an empty or failed buffer where data is needed).
+fn data<T: DeviceRepr>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
+    b.slice()
+        .ok_or_else(|| Error::Cuda(format!("an op read an unallocated buffer of {} elements", b.len())))
+}
+
+fn data_mut<T: DeviceRepr>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
+    let len = b.len();
+    b.slice_mut()
+        .ok_or_else(|| Error::Cuda(format!("an op wrote an unallocated buffer of {len} elements")))
+}
+
+fn same_len(op: &str, a: usize, b: usize) -> Result<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(Error::Cuda(format!("{op}: buffer lengths {a} and {b} differ")))
+    }
+}
+
+impl Backend for CudaBackend {
+    type Elem = f32;
+    type Buf = GpuBuf<f32>;
+    type IdxBuf = GpuBuf<u32>;
+
+    fn describe(&self) -> String {
+        format!("cuda f32 {}", self.dev.describe())
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.failure.lock().expect("failure lock").take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn zeros(&self, len: usize) -> GpuBuf<f32> {
+        self.alloc(len)
+    }
+    fn upload(&self, host: &[f32]) -> GpuBuf<f32> {
+        self.upload_slice(host)
+    }
+    fn download(&self, buf: &GpuBuf<f32>) -> Vec<f32> {
+        self.download_slice(buf)
+    }
+    fn upload_idx(&self, host: &[u32]) -> GpuBuf<u32> {
+        self.upload_slice(host)
+    }
+    fn download_idx(&self, buf: &GpuBuf<u32>) -> Vec<u32> {
+        self.download_slice(buf)
+    }
+    fn buf_len(&self, buf: &GpuBuf<f32>) -> usize {
+        buf.len()
+    }
+    fn copy(&self, src: &GpuBuf<f32>, dst: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("copy", src.len(), dst.len())?;
+            if src.is_empty() {
+                return Ok(());
+            }
+            dev.stream
+                .memcpy_dtod(data(src)?, data_mut(dst)?)
+                .map_err(|e| driver_err("copying on the device", e))
+        })
+    }
+    fn fill(&self, buf: &mut GpuBuf<f32>, value: f64) {
+        self.run(|dev| match buf.slice_mut() {
+            Some(b) => elementwise::fill(dev, b, value as f32),
+            None => Ok(()),
+        })
+    }
+    fn synchronize(&self) {
+        self.run(|dev| dev.stream.synchronize().map_err(|e| driver_err("synchronizing", e)))
+    }
+
+    fn add_assign(&self, acc: &mut GpuBuf<f32>, x: &GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("add_assign", acc.len(), x.len())?;
+            elementwise::add_assign(dev, data_mut(acc)?, data(x)?)
+        })
+    }
+    fn mul(&self, a: &GpuBuf<f32>, b: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("mul", a.len(), b.len())?;
+            same_len("mul", a.len(), y.len())?;
+            elementwise::mul(dev, data(a)?, data(b)?, data_mut(y)?)
+        })
+    }
+    fn mul_acc(&self, a: &GpuBuf<f32>, b: &GpuBuf<f32>, acc: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("mul_acc", a.len(), b.len())?;
+            same_len("mul_acc", a.len(), acc.len())?;
+            elementwise::mul_acc(dev, data(a)?, data(b)?, data_mut(acc)?)
+        })
+    }
+    fn scale(&self, x: &mut GpuBuf<f32>, s: f64) {
+        self.run(|dev| elementwise::scale(dev, data_mut(x)?, s as f32))
+    }
+    fn relu_forward(&self, x: &mut GpuBuf<f32>) {
+        self.run(|dev| elementwise::relu_forward(dev, data_mut(x)?))
+    }
+    fn relu_backward(&self, y: &GpuBuf<f32>, dy: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("relu_backward", y.len(), dy.len())?;
+            elementwise::relu_backward(dev, data(y)?, data_mut(dy)?)
+        })
+    }
+    fn dropout(&self, x: &mut GpuBuf<f32>, p: f64, seed: u64) {
+        self.run(|dev| elementwise::dropout(dev, data_mut(x)?, p, seed))
+    }
+
+    fn kth_smallest(&self, bufs: &[&GpuBuf<f32>], k: usize, out: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            let pool = bufs.iter().map(|b| data(b)).collect::<Result<Vec<_>>>()?;
+            select::kth_smallest(dev, &pool, k, data_mut(out)?)
+        })
+    }
+    fn threshold_mask(&self, score: &GpuBuf<f32>, tau: &GpuBuf<f32>, mask: &mut GpuBuf<f32>) {
+        self.run(|dev| select::threshold_mask(dev, data(score)?, data(tau)?, data_mut(mask)?))
+    }
+    fn abs(&self, x: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("abs", x.len(), y.len())?;
+            elementwise::abs(dev, data(x)?, data_mut(y)?)
+        })
+    }
+
+    fn permute(&self, x: &GpuBuf<f32>, dims: &[usize], perm: &[usize], y: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("permute", x.len(), y.len())?;
+            permute::permute(dev, data(x)?, dims, perm, data_mut(y)?)
+        })
+    }
+
+    fn conv_t_forward(
+        &self,
+        g: &ConvGeom,
+        x: &GpuBuf<f32>,
+        w: &GpuBuf<f32>,
+        b: Option<&GpuBuf<f32>>,
+        y: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            let b = b.map(data).transpose()?;
+            conv::forward(dev, g, data(x)?, data(w)?, b, data_mut(y)?)
+        })
+    }
+    fn conv_t_backward_input(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
+        self.run(|dev| conv::backward_input(dev, g, data(dy)?, data(w)?, data_mut(dx)?))
+    }
+    fn conv_t_backward_weight(
+        &self,
+        g: &ConvGeom,
+        x: &GpuBuf<f32>,
+        dy: &GpuBuf<f32>,
+        dw: &mut GpuBuf<f32>,
+        db: Option<&mut GpuBuf<f32>>,
+    ) {
+        self.run(|dev| {
+            let db = db.map(data_mut).transpose()?;
+            conv::backward_weight(dev, g, data(x)?, data(dy)?, data_mut(dw)?, db)
+        })
+    }
+
+    fn graph_forward(&self, g: &GraphGeom, z: &GpuBuf<f32>, a: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
+        self.run(|dev| graph::forward(dev, g, data(z)?, data(a)?, data_mut(y)?))
+    }
+    fn graph_backward(
+        &self,
+        g: &GraphGeom,
+        z: &GpuBuf<f32>,
+        a: &GpuBuf<f32>,
+        dy: &GpuBuf<f32>,
+        dz: &mut GpuBuf<f32>,
+        da: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| graph::backward(dev, g, data(z)?, data(a)?, data(dy)?, data_mut(dz)?, data_mut(da)?))
+    }
+
+    fn batch_norm_train(
+        &self,
+        g: &BnGeom,
+        x: &GpuBuf<f32>,
+        gamma: &GpuBuf<f32>,
+        beta: &GpuBuf<f32>,
+        running_mean: &mut GpuBuf<f32>,
+        running_var: &mut GpuBuf<f32>,
+        y: &mut GpuBuf<f32>,
+        save_mean: &mut GpuBuf<f32>,
+        save_invstd: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            batch_norm::train(
+                dev,
+                g,
+                data(x)?,
+                data(gamma)?,
+                data(beta)?,
+                data_mut(running_mean)?,
+                data_mut(running_var)?,
+                data_mut(y)?,
+                data_mut(save_mean)?,
+                data_mut(save_invstd)?,
+            )
+        })
+    }
+    fn batch_norm_eval(
+        &self,
+        g: &BnGeom,
+        x: &GpuBuf<f32>,
+        gamma: &GpuBuf<f32>,
+        beta: &GpuBuf<f32>,
+        running_mean: &GpuBuf<f32>,
+        running_var: &GpuBuf<f32>,
+        y: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            batch_norm::eval(
+                dev,
+                g,
+                data(x)?,
+                data(gamma)?,
+                data(beta)?,
+                data(running_mean)?,
+                data(running_var)?,
+                data_mut(y)?,
+            )
+        })
+    }
+    fn batch_norm_backward(
+        &self,
+        g: &BnGeom,
+        x: &GpuBuf<f32>,
+        dy: &GpuBuf<f32>,
+        gamma: &GpuBuf<f32>,
+        save_mean: &GpuBuf<f32>,
+        save_invstd: &GpuBuf<f32>,
+        dx: &mut GpuBuf<f32>,
+        dgamma: &mut GpuBuf<f32>,
+        dbeta: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            batch_norm::backward(
+                dev,
+                g,
+                data(x)?,
+                data(dy)?,
+                data(gamma)?,
+                data(save_mean)?,
+                data(save_invstd)?,
+                data_mut(dx)?,
+                data_mut(dgamma)?,
+                data_mut(dbeta)?,
+            )
+        })
+    }
+
+    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
+        self.run(|dev| pool::forward(dev, n, persons, c, s, data(x)?, data_mut(y)?))
+    }
+    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
+        self.run(|dev| pool::backward(dev, n, persons, c, s, data(dy)?, data_mut(dx)?))
+    }
+    fn cross_entropy(
+        &self,
+        n: usize,
+        classes: usize,
+        logits: &GpuBuf<f32>,
+        labels: &GpuBuf<u32>,
+        smoothing: f64,
+        loss: &mut GpuBuf<f32>,
+        dlogits: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            loss::cross_entropy(
+                dev,
+                n,
+                classes,
+                data(logits)?,
+                data(labels)?,
+                smoothing,
+                data_mut(loss)?,
+                data_mut(dlogits)?,
+            )
+        })
+    }
+
+    fn sum_squares(&self, bufs: &[&GpuBuf<f32>], out: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            let tensors = bufs
+                .iter()
+                .filter(|b| !b.is_empty())
+                .map(|b| data(b))
+                .collect::<Result<Vec<_>>>()?;
+            optim::sum_squares(dev, &tensors, data_mut(out)?)
+        })
+    }
+    fn clip_scale(&self, sq_norm: &GpuBuf<f32>, max_norm: f64, scale: &mut GpuBuf<f32>) {
+        self.run(|dev| optim::clip_scale(dev, data(sq_norm)?, max_norm, data_mut(scale)?))
+    }
+    fn cosine_lr(&self, sched: &CosineSchedule, step: &GpuBuf<u32>, lr: &mut GpuBuf<f32>) {
+        self.run(|dev| optim::cosine_lr(dev, sched, data(step)?, data_mut(lr)?))
+    }
+    fn increment_step(&self, step: &mut GpuBuf<u32>) {
+        self.run(|dev| optim::increment_step(dev, data_mut(step)?))
+    }
+    fn sgd_step(
+        &self,
+        params: &mut [&mut GpuBuf<f32>],
+        grads: &[&GpuBuf<f32>],
+        momentum: &mut [&mut GpuBuf<f32>],
+        hyper: &SgdHyper,
+        lr: &GpuBuf<f32>,
+        scale: Option<&GpuBuf<f32>>,
+        first_step: bool,
+    ) {
+        self.run(|dev| {
+            if params.len() != grads.len() || params.len() != momentum.len() {
+                return Err(Error::Cuda(
+                    "sgd: parameter, gradient and momentum counts differ".into(),
+                ));
+            }
+            let mut triples = Vec::with_capacity(params.len());
+            for ((p, g), m) in params.iter_mut().zip(grads).zip(momentum.iter_mut()) {
+                same_len("sgd", p.len(), g.len())?;
+                same_len("sgd", p.len(), m.len())?;
+                if !p.is_empty() {
+                    triples.push((data_mut(p)?, data(g)?, data_mut(m)?));
+                }
+            }
+            let scale = scale.map(data).transpose()?;
+            optim::sgd_step(dev, &mut triples, hyper, data(lr)?, scale, first_step)
+        })
+    }
+}
