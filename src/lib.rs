@@ -19,6 +19,7 @@ pub mod error;
 pub mod golden;
 pub mod layers;
 pub mod model;
+pub mod nvtx;
 pub mod optim;
 pub mod sparse;
 pub mod train;

@@ -1,24 +1,29 @@
-//! The CPU backend against PyTorch's golden vectors: f64 through every SGD step, f32 to step 2, with
-//! the tolerances of the golden format (see `shared/golden/README.md`).
+//! The backends against PyTorch's golden vectors: the CPU in f64 through every SGD step and in f32
+//! to step 2, the GPU in f32 (to 1e-4), with the tolerances of the golden format (see
+//! `shared/golden/README.md`).
+
+mod gpu_support;
 
 use std::path::PathBuf;
 
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::golden::{check_golden, GoldenFile, Status};
 
+/// The golden file `name` from `LEANGCN_GOLDEN_DIR`, the `shared/golden/` beside the checkout, or
+/// `.gpu/golden/` (where a bundle for a GPU machine carries it).
 fn golden_file(name: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
+    let dirs = [
+        std::env::var_os("LEANGCN_GOLDEN_DIR").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden")),
+        Some(PathBuf::from(".gpu/golden")),
+    ];
+    let found = dirs.iter().flatten().map(|d| d.join(name)).find(|p| p.exists());
+    if found.is_none() {
         println!(
-            "skipped: {} is not present (the golden vectors live beside the checkout)",
-            path.display()
+            "skipped: {name} is not present (the golden vectors live beside the checkout, or set LEANGCN_GOLDEN_DIR)"
         );
-        None
     }
+    found
 }
 
 fn assert_report(report: &leangcn::golden::Report, min_checks: usize) {
@@ -90,4 +95,28 @@ fn foreign_and_truncated_files_are_refused_with_their_name() {
     safetensors::serialize_to_file([("x", view)], None, &plain).unwrap();
     let err = GoldenFile::open(&plain).err().expect("no metadata").to_string();
     assert!(err.contains("no 'stgcn_golden' metadata"), "{err}");
+}
+
+#[test]
+fn cuda_f32_matches_iteration_0() {
+    let Some(be) = gpu_support::gpu("cuda_f32_matches_iteration_0") else {
+        return;
+    };
+    let Some(path) = golden_file("stgcn_ntu_small_iter0.safetensors") else {
+        return;
+    };
+    let report = check_golden(&be, &GoldenFile::open(&path).unwrap()).unwrap();
+    assert_report(&report, 100);
+}
+
+#[test]
+fn cuda_f32_matches_steps_1_2() {
+    let Some(be) = gpu_support::gpu("cuda_f32_matches_steps_1_2") else {
+        return;
+    };
+    let Some(path) = golden_file("stgcn_ntu_small.safetensors") else {
+        return;
+    };
+    let report = check_golden(&be, &GoldenFile::open(&path).unwrap()).unwrap();
+    assert_report(&report, 300);
 }

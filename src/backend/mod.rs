@@ -79,6 +79,9 @@ pub trait Backend: Send + Sync {
     type Elem: Scalar;
     type Buf: Send + Sync;
     type IdxBuf: Send + Sync;
+    /// Whether the ops run on an accelerator whose f32 sums are ordered differently from the CPU
+    /// reference's (the golden check then applies its GPU tolerance).
+    const ON_DEVICE: bool = false;
 
     /// A short description: `"cpu f64 (2 threads)"`, `"cuda f32 NVIDIA H100 (sm_90)"`.
     fn describe(&self) -> String;

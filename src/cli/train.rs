@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Print only errors and the final summary.
     #[arg(long)]
     quiet: bool,
+    /// Optimizer steps A..B (0-based, B exclusive) inside the profiler's capture range, for
+    /// `nsys --capture-range=cudaProfilerApi` and `ncu --profile-from-start off` (see docs/PROFILING.md).
+    #[arg(long, value_name = "A..B")]
+    profile_steps: Option<crate::nvtx::ProfileSteps>,
 }
 
 /// Builds the configuration: preset or file, then `--set` keys, then the named flags.
@@ -125,6 +129,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             max_steps: args.max_steps,
             quiet: args.quiet,
             init_state: None,
+            profile_steps: args.profile_steps,
         },
     };
     let summary = run_on(choice, &precision, task)?;

@@ -110,15 +110,25 @@ pub fn max_rel_error(a: &[f64], b: &[f64]) -> f64 {
 /// The tolerances of the golden format for an engine of a given precision.
 struct Tolerances {
     exact: bool,
+    /// f32 on a GPU: the kernels sum in another order than the CPU reference (tiled, split
+    /// reductions), so their f32 bound is 1e-4 instead of the CPU's 1e-5.
+    device: bool,
 }
 
 impl Tolerances {
+    fn f32_bound(&self) -> f64 {
+        if self.device {
+            1e-4
+        } else {
+            1e-5
+        }
+    }
     /// Logits, pooled features and the first loss (stored in f64 by the reference).
     fn outputs(&self) -> f64 {
         if self.exact {
             1e-12
         } else {
-            1e-5
+            self.f32_bound()
         }
     }
     /// Activations and gradients (stored as f64 rounded to f32), parameters after steps 1 and 2.
@@ -126,14 +136,14 @@ impl Tolerances {
         if self.exact {
             1e-7
         } else {
-            1e-5
+            self.f32_bound()
         }
     }
     fn running_stats(&self) -> f64 {
         if self.exact {
             1e-10
         } else {
-            1e-5
+            self.f32_bound()
         }
     }
     /// Losses after SGD steps.
@@ -184,6 +194,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     let cfg = &file.config;
     let tol = Tolerances {
         exact: B::Elem::NAME == "f64",
+        device: B::ON_DEVICE,
     };
     let mut report = Report {
         path: file.path.clone(),
@@ -240,6 +251,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
         max_rel_error(&pooled, file.get("ref.pooled", pooled.len())?),
         tol.outputs(),
     );
+    be.check()?;
     check_activations(be, file, &model, &tol, &mut report)?;
     let mut loss = be.zeros(1);
     let mut dlogits = be.zeros(n * classes);
@@ -258,6 +270,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
         max_rel_error(&host(be, &dx), file.get("ref.grad_input", n * m * t * v * c)?),
         tol.tensors(),
     );
+    be.check()?;
     check_gradients(be, file, &mut model, "ref.grad0.", &tol, &mut report)?;
     check_running_stats(be, file, &mut model, "ref.bn_fwd1.", &tol, &mut report)?;
 
@@ -281,6 +294,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
             let mut params: Vec<_> = params_of(&mut model).into_iter().map(|(_, p)| p).collect();
             sgd.step(be, &mut params);
         }
+        be.check()?;
         check_step(be, file, &mut model, &init, step, &tol, &mut report)?;
         model.zero_grad(be);
         let logits = model.forward(be, &x, cfg.dims, true, 0)?;

@@ -141,6 +141,7 @@ fn run_one<B: Backend>(
         max_steps: None,
         quiet,
         init_state: init_state.clone(),
+        profile_steps: None,
     };
     let _ = std::fs::remove_dir_all(dir);
     let summary = train(be, cfg, data.0, data.1, &opts)?;

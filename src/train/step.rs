@@ -4,6 +4,7 @@ use crate::backend::{Backend, Scalar};
 use crate::layers::params_of;
 use crate::model::stgcn::DataDims;
 use crate::model::Stgcn;
+use crate::nvtx;
 use crate::optim::Sgd;
 use crate::Result;
 
@@ -44,8 +45,12 @@ pub fn train_step<B: Backend>(
 ) -> Result<StepOutput> {
     let n = dims[0];
     let classes = model.config.num_classes;
+    let _step = nvtx::range(|| "train_step".into());
     model.zero_grad(be);
-    let logits = model.forward(be, x, dims, true, seed)?;
+    let logits = {
+        let _r = nvtx::range(|| "forward".into());
+        model.forward(be, x, dims, true, seed)?
+    };
     if be.buf_len(&bufs.dlogits) != n * classes {
         bufs.dlogits = be.zeros(n * classes);
     }
@@ -58,9 +63,16 @@ pub fn train_step<B: Backend>(
         &mut bufs.loss,
         &mut bufs.dlogits,
     );
-    model.backward(be, &bufs.dlogits);
-    let mut params: Vec<_> = params_of(model).into_iter().map(|(_, p)| p).collect();
-    sgd.step(be, &mut params);
+    {
+        let _r = nvtx::range(|| "backward".into());
+        model.backward(be, &bufs.dlogits);
+    }
+    {
+        let _r = nvtx::range(|| "optimizer".into());
+        let mut params: Vec<_> = params_of(model).into_iter().map(|(_, p)| p).collect();
+        sgd.step(be, &mut params);
+    }
+    be.check()?;
     Ok(StepOutput {
         loss: be.download(&bufs.loss)[0].as_f64(),
         logits: be.download(&logits).into_iter().map(Scalar::as_f64).collect(),
@@ -76,6 +88,7 @@ pub fn upload_batch<B: Backend>(be: &B, batch: &crate::data::loader::Batch) -> B
 /// Evaluation-mode logits for one batch.
 pub fn eval_logits<B: Backend>(be: &B, model: &mut Stgcn<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
     let logits = model.forward(be, x, dims, false, 0)?;
+    be.check()?;
     Ok(be.download(&logits).into_iter().map(Scalar::as_f64).collect())
 }
 

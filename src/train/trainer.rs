@@ -21,6 +21,7 @@ use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
 use crate::layers::{load_state, params_of, Entry, Module};
 use crate::model::Stgcn;
+use crate::nvtx;
 use crate::optim::Sgd;
 use crate::{Error, Result};
 
@@ -52,6 +53,8 @@ pub struct RunOptions {
     /// Start from this model state (weights, buffers and fixed masks, e.g. a rewound lottery
     /// ticket) instead of a fresh initialisation.
     pub init_state: Option<Vec<NamedTensor>>,
+    /// Optimizer steps inside the profiler's capture range (`--profile-steps A..B`).
+    pub profile_steps: Option<crate::nvtx::ProfileSteps>,
 }
 
 /// What a finished run reports.
@@ -245,14 +248,21 @@ pub fn train<B: Backend>(
         let seconds_before = state.epoch_seconds;
         for batch in loader.epoch(epoch, state.batch) {
             let batch = batch?;
+            if let Some(p) = &opts.profile_steps {
+                p.at_step(state.step);
+            }
             let lr = sgd.next_lr();
+            let (x, labels) = {
+                let _r = nvtx::range(|| "data/upload".into());
+                (upload_batch(be, &batch), be.upload_idx(&batch.labels))
+            };
             let out = train_step(
                 be,
                 &mut model,
                 &mut sgd,
                 &mut bufs,
-                &upload_batch(be, &batch),
-                &be.upload_idx(&batch.labels),
+                &x,
+                &labels,
                 batch.dims(),
                 cfg.label_smoothing,
                 step_seed(cfg.seed, state.step),

@@ -121,6 +121,7 @@ impl Backend for CudaBackend {
     type Elem = f32;
     type Buf = GpuBuf<f32>;
     type IdxBuf = GpuBuf<u32>;
+    const ON_DEVICE: bool = true;
 
     fn describe(&self) -> String {
         format!("cuda f32 {}", self.dev.describe())
