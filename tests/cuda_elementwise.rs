@@ -116,3 +116,22 @@ fn permute_matches_the_cpu() {
         assert_bits(&format!("permute {dims:?} by {perm:?}"), &fetch(&be, &got), &want);
     }
 }
+
+#[test]
+fn pinned_uploads_overwrite_their_buffers_batch_after_batch() {
+    let Some(be) = gpu("pinned_uploads_overwrite_their_buffers_batch_after_batch") else {
+        return;
+    };
+    let mut rng = InitRng::new(14);
+    let mut x = poisoned(&be, 30_001);
+    let mut labels = be.upload_idx(&[u32::MAX; 7]);
+    for batch in 0..3u32 {
+        let host = normal(&mut rng, 30_001);
+        be.upload_into(&host, &mut x);
+        // the next batch's host data is written while this copy may still be in flight
+        let ids: Vec<u32> = (0..7).map(|i| i * 10 + batch).collect();
+        be.upload_idx_into(&ids, &mut labels);
+        assert_bits(&format!("batch {batch}"), &fetch(&be, &x), &host);
+        assert_eq!(be.download_idx(&labels), ids);
+    }
+}

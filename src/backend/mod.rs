@@ -89,6 +89,12 @@ pub trait Backend: Send + Sync {
     // ---- memory -------------------------------------------------------------------------------
     fn zeros(&self, len: usize) -> Self::Buf;
     fn upload(&self, host: &[Self::Elem]) -> Self::Buf;
+    /// Overwrites `dst` (same length) with `host`: the per-step input path. A device backend
+    /// stages through pinned host memory and copies asynchronously, so the host prepares the next
+    /// batch while this one is in flight.
+    fn upload_into(&self, host: &[Self::Elem], dst: &mut Self::Buf);
+    /// `upload_into` for labels.
+    fn upload_idx_into(&self, host: &[u32], dst: &mut Self::IdxBuf);
     fn download(&self, buf: &Self::Buf) -> Vec<Self::Elem>;
     fn upload_idx(&self, host: &[u32]) -> Self::IdxBuf;
     fn download_idx(&self, buf: &Self::IdxBuf) -> Vec<u32>;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::metrics::topk_correct;
-use super::step::{eval_logits, upload_batch};
+use super::step::{eval_logits, BatchBuffers};
 use crate::backend::Backend;
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
@@ -25,9 +25,10 @@ pub fn clip_averaged_scores<B: Backend>(
     let batch = (batch_size / clips).max(1) * clips;
     let loader = BatchLoader::new(data, batch, false, false, 0, 0);
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    let mut inputs = BatchBuffers::default();
     for b in loader.epoch(0, 0) {
         let b = b?;
-        let logits = eval_logits(be, model, &upload_batch(be, &b), b.dims())?;
+        let logits = eval_logits(be, model, inputs.upload(be, &b).0, b.dims())?;
         for (sample, rows) in logits.chunks(clips * classes).enumerate() {
             let mut mean = vec![0.0; classes];
             for row in rows.chunks(classes) {

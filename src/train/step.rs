@@ -79,10 +79,45 @@ pub fn train_step<B: Backend>(
     })
 }
 
-/// A batch's clips `[N, M, T, V, C]` on the backend, in its element type.
-pub fn upload_batch<B: Backend>(be: &B, batch: &crate::data::loader::Batch) -> B::Buf {
-    let x: Vec<B::Elem> = batch.x.iter().map(|&v| B::Elem::of(v as f64)).collect();
-    be.upload(&x)
+/// A batch's clips `[N, M, T, V, C]` and labels `[N]` on the backend, in device buffers reused from
+/// step to step (through pinned memory on a GPU); reallocated only when the batch's size changes.
+pub struct BatchBuffers<B: Backend> {
+    host: Vec<B::Elem>,
+    x: Option<B::Buf>,
+    /// The label buffer and its length.
+    labels: Option<(B::IdxBuf, usize)>,
+}
+
+impl<B: Backend> Default for BatchBuffers<B> {
+    fn default() -> Self {
+        Self {
+            host: Vec::new(),
+            x: None,
+            labels: None,
+        }
+    }
+}
+
+impl<B: Backend> BatchBuffers<B> {
+    /// Copies `batch` to the device; returns its clips and labels there.
+    pub fn upload(&mut self, be: &B, batch: &crate::data::loader::Batch) -> (&B::Buf, &B::IdxBuf) {
+        self.host.clear();
+        self.host.extend(batch.x.iter().map(|&v| B::Elem::of(v as f64)));
+        let x = match self.x.take() {
+            Some(buf) if be.buf_len(&buf) == self.host.len() => buf,
+            _ => be.zeros(self.host.len()),
+        };
+        let x = self.x.insert(x);
+        be.upload_into(&self.host, x);
+        let n = batch.labels.len();
+        let labels = match self.labels.take() {
+            Some((buf, len)) if len == n => buf,
+            _ => be.upload_idx(&vec![0; n]),
+        };
+        let (labels, _) = self.labels.insert((labels, n));
+        be.upload_idx_into(&batch.labels, labels);
+        (x, labels)
+    }
 }
 
 /// Evaluation-mode logits for one batch.

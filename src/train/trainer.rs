@@ -15,7 +15,7 @@ use super::checkpoint::{CheckpointDir, NamedTensor, TensorData};
 use super::config::TrainConfig;
 use super::metrics::{topk_correct, EpochMetrics, MetricsLog};
 use super::progress::EpochProgress;
-use super::step::{cross_entropy_host, eval_logits, train_step, upload_batch, LossBuffers};
+use super::step::{cross_entropy_host, eval_logits, train_step, BatchBuffers, LossBuffers};
 use crate::backend::{Backend, Scalar};
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
@@ -145,9 +145,10 @@ pub fn evaluate<B: Backend>(
     let loader = BatchLoader::new(data.clone(), batch_size, false, false, 0, workers);
     let classes = model.config.num_classes;
     let (mut loss, mut top1, mut top5, mut seen) = (0.0, 0usize, 0usize, 0usize);
+    let mut inputs = BatchBuffers::default();
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
-        let logits = eval_logits(be, model, &upload_batch(be, &batch), batch.dims())?;
+        let logits = eval_logits(be, model, inputs.upload(be, &batch).0, batch.dims())?;
         loss += cross_entropy_host(&logits, &batch.labels, classes) * batch.n as f64;
         top1 += topk_correct(&logits, classes, &batch.labels, 1);
         top5 += topk_correct(&logits, classes, &batch.labels, 5.min(classes));
@@ -236,6 +237,7 @@ pub fn train<B: Backend>(
     let interrupted = super::interrupt::install();
     let classes = cfg.model.num_classes;
     let mut bufs = LossBuffers::new(be);
+    let mut inputs = BatchBuffers::default();
     let mut final_checkpoint = ckpts.latest()?.unwrap_or_default();
 
     while state.epoch < cfg.epochs {
@@ -254,15 +256,15 @@ pub fn train<B: Backend>(
             let lr = sgd.next_lr();
             let (x, labels) = {
                 let _r = nvtx::range(|| "data/upload".into());
-                (upload_batch(be, &batch), be.upload_idx(&batch.labels))
+                inputs.upload(be, &batch)
             };
             let out = train_step(
                 be,
                 &mut model,
                 &mut sgd,
                 &mut bufs,
-                &x,
-                &labels,
+                x,
+                labels,
                 batch.dims(),
                 cfg.label_smoothing,
                 step_seed(cfg.seed, state.step),

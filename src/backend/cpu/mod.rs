@@ -44,6 +44,12 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn upload(&self, host: &[T]) -> Vec<T> {
         host.to_vec()
     }
+    fn upload_into(&self, host: &[T], dst: &mut Vec<T>) {
+        dst.copy_from_slice(host);
+    }
+    fn upload_idx_into(&self, host: &[u32], dst: &mut Vec<u32>) {
+        dst.copy_from_slice(host);
+    }
     fn download(&self, buf: &Vec<T>) -> Vec<T> {
         buf.clone()
     }

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use cudarc::driver::{CudaSlice, DeviceRepr, DriverError};
+use cudarc::driver::{CudaEvent, CudaSlice, DeviceRepr, DriverError, PinnedHostSlice, ValidAsZeroBits};
 
 use super::buffer::GpuBuf;
 use super::device::{driver_err, CudaDevice};
@@ -19,6 +19,15 @@ pub struct CudaBackend {
     dev: CudaDevice,
     /// The first failure since the last `check`.
     failure: Mutex<Option<Error>>,
+    /// Pinned host memory for `upload_into` and `upload_idx_into`, grown to the largest batch seen.
+    staging: Mutex<Option<Staging<f32>>>,
+    staging_idx: Mutex<Option<Staging<u32>>>,
+}
+
+/// A pinned (page-locked, write-combined) host buffer and the event after the last copy out of it.
+struct Staging<T> {
+    host: PinnedHostSlice<T>,
+    copied: CudaEvent,
 }
 
 impl CudaBackend {
@@ -27,6 +36,8 @@ impl CudaBackend {
         Ok(Self {
             dev: CudaDevice::open(ordinal)?,
             failure: Mutex::new(None),
+            staging: Mutex::new(None),
+            staging_idx: Mutex::new(None),
         })
     }
 
@@ -48,7 +59,7 @@ impl CudaBackend {
         self.failure.lock().expect("failure lock").get_or_insert(e);
     }
 
-    fn alloc<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, len: usize) -> GpuBuf<T> {
+    fn alloc<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> GpuBuf<T> {
         if len == 0 {
             return GpuBuf::new(None, 0);
         }
@@ -76,7 +87,7 @@ impl CudaBackend {
         }
     }
 
-    fn upload_slice<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, host: &[T]) -> GpuBuf<T> {
+    fn upload_slice<T: DeviceRepr + ValidAsZeroBits>(&self, host: &[T]) -> GpuBuf<T> {
         let mut buf = self.alloc::<T>(host.len());
         if let Some(slice) = buf.slice_mut() {
             if let Err(e) = self.dev.stream.memcpy_htod(host, slice) {
@@ -84,6 +95,39 @@ impl CudaBackend {
             }
         }
         buf
+    }
+
+    /// `dst = host` through the pinned staging buffer: waits only for the previous batch's copy
+    /// out of it, never for the device's other work.
+    fn upload_pinned<T: DeviceRepr + ValidAsZeroBits + Copy>(
+        dev: &CudaDevice,
+        staging: &Mutex<Option<Staging<T>>>,
+        host: &[T],
+        dst: &mut CudaSlice<T>,
+    ) -> Result<()> {
+        let mut staging = staging.lock().expect("staging lock");
+        if staging.as_ref().is_none_or(|s| s.host.len() < host.len()) {
+            // SAFETY: pinned host memory of plain values, written below before any read.
+            let pinned = unsafe { dev.ctx.alloc_pinned::<T>(host.len()) }
+                .map_err(|e| driver_err("allocating pinned host memory", e))?;
+            let copied = dev
+                .ctx
+                .new_event(None)
+                .map_err(|e| driver_err("creating an event", e))?;
+            *staging = Some(Staging { host: pinned, copied });
+        }
+        let s = staging.as_mut().expect("staging allocated");
+        s.copied
+            .synchronize()
+            .map_err(|e| driver_err("waiting for the previous input copy", e))?;
+        let pinned = s.host.as_mut_slice().map_err(|e| driver_err("pinned host memory", e))?;
+        pinned[..host.len()].copy_from_slice(host);
+        dev.stream
+            .memcpy_htod(&pinned[..host.len()], dst)
+            .map_err(|e| driver_err("copying the input to the device", e))?;
+        s.copied
+            .record(&dev.stream)
+            .map_err(|e| driver_err("recording the input copy", e))
     }
 
     fn download_slice<T: DeviceRepr + Clone + Default>(&self, buf: &GpuBuf<T>) -> Vec<T> {
@@ -139,6 +183,24 @@ impl Backend for CudaBackend {
     }
     fn upload(&self, host: &[f32]) -> GpuBuf<f32> {
         self.upload_slice(host)
+    }
+    fn upload_into(&self, host: &[f32], dst: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("upload_into", host.len(), dst.len())?;
+            if host.is_empty() {
+                return Ok(());
+            }
+            Self::upload_pinned(dev, &self.staging, host, data_mut(dst)?)
+        })
+    }
+    fn upload_idx_into(&self, host: &[u32], dst: &mut GpuBuf<u32>) {
+        self.run(|dev| {
+            same_len("upload_idx_into", host.len(), dst.len())?;
+            if host.is_empty() {
+                return Ok(());
+            }
+            Self::upload_pinned(dev, &self.staging_idx, host, data_mut(dst)?)
+        })
     }
     fn download(&self, buf: &GpuBuf<f32>) -> Vec<f32> {
         self.download_slice(buf)
