@@ -79,6 +79,8 @@ pub trait Backend: Send + Sync {
     type Elem: Scalar;
     type Buf: Send + Sync;
     type IdxBuf: Send + Sync;
+    /// A recorded sequence of ops that can be replayed (a CUDA graph); `()` where there is none.
+    type Graph;
     /// Whether the ops run on an accelerator whose f32 sums are ordered differently from the CPU
     /// reference's (the golden check then applies its GPU tolerance).
     const ON_DEVICE: bool = false;
@@ -108,6 +110,16 @@ pub trait Backend: Send + Sync {
     /// exhausted), or `Ok`. Ops return nothing, so a device backend records its first failure and
     /// skips every later op until this is called; the trainer calls it once per step.
     fn check(&self) -> crate::Result<()>;
+
+    // ---- step graphs --------------------------------------------------------------------------
+    /// Starts recording the ops issued from now on (captured, not run) and returns true; returns
+    /// false on a backend without graphs, whose ops then run as usual.
+    fn begin_capture(&self) -> bool;
+    /// Stops recording: the graph, or `None` if nothing was recorded or the capture failed (the
+    /// failure is reported by `check`). Recording does not run the ops: replay the graph for that.
+    fn end_capture(&self) -> Option<Self::Graph>;
+    /// Runs a recorded graph once, in order with the other ops.
+    fn replay(&self, graph: &Self::Graph);
 
     // ---- element-wise -------------------------------------------------------------------------
     /// `acc += x`

@@ -89,6 +89,12 @@ impl<B: Backend> Sgd<B> {
         self.steps_taken += 1;
     }
 
+    /// Counts a step that a replayed graph took on the device (the graph advanced the device
+    /// counter; this keeps the host's mirror in step).
+    pub fn count_replayed_step(&mut self) {
+        self.steps_taken += 1;
+    }
+
     /// The momentum buffers, in parameter order (for checkpoints).
     pub fn momentum_buffers(&mut self) -> &mut [B::Buf] {
         &mut self.momentum

@@ -15,7 +15,7 @@ use super::checkpoint::{CheckpointDir, NamedTensor, TensorData};
 use super::config::TrainConfig;
 use super::metrics::{topk_correct, EpochMetrics, MetricsLog};
 use super::progress::EpochProgress;
-use super::step::{cross_entropy_host, eval_logits, train_step, BatchBuffers, LossBuffers};
+use super::step::{cross_entropy_host, eval_logits, BatchBuffers, LossBuffers, StepGraph};
 use crate::backend::{Backend, Scalar};
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
@@ -238,6 +238,10 @@ pub fn train<B: Backend>(
     let classes = cfg.model.num_classes;
     let mut bufs = LossBuffers::new(be);
     let mut inputs = BatchBuffers::default();
+    let mut step_graph = StepGraph::new(&model);
+    if let (true, Some(why), false) = (B::ON_DEVICE, step_graph.eager_reason(), opts.quiet) {
+        eprintln!("training steps run without a step graph: {why}");
+    }
     let mut final_checkpoint = ckpts.latest()?.unwrap_or_default();
 
     while state.epoch < cfg.epochs {
@@ -245,6 +249,8 @@ pub fn train<B: Backend>(
         if let Some(schedule) = &cfg.sparsity {
             model.set_sparsity(schedule.at_epoch(epoch, cfg.epochs));
         }
+        // the masks' threshold rank is part of a recorded step
+        step_graph.invalidate();
         let mut progress = EpochProgress::new(epoch, cfg.epochs, iters, opts.quiet);
         let started = Instant::now();
         let seconds_before = state.epoch_seconds;
@@ -258,7 +264,7 @@ pub fn train<B: Backend>(
                 let _r = nvtx::range(|| "data/upload".into());
                 inputs.upload(be, &batch)
             };
-            let out = train_step(
+            let out = step_graph.step(
                 be,
                 &mut model,
                 &mut sgd,

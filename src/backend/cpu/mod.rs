@@ -34,6 +34,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     type Elem = T;
     type Buf = Vec<T>;
     type IdxBuf = Vec<u32>;
+    type Graph = ();
 
     fn describe(&self) -> String {
         format!("cpu {} ({} threads)", T::NAME, rayon::current_num_threads())
@@ -72,6 +73,13 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn check(&self) -> crate::Result<()> {
         Ok(())
     }
+    fn begin_capture(&self) -> bool {
+        false
+    }
+    fn end_capture(&self) -> Option<()> {
+        None
+    }
+    fn replay(&self, _graph: &()) {}
 
     fn add_assign(&self, acc: &mut Vec<T>, x: &Vec<T>) {
         elementwise::add_assign(acc, x)

@@ -7,9 +7,9 @@
 
 use std::sync::Mutex;
 
-use cudarc::driver::{CudaEvent, CudaSlice, DeviceRepr, DriverError, PinnedHostSlice, ValidAsZeroBits};
+use cudarc::driver::{sys, CudaEvent, CudaGraph, CudaSlice, DeviceRepr, DriverError, PinnedHostSlice, ValidAsZeroBits};
 
-use super::buffer::GpuBuf;
+use super::buffer::{self, GpuBuf};
 use super::device::{driver_err, CudaDevice};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, SgdHyper};
@@ -59,7 +59,7 @@ impl CudaBackend {
         self.failure.lock().expect("failure lock").get_or_insert(e);
     }
 
-    fn alloc<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> GpuBuf<T> {
+    fn alloc<T: DeviceRepr + ValidAsZeroBits + 'static>(&self, len: usize) -> GpuBuf<T> {
         if len == 0 {
             return GpuBuf::new(None, 0);
         }
@@ -87,7 +87,7 @@ impl CudaBackend {
         }
     }
 
-    fn upload_slice<T: DeviceRepr + ValidAsZeroBits>(&self, host: &[T]) -> GpuBuf<T> {
+    fn upload_slice<T: DeviceRepr + ValidAsZeroBits + 'static>(&self, host: &[T]) -> GpuBuf<T> {
         let mut buf = self.alloc::<T>(host.len());
         if let Some(slice) = buf.slice_mut() {
             if let Err(e) = self.dev.stream.memcpy_htod(host, slice) {
@@ -99,7 +99,7 @@ impl CudaBackend {
 
     /// `dst = host` through the pinned staging buffer: waits only for the previous batch's copy
     /// out of it, never for the device's other work.
-    fn upload_pinned<T: DeviceRepr + ValidAsZeroBits + Copy>(
+    fn upload_pinned<T: DeviceRepr + ValidAsZeroBits + Copy + 'static>(
         dev: &CudaDevice,
         staging: &Mutex<Option<Staging<T>>>,
         host: &[T],
@@ -130,7 +130,7 @@ impl CudaBackend {
             .map_err(|e| driver_err("recording the input copy", e))
     }
 
-    fn download_slice<T: DeviceRepr + Clone + Default>(&self, buf: &GpuBuf<T>) -> Vec<T> {
+    fn download_slice<T: DeviceRepr + Clone + Default + 'static>(&self, buf: &GpuBuf<T>) -> Vec<T> {
         let mut host = vec![T::default(); buf.len()];
         if let Some(slice) = buf.slice() {
             if let Err(e) = self.dev.stream.memcpy_dtoh(slice, &mut host) {
@@ -142,12 +142,12 @@ impl CudaBackend {
 }
 
 /// The device memory of `b`, or an error if it has none (an empty or failed buffer where data is needed).
-fn data<T: DeviceRepr>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
+fn data<T: DeviceRepr + 'static>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
     b.slice()
         .ok_or_else(|| Error::Cuda(format!("an op read an unallocated buffer of {} elements", b.len())))
 }
 
-fn data_mut<T: DeviceRepr>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
+fn data_mut<T: DeviceRepr + 'static>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
     let len = b.len();
     b.slice_mut()
         .ok_or_else(|| Error::Cuda(format!("an op wrote an unallocated buffer of {len} elements")))
@@ -165,6 +165,7 @@ impl Backend for CudaBackend {
     type Elem = f32;
     type Buf = GpuBuf<f32>;
     type IdxBuf = GpuBuf<u32>;
+    type Graph = CudaGraph;
     const ON_DEVICE: bool = true;
 
     fn describe(&self) -> String {
@@ -176,6 +177,38 @@ impl Backend for CudaBackend {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    fn begin_capture(&self) -> bool {
+        if self.failure.lock().expect("failure lock").is_some() {
+            return false;
+        }
+        buffer::set_capturing(true);
+        // relaxed: argument tables are uploaded on a side stream and waited for during a recording
+        let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED;
+        if let Err(e) = self.dev.stream.begin_capture(mode) {
+            buffer::set_capturing(false);
+            self.record(driver_err("starting a graph capture", e));
+            return false;
+        }
+        true
+    }
+    fn end_capture(&self) -> Option<CudaGraph> {
+        // the graph frees what it allocated and kept alive when it is launched again, at the same
+        // addresses, so buffers made during the capture stay valid from replay to replay
+        let flags = sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
+        let graph = self.dev.stream.end_capture(flags);
+        buffer::set_capturing(false);
+        match graph {
+            Ok(graph) => graph,
+            Err(e) => {
+                self.record(driver_err("ending a graph capture", e));
+                None
+            }
+        }
+    }
+    fn replay(&self, graph: &CudaGraph) {
+        self.run(|_| graph.launch().map_err(|e| driver_err("launching the step graph", e)))
     }
 
     fn zeros(&self, len: usize) -> GpuBuf<f32> {

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::{sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchArgs, LaunchConfig};
+use cudarc::driver::{
+    sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchArgs, LaunchConfig,
+};
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::MODULES;
@@ -14,10 +16,19 @@ use crate::{Error, Result};
 pub struct CudaDevice {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
+    /// A second stream for uploads that must not enter a graph being recorded on `stream`.
+    side: Arc<CudaStream>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
     /// Kernels looked up so far, by (module, kernel): a lookup is a driver call, a launch is frequent.
     functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
+    /// Device copies of small argument tables (the SGD's tensor list, a score pool's segments), by
+    /// their bytes: a step passes the same tables every time, and a copy from the host inside a
+    /// captured step would not be allowed.
+    tables: Mutex<HashMap<Vec<u8>, CudaSlice<u8>>>,
 }
+
+/// Tables kept at most; a training run uses a handful, tests and sweeps may make more.
+const MAX_TABLES: usize = 256;
 
 /// A driver error as ours, saying what was being done.
 pub fn driver_err(what: &str, e: cudarc::driver::DriverError) -> Error {
@@ -42,6 +53,7 @@ impl CudaDevice {
         unsafe { ctx.disable_event_tracking() };
         keep_freed_memory_pooled(&ctx)?;
         let stream = ctx.new_stream().map_err(|e| driver_err("creating a stream", e))?;
+        let side = ctx.new_stream().map_err(|e| driver_err("creating a stream", e))?;
         let mut modules = HashMap::new();
         for (name, ptx) in MODULES {
             let module = ctx
@@ -52,8 +64,10 @@ impl CudaDevice {
         Ok(Self {
             ctx,
             stream,
+            side,
             modules,
             functions: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::new()),
         })
     }
 
@@ -89,6 +103,34 @@ impl CudaDevice {
         // buffers of the lengths the kernel indexes (checked by the launcher).
         unsafe { builder.launch(cfg) }.map_err(|e| driver_err(&format!("launching {name}"), e))?;
         Ok(())
+    }
+
+    /// The device address of a copy of `rows` (plain `#[repr(C)]` values), uploaded the first time
+    /// these exact bytes are asked for and kept for later calls. The upload goes through the side
+    /// stream and is waited for, so it is never part of a graph being recorded (which is why the
+    /// capture mode is relaxed) and is complete before any kernel reads it.
+    pub fn table<T: DeviceRepr + Copy>(&self, rows: &[T]) -> Result<u64> {
+        // SAFETY: `rows` are initialised plain values without padding-dependent meaning; their
+        // bytes are only compared and copied.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const u8, std::mem::size_of_val(rows)) }.to_vec();
+        let mut tables = self.tables.lock().expect("table cache lock");
+        if let Some(t) = tables.get(&bytes) {
+            return Ok(t.device_ptr(&self.side).0);
+        }
+        if tables.len() >= MAX_TABLES {
+            tables.clear();
+        }
+        let copy = self
+            .side
+            .clone_htod(&bytes)
+            .map_err(|e| driver_err("uploading an argument table", e))?;
+        self.side
+            .synchronize()
+            .map_err(|e| driver_err("uploading an argument table", e))?;
+        let ptr = copy.device_ptr(&self.side).0;
+        tables.insert(bytes, copy);
+        Ok(ptr)
     }
 
     pub fn describe(&self) -> String {

@@ -55,7 +55,8 @@ fn launch_err(kernel: &str, e: cudarc::driver::DriverError) -> Error {
 /// One parameter's (value, gradient, momentum) buffers.
 pub type SgdTriple<'a> = (&'a mut CudaSlice<f32>, &'a CudaSlice<f32>, &'a mut CudaSlice<f32>);
 
-fn table(dev: &CudaDevice, tensors: &mut [SgdTriple<'_>]) -> Result<CudaSlice<SgdTensorRepr>> {
+/// The device address of the kernel's tensor table for `tensors` (cached by the device).
+fn table(dev: &CudaDevice, tensors: &mut [SgdTriple<'_>]) -> Result<u64> {
     let s = &dev.stream;
     let mut rows = Vec::with_capacity(tensors.len());
     for (p, g, m) in tensors.iter_mut() {
@@ -70,8 +71,7 @@ fn table(dev: &CudaDevice, tensors: &mut [SgdTriple<'_>]) -> Result<CudaSlice<Sg
             len,
         });
     }
-    s.clone_htod(&rows)
-        .map_err(|e| Error::Cuda(format!("uploading the SGD tensor table: {e:?}")))
+    dev.table(&rows)
 }
 
 /// One fused SGD step over every tensor (PyTorch's semantics, see `Backend::sgd_step`).
@@ -129,9 +129,7 @@ pub fn sum_squares(dev: &CudaDevice, grads: &[&CudaSlice<f32>], out: &mut CudaSl
             len: g.len() as u64,
         });
     }
-    let tensors = s
-        .clone_htod(&rows)
-        .map_err(|e| Error::Cuda(format!("uploading the tensor table: {e:?}")))?;
+    let tensors = dev.table(&rows)?;
     let blocks = 64u32;
     let mut partials = s
         .alloc_zeros::<f32>(blocks as usize * grads.len().max(1))

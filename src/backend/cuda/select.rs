@@ -37,7 +37,7 @@ pub fn kth_smallest(dev: &CudaDevice, pool: &[&CudaSlice<f32>], k: usize, tau: &
             len: b.len() as u64,
         });
     }
-    let segments = s.clone_htod(&rows).map_err(|e| err("uploading the score table", e))?;
+    let segments = dev.table(&rows)?;
     // state: prefix, prefix_mask, rank, pad
     let mut state = s
         .alloc_zeros::<u32>(4)
