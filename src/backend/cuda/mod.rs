@@ -9,6 +9,7 @@ mod buffer;
 mod conv;
 pub mod device;
 mod elementwise;
+mod fast_div;
 mod graph;
 pub mod kernels;
 mod loss;
