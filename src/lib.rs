@@ -9,7 +9,9 @@
 //! - [`optim`]: SGD and the cosine schedule with PyTorch's semantics.
 //! - [`data`]: the built-in synthetic dataset, batch loading.
 //! - [`train`]: the trainer, checkpoints, metrics; [`golden`]: parity with PyTorch's vectors.
-//! - [`bench`]: throughput measurement.
+//! - [`sparse`]: learned masks, lottery tickets, N:M masks and channel compaction.
+//! - [`bench`]: parameter and FLOP counts, the per-layer measurement of a built model, the
+//!   throughput sweep over sparsity kinds.
 
 pub mod backend;
 pub mod bench;

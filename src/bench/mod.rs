@@ -1,17 +1,22 @@
-//! Measurement: parameter and FLOP counts per layer ([`count`]), and forward and training-step
-//! samples per second on any backend, on random input of a given batch size and clip length.
+//! Measurement: parameter and FLOP counts per layer ([`count`]), forward and training-step time on
+//! any backend ([`time_model`]), the per-layer report of a built model ([`report`]) and the sweep
+//! over sparsity kinds, batch sizes and clip lengths behind `leangcn bench --sweep` ([`sweep`]).
 
 pub mod count;
+pub mod report;
+pub mod sweep;
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::backend::{Backend, Scalar};
-use crate::layers::params_of;
+use crate::layers::{params_of, DataDims};
 use crate::model::{Stgcn, StgcnConfig};
 use crate::optim::Sgd;
 use crate::train::step::{train_step, LossBuffers};
+use crate::train::trainer::{export_state, import_state};
 use crate::train::TrainConfig;
 use crate::Result;
 
@@ -30,38 +35,50 @@ pub struct Throughput {
     pub step_samples_per_sec: f64,
 }
 
-/// Times `iters` forward passes and `iters` full training steps (forward, loss, backward, SGD)
-/// after `warmup` untimed steps.
-pub fn measure<B: Backend>(
+/// Random input `[batch, persons, clip_len, joints, channels]` ~ N(0, 1) and cycling labels.
+fn random_batch<B: Backend>(be: &B, cfg: &StgcnConfig, batch: usize, clip_len: usize) -> (B::Buf, B::IdxBuf, DataDims) {
+    let dims = [
+        batch,
+        cfg.num_person,
+        clip_len,
+        cfg.layout.num_joints(),
+        cfg.in_channels,
+    ];
+    let mut rng = crate::model::init::InitRng::new(1);
+    let x: Vec<B::Elem> = (0..dims.iter().product()).map(|_| B::Elem::of(rng.normal())).collect();
+    let labels: Vec<u32> = (0..batch).map(|i| (i % cfg.num_classes) as u32).collect();
+    (be.upload(&x), be.upload_idx(&labels), dims)
+}
+
+/// Times `iters` forward passes (training mode) and `iters` full training steps (forward, loss,
+/// backward, SGD with the default recipe) on random input, after `warmup` untimed steps.
+/// `after_forward` sees the model right after one untimed training forward (its activations
+/// still held for the backward). The model's state (weights, BN statistics, masks) is restored
+/// afterwards, so measuring leaves it as it was.
+pub fn time_model<B: Backend>(
     be: &B,
-    model_cfg: &StgcnConfig,
+    model: &mut Stgcn<B>,
     batch: usize,
     clip_len: usize,
     warmup: usize,
     iters: usize,
+    after_forward: impl FnOnce(&Stgcn<B>),
 ) -> Result<Throughput> {
-    let mut model = Stgcn::new(be, model_cfg.clone(), 0)?;
-    let dims = [
-        batch,
-        model_cfg.num_person,
-        clip_len,
-        model_cfg.layout.num_joints(),
-        model_cfg.in_channels,
-    ];
+    let iters = iters.max(1);
+    let (x, labels, dims) = random_batch(be, &model.config, batch, clip_len);
     model.check_input(dims)?;
-    let mut rng = crate::model::init::InitRng::new(1);
-    let x: Vec<B::Elem> = (0..dims.iter().product()).map(|_| B::Elem::of(rng.normal())).collect();
-    let x = be.upload(&x);
-    let labels: Vec<u32> = (0..batch).map(|i| (i % model_cfg.num_classes) as u32).collect();
-    let labels = be.upload_idx(&labels);
     let train_cfg = TrainConfig::default();
-    let lens: Vec<usize> = params_of(&mut model).into_iter().map(|(_, p)| p.len()).collect();
+    let mut no_optimizer = Sgd::new(be, train_cfg.sgd(), train_cfg.schedule(1), None, &[]);
+    let saved_state = export_state(be, model, &mut no_optimizer);
+    let lens: Vec<usize> = params_of(model).into_iter().map(|(_, p)| p.len()).collect();
     let mut sgd = Sgd::new(be, train_cfg.sgd(), train_cfg.schedule(1_000_000), None, &lens);
     let mut bufs = LossBuffers::new(be);
 
     for _ in 0..warmup {
-        train_step(be, &mut model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        train_step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
     }
+    model.forward(be, &x, dims, true, 0)?;
+    after_forward(model);
     be.synchronize();
     let t0 = Instant::now();
     for _ in 0..iters {
@@ -71,15 +88,16 @@ pub fn measure<B: Backend>(
     let forward_seconds = t0.elapsed().as_secs_f64() / iters as f64;
     let t0 = Instant::now();
     for _ in 0..iters {
-        train_step(be, &mut model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        train_step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
     }
     be.synchronize();
     let step_seconds = t0.elapsed().as_secs_f64() / iters as f64;
+    import_state(be, &saved_state, model, None, Path::new("the measured model"))?;
     Ok(Throughput {
         backend: be.describe(),
         batch,
         clip_len,
-        persons: model_cfg.num_person,
+        persons: model.config.num_person,
         iterations: iters,
         forward_seconds,
         step_seconds,

@@ -29,13 +29,14 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on its validation data.
     Eval(eval::EvalArgs),
-    /// Measure forward and training-step throughput.
+    /// Count and measure a model per layer (parameters, FLOPs, saved activations, times), or sweep
+    /// sparsity kinds, batch sizes and clip lengths.
     Bench(bench::BenchArgs),
     /// Check the engine against a golden-vector file computed by PyTorch.
     CheckGolden(check_golden::CheckGoldenArgs),
     /// Train dense and sparse models over sparsity levels and tabulate accuracy against parameters.
     Sweep(sweep::SweepArgs),
-    /// Apply a final sparsity mask to a checkpoint and write the pruned model.
+    /// Apply a final sparsity mask to a checkpoint, or compact its channels, and write the result.
     Prune(prune::PruneArgs),
     /// Inspect or convert skeleton datasets.
     Data(data::DataArgs),

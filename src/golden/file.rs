@@ -200,6 +200,7 @@ fn parse_config(path: &Path, text: &str) -> Result<GoldenConfig> {
         bn_eps: num(bn, "eps")?,
         bn_momentum: num(bn, "momentum")?,
         sparse: None,
+        widths: None,
     };
     if model.layout.num_joints() != dims[3] {
         return Err(bad(&format!("V = {} does not match layout {}", dims[3], model.layout)));

@@ -78,6 +78,11 @@ impl<B: Backend> BatchNorm<B> {
         y
     }
 
+    /// Values the last training forward keeps for the backward (the batch statistics).
+    pub fn saved_for_backward(&self, be: &B) -> usize {
+        self.saved.as_ref().map_or(0, |(m, s)| be.buf_len(m) + be.buf_len(s))
+    }
+
     /// Backward of the last training forward (whose input was `x`): accumulates dγ, dβ, returns dx.
     pub fn backward(&mut self, be: &B, x: &B::Buf, dy: &B::Buf, n: usize, s: usize) -> B::Buf {
         let g = self.geom(n, s);

@@ -1,6 +1,6 @@
 //! PYSKL's `STGCNBlock`: `relu(tcn(gcn(x)) + residual(x))`.
 
-use super::{join, Conv, Entry, GraphConv, Module, TemporalUnit};
+use super::{held, join, Conv, Entry, GraphConv, Module, TemporalUnit};
 use crate::backend::Backend;
 use crate::model::config::{BlockPlan, ResidualKind};
 use crate::model::init::InitRng;
@@ -18,7 +18,7 @@ pub struct StgcnBlock<B: Backend> {
     pub tcn: TemporalUnit<B>,
     residual: Residual<B>,
     v: usize,
-    /// The graph unit's output of the last forward (the temporal unit's input): `[n, c_out, t_in, v]`.
+    /// The graph unit's output of the last forward (the temporal unit's input): `[n, c_mid, t_in, v]`.
     gcn_out: Option<B::Buf>,
     /// When set, the last forward's temporal-unit output is kept in `tcn_out` for inspection.
     pub record: bool,
@@ -28,11 +28,11 @@ pub struct StgcnBlock<B: Backend> {
 impl<B: Backend> StgcnBlock<B> {
     pub fn new(be: &B, plan: BlockPlan, graph: &Adjacency, cfg: &StgcnConfig, rng: &mut InitRng) -> Self {
         let v = graph.v;
-        let gcn = GraphConv::new(be, plan.c_in, plan.c_out, graph, cfg, rng);
+        let gcn = GraphConv::new(be, plan.c_in, plan.c_mid, graph, cfg, rng);
         let dropout = if plan.tcn_dropout { cfg.tcn_dropout } else { 0.0 };
         let tcn = TemporalUnit::new(
             be,
-            plan.c_out,
+            plan.c_mid,
             plan.c_out,
             cfg.tcn_kernel,
             plan.stride,
@@ -72,7 +72,7 @@ impl<B: Backend> StgcnBlock<B> {
         self.tcn.t_out(t_in)
     }
 
-    /// The graph unit's output of the last forward, `[n, c_out, t_in, v]`.
+    /// The graph unit's output of the last forward, `[n, c_mid, t_in, v]`.
     pub fn gcn_output(&self) -> Option<&B::Buf> {
         self.gcn_out.as_ref()
     }
@@ -122,6 +122,20 @@ impl<B: Backend> StgcnBlock<B> {
             be.add_assign(&mut dx, &r);
         }
         dx
+    }
+
+    /// Values the last forward keeps for the backward, per unit in [`Self::convs_ref`] order: the
+    /// graph unit (with its output, the temporal conv's input), the temporal unit and, when a conv,
+    /// the residual unit. The block's own output is its caller's.
+    pub fn saved_for_backward(&self, be: &B) -> Vec<usize> {
+        let mut saved = vec![
+            self.gcn.saved_for_backward(be) + held(be, self.gcn_out.as_ref()),
+            self.tcn.saved_for_backward(be),
+        ];
+        if let Residual::Conv(unit) = &self.residual {
+            saved.push(unit.saved_for_backward(be));
+        }
+        saved
     }
 
     pub fn num_joints(&self) -> usize {

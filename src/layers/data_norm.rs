@@ -2,7 +2,7 @@
 //! the batch; 'MVC': M·V·C channels), and the move from the data layout `[N, M, T, V, C]` to the
 //! network layout `[N·M, C, T, V]`.
 
-use super::{BatchNorm, Entry, Module};
+use super::{held, BatchNorm, Entry, Module};
 use crate::backend::Backend;
 use crate::model::{DataBnType, StgcnConfig};
 
@@ -63,6 +63,11 @@ impl<B: Backend> DataNorm<B> {
         be.permute(&normed, &[n, m, v, c, t], &TO_CHANNELS_TIME, &mut y);
         self.bn_in = Some(vct);
         y
+    }
+
+    /// Values the last forward keeps for the backward: the BN input and statistics.
+    pub fn saved_for_backward(&self, be: &B) -> usize {
+        held(be, self.bn_in.as_ref()) + self.bn.as_ref().map_or(0, |bn| bn.saved_for_backward(be))
     }
 
     /// dy: `[N·M, C, T, V]` → dx: `[N, M, T, V, C]`; accumulates the BN's gradients.

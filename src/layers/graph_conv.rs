@@ -100,6 +100,16 @@ impl<B: Backend> GraphConv<B> {
         out
     }
 
+    /// Values the last forward keeps for the backward: the adjacency used, the conv output `z`, the
+    /// aggregation output and the BN statistics (the unit's output is its caller's).
+    pub fn saved_for_backward(&self, be: &B) -> usize {
+        let cache = self
+            .cache
+            .as_ref()
+            .map_or(0, |c| be.buf_len(&c.a_eff) + be.buf_len(&c.z) + be.buf_len(&c.agg));
+        cache + self.bn.saved_for_backward(be)
+    }
+
     /// Backward given the forward's input `x` and output `out`; accumulates every parameter gradient
     /// and returns dx.
     pub fn backward(&mut self, be: &B, x: &B::Buf, out: &B::Buf, mut dout: B::Buf, n: usize, t: usize) -> B::Buf {

@@ -1,6 +1,6 @@
 //! PYSKL's `GCNHead`: mean over frames and joints, mean over persons, dropout, linear classifier.
 
-use super::{join, Conv, Entry, Module};
+use super::{held, join, Conv, Entry, Module};
 use crate::backend::Backend;
 use crate::model::init::InitRng;
 
@@ -56,6 +56,11 @@ impl<B: Backend> ClassifierHead<B> {
         self.pooled = Some(pooled);
         self.dropout_seed = seed;
         logits
+    }
+
+    /// Values the last forward keeps for the backward: the pooled features.
+    pub fn saved_for_backward(&self, be: &B) -> usize {
+        held(be, self.pooled.as_ref())
     }
 
     /// dlogits: `[n, classes]` → dx: `[n·persons, channels, s]`.

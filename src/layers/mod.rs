@@ -91,6 +91,11 @@ pub trait Module<B: Backend> {
     fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>);
 }
 
+/// Values in an optional cached buffer (0 when empty).
+fn held<B: Backend>(be: &B, buf: Option<&B::Buf>) -> usize {
+    buf.map_or(0, |b| be.buf_len(b))
+}
+
 /// `prefix.name`, or `name` when the prefix is empty.
 pub fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {

@@ -1,7 +1,7 @@
 //! PYSKL's `unit_tcn`: a `kt x 1` temporal conv with padding (kt-1)/2 and a stride, BatchNorm2d and
 //! dropout. With kt = 1 it is the strided residual branch of a block.
 
-use super::{join, BatchNorm, Conv, Entry, Module};
+use super::{held, join, BatchNorm, Conv, Entry, Module};
 use crate::backend::Backend;
 use crate::model::init::InitRng;
 use crate::model::StgcnConfig;
@@ -55,6 +55,12 @@ impl<B: Backend> TemporalUnit<B> {
         self.conv_out = Some(u);
         self.dropout_seed = seed;
         y
+    }
+
+    /// Values the last forward keeps for the backward: the conv output and the BN statistics (the
+    /// unit's output is its caller's).
+    pub fn saved_for_backward(&self, be: &B) -> usize {
+        held(be, self.conv_out.as_ref()) + self.bn.saved_for_backward(be)
     }
 
     /// Accumulates the conv and BN gradients and returns dx.

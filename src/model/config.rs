@@ -62,6 +62,15 @@ impl Default for SparseSpec {
     }
 }
 
+/// The widths of one block after channel compaction: `mid` channels between the graph unit and the
+/// temporal conv, `out` channels leaving the block (shared with the block's residual path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockWidths {
+    pub mid: usize,
+    pub out: usize,
+}
+
 /// An ST-GCN model: backbone (`STGCN`) and head (`GCNHead`). Defaults are PYSKL's ST-GCN for NTU-60.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -92,6 +101,11 @@ pub struct StgcnConfig {
     pub bn_momentum: f64,
     /// Learned weight masks on the backbone convs; `None` for a dense model.
     pub sparse: Option<SparseSpec>,
+    /// Per-block widths of a channel-compacted model, one entry per block; `None` uses the widths
+    /// that `base_channels` and `ch_ratio` give. The block structure (strides, which residuals are
+    /// convs) always comes from the nominal widths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub widths: Option<Vec<BlockWidths>>,
 }
 
 impl Default for StgcnConfig {
@@ -116,6 +130,7 @@ impl Default for StgcnConfig {
             bn_eps: 1e-5,
             bn_momentum: 0.1,
             sparse: None,
+            widths: None,
         }
     }
 }
@@ -124,6 +139,8 @@ impl Default for StgcnConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockPlan {
     pub c_in: usize,
+    /// Channels between the graph unit and the temporal conv (`c_out` unless compacted).
+    pub c_mid: usize,
     pub c_out: usize,
     pub stride: usize,
     pub residual: ResidualKind,
@@ -190,6 +207,7 @@ impl StgcnConfig {
                 return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
             }
         }
+        self.check_widths()?;
         let downs = self.down_stages.len() as u32;
         if clip_len == 0 || clip_len < (1usize << downs) {
             return Err(Error::config(format!(
@@ -200,12 +218,57 @@ impl StgcnConfig {
         Ok(())
     }
 
-    /// The blocks in order, with PYSKL's naming: `backbone.gcn.<i>`.
+    /// Checks `widths` against the nominal block structure: one entry per block, no zero width, and
+    /// equal widths across every identity residual.
+    fn check_widths(&self) -> Result<()> {
+        let Some(widths) = &self.widths else { return Ok(()) };
+        let nominal = self.nominal_blocks();
+        if widths.len() != nominal.len() {
+            return Err(Error::config(format!(
+                "widths has {} entries but the model has {} blocks",
+                widths.len(),
+                nominal.len()
+            )));
+        }
+        let mut c_in = self.in_channels;
+        for (i, (w, b)) in widths.iter().zip(&nominal).enumerate() {
+            if w.mid == 0 || w.out == 0 {
+                return Err(Error::config(format!(
+                    "widths of block {i} must be at least 1, got {w:?}"
+                )));
+            }
+            if b.residual == ResidualKind::Identity && w.out != c_in {
+                return Err(Error::config(format!(
+                    "block {i} has an identity residual, so its output width {} must equal its input width {c_in}",
+                    w.out
+                )));
+            }
+            c_in = w.out;
+        }
+        Ok(())
+    }
+
+    /// The blocks in order, with PYSKL's naming: `backbone.gcn.<i>`; `widths`, when set, replaces the
+    /// channel counts (validated by [`Self::validate`]).
     pub fn blocks(&self) -> Vec<BlockPlan> {
+        let mut plan = self.nominal_blocks();
+        if let Some(widths) = &self.widths {
+            let mut c_in = self.in_channels;
+            for (b, w) in plan.iter_mut().zip(widths) {
+                (b.c_in, b.c_mid, b.c_out) = (c_in, w.mid, w.out);
+                c_in = w.out;
+            }
+        }
+        plan
+    }
+
+    /// The blocks as `base_channels` and `ch_ratio` define them.
+    fn nominal_blocks(&self) -> Vec<BlockPlan> {
         let mut plan = Vec::new();
         if self.in_channels != self.base_channels {
             plan.push(BlockPlan {
                 c_in: self.in_channels,
+                c_mid: self.base_channels,
                 c_out: self.base_channels,
                 stride: 1,
                 residual: ResidualKind::None,
@@ -227,6 +290,7 @@ impl StgcnConfig {
             };
             plan.push(BlockPlan {
                 c_in,
+                c_mid: c_out,
                 c_out,
                 stride,
                 residual,
@@ -264,6 +328,48 @@ mod tests {
         assert_eq!(plan[4].residual, ResidualKind::Conv);
         assert_eq!(StgcnConfig::default().out_frames(100), 25);
         assert_eq!(StgcnConfig::default().out_frames(16), 4);
+    }
+
+    #[test]
+    fn widths_replace_the_channel_counts_but_not_the_structure() {
+        let widths = |w: &[(usize, usize)]| Some(w.iter().map(|&(mid, out)| BlockWidths { mid, out }).collect());
+        let tiny = StgcnConfig {
+            base_channels: 4,
+            num_stages: 3,
+            inflate_stages: vec![3],
+            down_stages: vec![3],
+            ..Default::default()
+        };
+        // 3 -> 4 (none), 4 -> 4 (identity), 4 -> 8 (conv, stride 2); compacted to equal widths,
+        // block 2 keeps its conv residual
+        let cfg = StgcnConfig {
+            widths: widths(&[(2, 3), (1, 3), (5, 3)]),
+            ..tiny.clone()
+        };
+        cfg.validate(16).unwrap();
+        let plan = cfg.blocks();
+        let shapes: Vec<_> = plan.iter().map(|b| (b.c_in, b.c_mid, b.c_out, b.residual)).collect();
+        assert_eq!(
+            shapes,
+            [
+                (3, 2, 3, ResidualKind::None),
+                (3, 1, 3, ResidualKind::Identity),
+                (3, 5, 3, ResidualKind::Conv)
+            ]
+        );
+        assert_eq!(cfg.out_channels(), 3);
+        let err = |w: &[(usize, usize)]| {
+            StgcnConfig {
+                widths: widths(w),
+                ..tiny.clone()
+            }
+            .validate(16)
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(err(&[(2, 3), (1, 3)]).contains("widths has 2 entries but the model has 3 blocks"));
+        assert!(err(&[(2, 3), (1, 2), (5, 3)]).contains("block 1 has an identity residual"));
+        assert!(err(&[(2, 3), (0, 3), (5, 3)]).contains("widths of block 1 must be at least 1"));
     }
 
     #[test]

@@ -5,6 +5,6 @@ pub mod graph;
 pub mod init;
 pub mod stgcn;
 
-pub use config::{Adaptive, DataBnType, SparseSpec, StgcnConfig, ThresholdScope};
+pub use config::{Adaptive, BlockWidths, DataBnType, SparseSpec, StgcnConfig, ThresholdScope};
 pub use graph::{Adjacency, GraphMode, Layout};
 pub use stgcn::Stgcn;

@@ -186,6 +186,21 @@ impl<B: Backend> Stgcn<B> {
         self.data_norm.backward(be, &dy, dims)
     }
 
+    /// Values the last forward keeps for the backward, per layer in [`crate::bench::count::ModelCost`]
+    /// order: the data stage (with its output), per block the graph unit, the temporal unit (with the
+    /// block's output) and the residual conv when there is one, and the head.
+    pub fn saved_for_backward(&self, be: &B) -> Vec<usize> {
+        let held = |i: usize| self.acts.get(i).map_or(0, |a| be.buf_len(a));
+        let mut saved = vec![self.data_norm.saved_for_backward(be) + held(0)];
+        for (i, block) in self.blocks.iter().enumerate() {
+            let mut units = block.saved_for_backward(be);
+            units[1] += held(i + 1);
+            saved.extend(units);
+        }
+        saved.push(self.head.saved_for_backward(be));
+        saved
+    }
+
     /// The data stage's output (`i = 0`) or block `i - 1`'s output of the last forward.
     pub fn activation(&self, i: usize) -> Option<&B::Buf> {
         self.acts.get(i)

@@ -13,9 +13,10 @@ use serde::Serialize;
 use super::lottery::{attach_fixed_masks, layer_densities, prune_by_magnitude, rewind, PruneScope};
 use super::SparsitySchedule;
 use crate::backend::Backend;
+use crate::bench::count::ModelCost;
 use crate::data::ClipDataset;
 use crate::layers::{Entry, Module};
-use crate::model::{SparseSpec, Stgcn, StgcnConfig};
+use crate::model::{SparseSpec, Stgcn};
 use crate::train::checkpoint::{load_checkpoint, write_atomic, NamedTensor};
 use crate::train::trainer::{export_state, import_state, train, RunOptions};
 use crate::train::TrainConfig;
@@ -60,28 +61,6 @@ struct Densities {
     layers: Vec<(String, usize, f64)>,
 }
 
-/// Forward MACs per sample of each maskable conv, in `layer_densities` order.
-fn conv_macs(cfg: &StgcnConfig, clip_len: usize) -> Vec<u64> {
-    let (m, v, kt) = (
-        cfg.num_person as u64,
-        cfg.layout.num_joints() as u64,
-        cfg.tcn_kernel as u64,
-    );
-    let mut t = clip_len as u64;
-    let mut out = Vec::new();
-    for b in cfg.blocks() {
-        let (ci, co) = (b.c_in as u64, b.c_out as u64);
-        let t_out = t.div_ceil(b.stride as u64);
-        out.push(m * t * v * ci * 3 * co);
-        out.push(m * t_out * v * co * kt * co);
-        if b.residual == crate::model::config::ResidualKind::Conv {
-            out.push(m * t_out * v * ci * co);
-        }
-        t = t_out;
-    }
-    out
-}
-
 /// What a trained model keeps.
 struct Measured {
     kept_params: usize,
@@ -98,27 +77,14 @@ fn measure<B: Backend>(be: &B, model: &mut Stgcn<B>, clip_len: usize) -> Measure
     let densities = layer_densities(be, model);
     let maskable: usize = densities.iter().map(|d| d.1).sum();
     let kept_masked: usize = densities.iter().map(|(_, n, d)| (*n as f64 * d).round() as usize).sum();
-    let mut entries = Vec::new();
-    model.entries("", &mut entries);
-    let all_params: usize = entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Param(name, p) if !name.ends_with("weight_score") => Some(p.len()),
-            _ => None,
-        })
-        .sum();
-    let macs = conv_macs(&model.config, clip_len);
-    let conv_dense: u64 = macs.iter().sum();
-    let conv_effective: f64 = macs.iter().zip(&densities).map(|(m, d)| *m as f64 * d.2).sum();
-    let dense_total = crate::bench::count::ModelCost::of(&model.config, clip_len).macs();
-    let other = dense_total - conv_dense;
+    let cost = ModelCost::of_model(be, model, clip_len);
     Measured {
-        kept_params: all_params - maskable + kept_masked,
-        total_params: all_params,
+        kept_params: cost.kept_params() as usize,
+        total_params: cost.params() as usize,
         kept_masked,
         maskable,
-        effective_macs: other + conv_effective.round() as u64,
-        dense_macs: dense_total,
+        effective_macs: cost.effective_macs(),
+        dense_macs: cost.macs(),
         densities,
     }
 }

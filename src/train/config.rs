@@ -265,6 +265,7 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::BlockWidths;
 
     #[test]
     fn presets_are_valid() {
@@ -281,6 +282,23 @@ mod tests {
         assert_eq!(cfg.clip_len, TrainConfig::preset("tiny").unwrap().clip_len);
         let round_trip = TrainConfig::from_toml_str(&cfg.to_toml()).unwrap();
         assert_eq!(round_trip, cfg);
+    }
+
+    #[test]
+    fn compacted_widths_survive_toml() {
+        let mut cfg = TrainConfig::preset("tiny").unwrap();
+        let widths: Vec<BlockWidths> = cfg
+            .model
+            .blocks()
+            .iter()
+            .map(|b| BlockWidths {
+                mid: b.c_mid / 2,
+                out: b.c_out / 2,
+            })
+            .collect();
+        cfg.model.widths = Some(widths);
+        cfg.validate().unwrap();
+        assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml()).unwrap(), cfg);
     }
 
     #[test]

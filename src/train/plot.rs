@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use super::metrics::EpochMetrics;
@@ -32,21 +33,41 @@ fn range(series: &[Series], axis: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
     }
 }
 
-fn draw_panel<DB: DrawingBackend>(
+/// The range of one axis with a multiplicative margin, for a log axis (values must be positive).
+fn log_range(series: &[Series], axis: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+    let values = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(&axis))
+        .filter(|v| *v > 0.0);
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        (1.0, 10.0)
+    } else {
+        (lo / 1.25, hi * 1.25)
+    }
+}
+
+fn draw_panel<DB: DrawingBackend, X, Y>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     x_label: &str,
     y_label: &str,
     series: &[Series],
-) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let (x0, x1) = range(series, |p| p.0);
-    let (y0, y1) = range(series, |p| p.1);
+    x_axis: X,
+    y_axis: Y,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
+        .build_cartesian_2d(x_axis, y_axis)?;
     chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -64,15 +85,46 @@ fn draw_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// A line chart of `series` into an SVG file.
-pub fn plot_lines(title: &str, x_label: &str, y_label: &str, series: &[Series], out: &Path) -> Result<()> {
-    let root = SVGBackend::new(out, (900, 560)).into_drawing_area();
+/// Draws one panel into an SVG file of `size`.
+fn plot_svg(
+    out: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let root = SVGBackend::new(out, size).into_drawing_area();
     let drawn = root
         .fill(&WHITE)
         .map_err(|e| e.to_string())
-        .and_then(|_| draw_panel(&root, title, x_label, y_label, series).map_err(|e| e.to_string()))
+        .and_then(|_| draw(&root))
         .and_then(|_| root.present().map_err(|e| e.to_string()));
     drawn.map_err(|e| Error::format(out, format!("could not draw the plot: {e}")))
+}
+
+/// A line chart of `series` into an SVG file.
+pub fn plot_lines(title: &str, x_label: &str, y_label: &str, series: &[Series], out: &Path) -> Result<()> {
+    let (x0, x1) = range(series, |p| p.0);
+    let (y0, y1) = range(series, |p| p.1);
+    plot_svg(out, (900, 560), |root| {
+        draw_panel(root, title, x_label, y_label, series, x0..x1, y0..y1).map_err(|e| e.to_string())
+    })
+}
+
+/// A line chart of `series` with both axes logarithmic (points must be positive).
+pub fn plot_lines_log_log(title: &str, x_label: &str, y_label: &str, series: &[Series], out: &Path) -> Result<()> {
+    let (x0, x1) = log_range(series, |p| p.0);
+    let (y0, y1) = log_range(series, |p| p.1);
+    plot_svg(out, (900, 560), |root| {
+        draw_panel(
+            root,
+            title,
+            x_label,
+            y_label,
+            series,
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale(),
+        )
+        .map_err(|e| e.to_string())
+    })
 }
 
 /// Loss (train and validation) and top-1 accuracy (train and validation) against epoch, two panels.
@@ -86,14 +138,16 @@ pub fn plot_training_curves(metrics: &[EpochMetrics], out: &Path) -> Result<()> 
         ("train top-1 %".to_string(), pts(&|m| 100.0 * m.train_top1)),
         ("validation top-1 %".to_string(), pts(&|m| 100.0 * m.val_top1)),
     ];
-    let root = SVGBackend::new(out, (1200, 480)).into_drawing_area();
-    let drawn = root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|_| {
+    let panel = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, title, y_label, series: &[Series]| {
+        let (x0, x1) = range(series, |p| p.0);
+        let (y0, y1) = range(series, |p| p.1);
+        draw_panel(area, title, "epoch", y_label, series, x0..x1, y0..y1).map_err(|e| e.to_string())
+    };
+    plot_svg(out, (1200, 480), |root| {
         let (left, right) = root.split_horizontally(600);
-        draw_panel(&left, "loss", "epoch", "cross-entropy", &loss).map_err(|e| e.to_string())?;
-        draw_panel(&right, "accuracy", "epoch", "top-1 %", &acc).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())
-    });
-    drawn.map_err(|e| Error::format(out, format!("could not draw the training curves: {e}")))
+        panel(&left, "loss", "cross-entropy", &loss)?;
+        panel(&right, "accuracy", "top-1 %", &acc)
+    })
 }
 
 #[cfg(test)]
