@@ -15,7 +15,7 @@ use crate::backend::{Backend, Scalar};
 use crate::layers::{params_of, DataDims};
 use crate::model::{Stgcn, StgcnConfig};
 use crate::optim::Sgd;
-use crate::train::step::{train_step, LossBuffers};
+use crate::train::step::{train_step, LossBuffers, StepGraph};
 use crate::train::trainer::{export_state, import_state};
 use crate::train::TrainConfig;
 use crate::Result;
@@ -33,6 +33,9 @@ pub struct Throughput {
     pub step_seconds: f64,
     pub forward_samples_per_sec: f64,
     pub step_samples_per_sec: f64,
+    /// Mean seconds per training step replayed from its recorded graph (device backends; what
+    /// replay saves is `step_seconds - graph_step_seconds`).
+    pub graph_step_seconds: Option<f64>,
 }
 
 /// Random input `[batch, persons, clip_len, joints, channels]` ~ N(0, 1) and cycling labels.
@@ -92,6 +95,20 @@ pub fn time_model<B: Backend>(
     }
     be.synchronize();
     let step_seconds = t0.elapsed().as_secs_f64() / iters as f64;
+    let mut graph = StepGraph::new(model);
+    let graph_step_seconds = if graph.eager_reason().is_none() {
+        // the first call records the graph (and runs it once)
+        graph.step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        be.synchronize();
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            graph.step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        }
+        be.synchronize();
+        Some(t0.elapsed().as_secs_f64() / iters as f64)
+    } else {
+        None
+    };
     import_state(be, &saved_state, model, None, Path::new("the measured model"))?;
     Ok(Throughput {
         backend: be.describe(),
@@ -103,6 +120,7 @@ pub fn time_model<B: Backend>(
         step_seconds,
         forward_samples_per_sec: batch as f64 / forward_seconds,
         step_samples_per_sec: batch as f64 / step_seconds,
+        graph_step_seconds,
     })
 }
 
@@ -120,6 +138,16 @@ impl std::fmt::Display for Throughput {
             self.step_samples_per_sec,
             self.step_seconds * 1e3,
             self.iterations,
-        )
+        )?;
+        if let Some(g) = self.graph_step_seconds {
+            write!(
+                f,
+                "; step graph replay {:.1} samples/s ({:.1} ms, {:.2}x the eager step)",
+                self.batch as f64 / g,
+                g * 1e3,
+                self.step_seconds / g
+            )?;
+        }
+        Ok(())
     }
 }
