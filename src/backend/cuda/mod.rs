@@ -11,6 +11,7 @@ pub mod device;
 mod elementwise;
 mod graph;
 pub mod kernels;
+mod launch;
 mod loss;
 mod optim;
 mod permute;
