@@ -62,3 +62,32 @@ pub fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
         panic!("{what}: element {i} is {} but the CPU gives {}", got[i], want[i]);
     }
 }
+
+/// Every element within `units`·ε·`magnitude[i]` of `want` (ε = f32::EPSILON) and finite, where
+/// `magnitude[i]` is Σ|terms| of element i's sum (the same op on |inputs|): the rounding error of
+/// a sum scales with its terms, not with its result, which may cancel to nearly 0.
+pub fn assert_close_to_magnitude(what: &str, got: &[f32], want: &[f32], magnitude: &[f32], units: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    assert_eq!(got.len(), magnitude.len(), "{what}: magnitude length");
+    for (i, ((&g, &w), &m)) in got.iter().zip(want).zip(magnitude).enumerate() {
+        assert!(g.is_finite(), "{what}: element {i} is {g} (want {w})");
+        let limit = units * f32::EPSILON * m;
+        assert!(
+            (g - w).abs() <= limit,
+            "{what}: element {i} is {g} but the CPU gives {w} (tolerance {units}·ε·{m} = {limit:e})"
+        );
+    }
+}
+
+/// |x| element-wise.
+pub fn abs(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|v| v.abs()).collect()
+}
+
+/// The first failure the backend recorded, as text (panics if every op succeeded).
+pub fn failure(be: &CudaBackend) -> String {
+    match be.check() {
+        Ok(()) => panic!("the op was expected to fail"),
+        Err(e) => e.to_string(),
+    }
+}

@@ -1,56 +1,246 @@
-//! Launchers of the batch-normalisation kernels (`cuda/batch_norm.cu`).
+//! Launchers of the batch-normalisation kernels (`cuda/batch_norm.cu`): per-channel reductions
+//! over a fixed partition into double partials, a per-channel finalize, then the per-element pass.
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::device::CudaDevice;
+use super::elementwise::flat_launch;
+use super::launch::{expect_len, rows_launch, size_u32, workspace, THREADS};
 use crate::backend::BnGeom;
-use crate::{Error, Result};
+use crate::Result;
+
+const MODULE: &str = "batch_norm";
+/// Columns per reduction segment: four per thread.
+const CHUNK: u32 = 4 * THREADS;
+/// The reductions use about this many blocks in all (at least one per channel); the partition
+/// depends on the geometry only, so the statistics have the same bits on every run and GPU.
+const TARGET_BLOCKS: u32 = 1024;
+
+/// `struct BnShape` of batch_norm.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct BnShapeRepr {
+    n: u32,
+    c: u32,
+    s: u32,
+    chunk: u32,
+    parts: u32,
+}
+// SAFETY: plain old data with the layout of the kernel's struct.
+unsafe impl DeviceRepr for BnShapeRepr {}
+
+/// The kernel shape of `g`, once the `[n, c, s]` buffers `tensors` and the `[c]` buffers
+/// `per_channel` ((name, length) pairs) have the lengths it needs.
+fn shape(op: &str, g: &BnGeom, tensors: &[(&str, usize)], per_channel: &[(&str, usize)]) -> Result<BnShapeRepr> {
+    let limit = i32::MAX as u32;
+    let n = size_u32(op, "n", g.n, limit)?;
+    // channels are the y dimension of the reduction grids
+    let c = size_u32(op, "c", g.c, 65_535)?;
+    let s = size_u32(op, "s", g.s, limit)?;
+    let parts = s.div_ceil(CHUNK);
+    size_u32(op, "n·c", g.n * g.c, limit)?;
+    size_u32(op, "n·segments", g.n * parts as usize, limit)?;
+    for &(what, len) in tensors {
+        expect_len(op, what, len, g.len())?;
+    }
+    for &(what, len) in per_channel {
+        expect_len(op, what, len, g.c)?;
+    }
+    Ok(BnShapeRepr {
+        n,
+        c,
+        s,
+        chunk: CHUNK,
+        parts,
+    })
+}
+
+/// Blocks per channel of a reduction: `TARGET_BLOCKS/c`, at most one per segment.
+fn blocks_per_channel(sh: &BnShapeRepr) -> u32 {
+    (TARGET_BLOCKS / sh.c).clamp(1, sh.n * sh.parts)
+}
+
+fn reduction_launch(blocks: u32, sh: &BnShapeRepr) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks, sh.c, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `y = x·scale + shift` with the per-channel coefficients `coef: [c, 2]` double.
+fn apply(
+    dev: &CudaDevice,
+    sh: &BnShapeRepr,
+    x: &CudaSlice<f32>,
+    coef: &CudaSlice<f64>,
+    y: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let f = dev.function(MODULE, "batch_norm_apply_f32")?;
+    dev.launch(&f, "batch_norm_apply_f32", rows_launch(sh.n * sh.c, sh.s), |b| {
+        b.arg(x).arg(coef).arg(sh).arg(y);
+    })
+}
 
 /// See `Backend::batch_norm_train`. x, y: `[n, c, s]`; the rest `[c]`.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
-    _dev: &CudaDevice,
-    _g: &BnGeom,
-    _x: &CudaSlice<f32>,
-    _gamma: &CudaSlice<f32>,
-    _beta: &CudaSlice<f32>,
-    _running_mean: &mut CudaSlice<f32>,
-    _running_var: &mut CudaSlice<f32>,
-    _y: &mut CudaSlice<f32>,
-    _save_mean: &mut CudaSlice<f32>,
-    _save_invstd: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    g: &BnGeom,
+    x: &CudaSlice<f32>,
+    gamma: &CudaSlice<f32>,
+    beta: &CudaSlice<f32>,
+    running_mean: &mut CudaSlice<f32>,
+    running_var: &mut CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
+    save_mean: &mut CudaSlice<f32>,
+    save_invstd: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("batch_norm train: PLACEHOLDER".into()))
+    let sh = shape(
+        "batch_norm train",
+        g,
+        &[("x", x.len()), ("y", y.len())],
+        &[
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+            ("running_mean", running_mean.len()),
+            ("running_var", running_var.len()),
+            ("save_mean", save_mean.len()),
+            ("save_invstd", save_invstd.len()),
+        ],
+    )?;
+    let blocks = blocks_per_channel(&sh);
+    // SAFETY: block (b, ch) writes partials (ch·blocks + b)·2 + {0, 1}: all of them.
+    let mut partials = unsafe { workspace::<f64>(dev, "batch-norm statistics", g.c * blocks as usize * 2) }?;
+    let f = dev.function(MODULE, "batch_norm_stats_partial_f32")?;
+    dev.launch(&f, "batch_norm_stats_partial_f32", reduction_launch(blocks, &sh), |b| {
+        b.arg(x).arg(&sh).arg(&mut partials);
+    })?;
+    // SAFETY: the finalize writes both coefficients of every channel.
+    let mut coef = unsafe { workspace::<f64>(dev, "batch-norm coefficients", g.c * 2) }?;
+    let (eps, momentum) = (g.eps, g.momentum);
+    let f = dev.function(MODULE, "batch_norm_train_finalize_f32")?;
+    dev.launch(&f, "batch_norm_train_finalize_f32", flat_launch(g.c), |b| {
+        b.arg(x)
+            .arg(&partials)
+            .arg(&blocks)
+            .arg(&sh)
+            .arg(&eps)
+            .arg(&momentum)
+            .arg(gamma)
+            .arg(beta)
+            .arg(running_mean)
+            .arg(running_var)
+            .arg(save_mean)
+            .arg(save_invstd)
+            .arg(&mut coef);
+    })?;
+    apply(dev, &sh, x, &coef, y)
 }
 
 /// See `Backend::batch_norm_eval`.
 #[allow(clippy::too_many_arguments)]
 pub fn eval(
-    _dev: &CudaDevice,
-    _g: &BnGeom,
-    _x: &CudaSlice<f32>,
-    _gamma: &CudaSlice<f32>,
-    _beta: &CudaSlice<f32>,
-    _running_mean: &CudaSlice<f32>,
-    _running_var: &CudaSlice<f32>,
-    _y: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    g: &BnGeom,
+    x: &CudaSlice<f32>,
+    gamma: &CudaSlice<f32>,
+    beta: &CudaSlice<f32>,
+    running_mean: &CudaSlice<f32>,
+    running_var: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("batch_norm eval: PLACEHOLDER".into()))
+    let sh = shape(
+        "batch_norm eval",
+        g,
+        &[("x", x.len()), ("y", y.len())],
+        &[
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+            ("running_mean", running_mean.len()),
+            ("running_var", running_var.len()),
+        ],
+    )?;
+    // SAFETY: the coefficient kernel writes both coefficients of every channel.
+    let mut coef = unsafe { workspace::<f64>(dev, "batch-norm coefficients", g.c * 2) }?;
+    let (c, eps) = (sh.c, g.eps);
+    let f = dev.function(MODULE, "batch_norm_eval_coefficients_f32")?;
+    dev.launch(&f, "batch_norm_eval_coefficients_f32", flat_launch(g.c), |b| {
+        b.arg(gamma)
+            .arg(beta)
+            .arg(running_mean)
+            .arg(running_var)
+            .arg(&c)
+            .arg(&eps)
+            .arg(&mut coef);
+    })?;
+    apply(dev, &sh, x, &coef, y)
 }
 
 /// See `Backend::batch_norm_backward`: dx overwritten, `dgamma +=`, `dbeta +=`.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
-    _dev: &CudaDevice,
-    _g: &BnGeom,
-    _x: &CudaSlice<f32>,
-    _dy: &CudaSlice<f32>,
-    _gamma: &CudaSlice<f32>,
-    _save_mean: &CudaSlice<f32>,
-    _save_invstd: &CudaSlice<f32>,
-    _dx: &mut CudaSlice<f32>,
-    _dgamma: &mut CudaSlice<f32>,
-    _dbeta: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    g: &BnGeom,
+    x: &CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    gamma: &CudaSlice<f32>,
+    save_mean: &CudaSlice<f32>,
+    save_invstd: &CudaSlice<f32>,
+    dx: &mut CudaSlice<f32>,
+    dgamma: &mut CudaSlice<f32>,
+    dbeta: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("batch_norm backward: PLACEHOLDER".into()))
+    let sh = shape(
+        "batch_norm backward",
+        g,
+        &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
+        &[
+            ("gamma", gamma.len()),
+            ("save_mean", save_mean.len()),
+            ("save_invstd", save_invstd.len()),
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+        ],
+    )?;
+    let blocks = blocks_per_channel(&sh);
+    // SAFETY: block (b, ch) writes partials (ch·blocks + b)·2 + {0, 1}: all of them.
+    let mut partials = unsafe { workspace::<f64>(dev, "batch-norm gradient sums", g.c * blocks as usize * 2) }?;
+    let f = dev.function(MODULE, "batch_norm_backward_partial_f32")?;
+    dev.launch(
+        &f,
+        "batch_norm_backward_partial_f32",
+        reduction_launch(blocks, &sh),
+        |b| {
+            b.arg(x)
+                .arg(dy)
+                .arg(save_mean)
+                .arg(save_invstd)
+                .arg(&sh)
+                .arg(&mut partials);
+        },
+    )?;
+    // SAFETY: the finalize writes all five coefficients of every channel.
+    let mut coef = unsafe { workspace::<f64>(dev, "batch-norm gradient coefficients", g.c * 5) }?;
+    let f = dev.function(MODULE, "batch_norm_backward_finalize_f32")?;
+    dev.launch(&f, "batch_norm_backward_finalize_f32", flat_launch(g.c), |b| {
+        b.arg(&partials)
+            .arg(&blocks)
+            .arg(&sh)
+            .arg(gamma)
+            .arg(save_mean)
+            .arg(save_invstd)
+            .arg(dgamma)
+            .arg(dbeta)
+            .arg(&mut coef);
+    })?;
+    let f = dev.function(MODULE, "batch_norm_backward_input_f32")?;
+    dev.launch(
+        &f,
+        "batch_norm_backward_input_f32",
+        rows_launch(sh.n * sh.c, sh.s),
+        |b| {
+            b.arg(x).arg(dy).arg(&coef).arg(&sh).arg(dx);
+        },
+    )
 }

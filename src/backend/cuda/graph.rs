@@ -1,31 +1,149 @@
 //! Launchers of the graph-aggregation kernels (`cuda/graph_aggregate.cu`).
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::device::CudaDevice;
+use super::elementwise::flat_launch;
+use super::launch::{expect_len, size_u32, workspace, THREADS};
 use crate::backend::GraphGeom;
 use crate::{Error, Result};
 
+const MODULE: &str = "graph_aggregate";
+/// Rows per thread in the forward and dz kernels (`ROWS` of the kernel file).
+const ROWS_PER_THREAD: usize = 4;
+/// Joints per accumulator unit and units per thread of the da kernel (`DA_UNIT`, `DA_UNITS`).
+const DA_UNIT: usize = 4;
+const DA_UNITS: usize = 3;
+/// Blocks of the da reduction at most: a fixed partition (it depends on the geometry only, never
+/// on the device), so da has the same bits on every run and every GPU.
+const DA_BLOCKS: usize = 512;
+/// Blocks of the forward and dz kernels at most (each output is one thread's, so the grid does not
+/// change a result; fewer blocks load A fewer times).
+const MAX_BLOCKS: usize = 2048;
+/// Dynamic shared memory a kernel may use without opting in.
+const SHARED_LIMIT: usize = 48 * 1024;
+
+/// `struct GraphShape` of graph_aggregate.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct GraphShapeRepr {
+    rows_per_sample: u32,
+    total_rows: u32,
+    k: u32,
+    v: u32,
+    tile_rows: u32,
+}
+// SAFETY: plain old data with the layout of the kernel's struct.
+unsafe impl DeviceRepr for GraphShapeRepr {}
+
+/// A checked launch shape: the kernel struct, the tiles it walks and its shared-memory bytes.
+struct Plan {
+    shape: GraphShapeRepr,
+    tiles: usize,
+    shared_bytes: u32,
+}
+
+/// Plans a launch of `op`: `shared_floats(tile_rows)` is the kernel's dynamic shared memory. Tiles
+/// take about one row group per thread (`ROWS_PER_THREAD·⌊THREADS/V⌋` rows), fewer if that would
+/// not fit in shared memory.
+fn plan(op: &str, g: &GraphGeom, shared_floats: impl Fn(usize) -> usize) -> Result<Plan> {
+    let limit = i32::MAX as u32;
+    for (what, value) in [("n", g.n), ("k", g.k), ("c", g.c), ("t", g.t), ("v", g.v)] {
+        size_u32(op, what, value, limit)?;
+    }
+    let rows_per_sample = size_u32(op, "c·t", g.c * g.t, limit)?;
+    let total_rows = size_u32(op, "n·c·t", g.n * g.c * g.t, limit)?;
+    let mut tile_rows = ROWS_PER_THREAD * (THREADS as usize / g.v).max(1);
+    while shared_floats(tile_rows) * 4 > SHARED_LIMIT && tile_rows > ROWS_PER_THREAD {
+        tile_rows -= ROWS_PER_THREAD;
+    }
+    let shared_bytes = shared_floats(tile_rows) * 4;
+    if shared_bytes > SHARED_LIMIT {
+        return Err(Error::Cuda(format!(
+            "{op}: {g:?} needs {shared_bytes} bytes of shared memory (A and {tile_rows} rows), more than {SHARED_LIMIT}"
+        )));
+    }
+    Ok(Plan {
+        shape: GraphShapeRepr {
+            rows_per_sample,
+            total_rows,
+            k: g.k as u32,
+            v: g.v as u32,
+            tile_rows: tile_rows as u32,
+        },
+        tiles: (total_rows as usize).div_ceil(tile_rows),
+        shared_bytes: shared_bytes as u32,
+    })
+}
+
+fn tiled_launch(blocks: usize, slabs: usize, shared_bytes: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks as u32, slabs as u32, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: shared_bytes,
+    }
+}
+
 /// See `Backend::graph_forward`. z: `[n, k, c, t, v]`, a: `[k, v, w]`, y: `[n, c, t, w]`.
 pub fn forward(
-    _dev: &CudaDevice,
-    _g: &GraphGeom,
-    _z: &CudaSlice<f32>,
-    _a: &CudaSlice<f32>,
-    _y: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    g: &GraphGeom,
+    z: &CudaSlice<f32>,
+    a: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("graph forward: PLACEHOLDER".into()))
+    const OP: &str = "graph forward";
+    let p = plan(OP, g, |rows| g.a_len() + g.k * rows * g.v)?;
+    expect_len(OP, "z", z.len(), g.z_len())?;
+    expect_len(OP, "a", a.len(), g.a_len())?;
+    expect_len(OP, "y", y.len(), g.y_len())?;
+    let f = dev.function(MODULE, "graph_aggregate_forward_f32")?;
+    let cfg = tiled_launch(p.tiles.min(MAX_BLOCKS), 1, p.shared_bytes);
+    dev.launch(&f, "graph_aggregate_forward_f32", cfg, |b| {
+        b.arg(z).arg(a).arg(y).arg(&p.shape);
+    })
 }
 
 /// See `Backend::graph_backward`: dz overwritten, `da +=`.
 pub fn backward(
-    _dev: &CudaDevice,
-    _g: &GraphGeom,
-    _z: &CudaSlice<f32>,
-    _a: &CudaSlice<f32>,
-    _dy: &CudaSlice<f32>,
-    _dz: &mut CudaSlice<f32>,
-    _da: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    g: &GraphGeom,
+    z: &CudaSlice<f32>,
+    a: &CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    dz: &mut CudaSlice<f32>,
+    da: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("graph backward: PLACEHOLDER".into()))
+    const OP: &str = "graph backward";
+    let input = plan(OP, g, |rows| g.a_len() + (rows + ROWS_PER_THREAD - 1) * g.v)?;
+    let adjacency = plan(OP, g, |rows| (g.k + 1) * rows * g.v + DA_UNIT - 1)?;
+    expect_len(OP, "z", z.len(), g.z_len())?;
+    expect_len(OP, "a", a.len(), g.a_len())?;
+    expect_len(OP, "dy", dy.len(), g.y_len())?;
+    expect_len(OP, "dz", dz.len(), g.z_len())?;
+    expect_len(OP, "da", da.len(), g.a_len())?;
+
+    let f = dev.function(MODULE, "graph_aggregate_backward_input_f32")?;
+    let cfg = tiled_launch(input.tiles.min(MAX_BLOCKS), 1, input.shared_bytes);
+    dev.launch(&f, "graph_aggregate_backward_input_f32", cfg, |b| {
+        b.arg(dy).arg(a).arg(dz).arg(&input.shape);
+    })?;
+
+    // da: per-block partials [blocks, K·V·V], then their sum in block order
+    let blocks = adjacency.tiles.min(DA_BLOCKS);
+    let units = g.k * g.v.div_ceil(DA_UNIT) * g.v;
+    let slabs = units.div_ceil(DA_UNITS * THREADS as usize);
+    let len = g.a_len();
+    // SAFETY: every block writes all K·V·V partials of its row before the sum reads them.
+    let mut partials = unsafe { workspace::<f32>(dev, "graph da partials", blocks * len) }?;
+    let f = dev.function(MODULE, "graph_aggregate_backward_adjacency_partial_f32")?;
+    let cfg = tiled_launch(blocks, slabs, adjacency.shared_bytes);
+    dev.launch(&f, "graph_aggregate_backward_adjacency_partial_f32", cfg, |b| {
+        b.arg(z).arg(dy).arg(&mut partials).arg(&adjacency.shape);
+    })?;
+    let (blocks, len) = (blocks as u32, len as u32);
+    let f = dev.function(MODULE, "graph_aggregate_add_partials_f32")?;
+    dev.launch(&f, "graph_aggregate_add_partials_f32", flat_launch(len as usize), |b| {
+        b.arg(&partials).arg(&blocks).arg(&len).arg(da);
+    })
 }

@@ -12,6 +12,7 @@ mod elementwise;
 mod fast_div;
 mod graph;
 pub mod kernels;
+mod launch;
 mod loss;
 mod optim;
 mod permute;

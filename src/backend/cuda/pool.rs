@@ -1,32 +1,60 @@
 //! Launchers of the mean-pooling kernels (`cuda/mean_pool.cu`).
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, PushKernelArg};
 
 use super::device::CudaDevice;
-use crate::{Error, Result};
+use super::launch::{expect_len, rows_launch, size_u32, warp_per_item_launch};
+use crate::Result;
+
+const MODULE: &str = "mean_pool";
+
+/// The kernels' sizes (n, persons, c, s), checked, with x of `x_len` and y of `y_len` elements.
+fn sizes(op: &str, n: usize, persons: usize, c: usize, s: usize, x_len: usize, y_len: usize) -> Result<[u32; 4]> {
+    let limit = i32::MAX as u32;
+    let sizes = [
+        size_u32(op, "n", n, limit)?,
+        size_u32(op, "persons", persons, limit)?,
+        size_u32(op, "c", c, limit)?,
+        size_u32(op, "s", s, limit)?,
+    ];
+    size_u32(op, "n·persons·c", n * persons * c, limit)?;
+    expect_len(op, "x", x_len, n * persons * c * s)?;
+    expect_len(op, "y", y_len, n * c)?;
+    Ok(sizes)
+}
 
 /// See `Backend::mean_pool_forward`. x: `[n·persons, c, s]`, y: `[n, c]`.
 pub fn forward(
-    _dev: &CudaDevice,
-    _n: usize,
-    _persons: usize,
-    _c: usize,
-    _s: usize,
-    _x: &CudaSlice<f32>,
-    _y: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    n: usize,
+    persons: usize,
+    c: usize,
+    s: usize,
+    x: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("mean_pool forward: PLACEHOLDER".into()))
+    let [n, persons, c, s] = sizes("mean_pool forward", n, persons, c, s, x.len(), y.len())?;
+    let f = dev.function(MODULE, "mean_pool_forward_f32")?;
+    dev.launch(&f, "mean_pool_forward_f32", warp_per_item_launch(n * c), |b| {
+        b.arg(x).arg(&n).arg(&persons).arg(&c).arg(&s).arg(y);
+    })
 }
 
 /// See `Backend::mean_pool_backward`: dx overwritten.
 pub fn backward(
-    _dev: &CudaDevice,
-    _n: usize,
-    _persons: usize,
-    _c: usize,
-    _s: usize,
-    _dy: &CudaSlice<f32>,
-    _dx: &mut CudaSlice<f32>,
+    dev: &CudaDevice,
+    n: usize,
+    persons: usize,
+    c: usize,
+    s: usize,
+    dy: &CudaSlice<f32>,
+    dx: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    Err(Error::Cuda("mean_pool backward: PLACEHOLDER".into()))
+    let [n, persons, c, s] = sizes("mean_pool backward", n, persons, c, s, dx.len(), dy.len())?;
+    // the CPU's factor, rounded the same way
+    let inv = 1.0 / (persons as usize * s as usize) as f64;
+    let f = dev.function(MODULE, "mean_pool_backward_f32")?;
+    dev.launch(&f, "mean_pool_backward_f32", rows_launch(n * persons * c, s), |b| {
+        b.arg(dy).arg(&n).arg(&persons).arg(&c).arg(&s).arg(&inv).arg(dx);
+    })
 }

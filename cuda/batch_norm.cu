@@ -1,0 +1,187 @@
+// Batch normalisation over x: [n, c, s] f32 (BatchNorm1d: s = t; BatchNorm2d: s = t·v), statistics
+// per channel over (n, s), every sum in double, as the CPU reference computes them:
+//   train     mean, biased var → save_mean, save_invstd = 1/sqrt(var + eps), y = x·scale + shift,
+//             running stats as PyTorch (momentum; the unbiased variance for running_var)
+//   eval      y from the running stats
+//   backward  dx = γ·invstd/m·(m·dy − Σdy − x̂·Σ(dy·x̂)) overwritten; dgamma += Σ dy·x̂, dbeta += Σ dy
+//
+// The variance is a shifted sum, Σ(x − x₀)² − (Σ(x − x₀))²/m with x₀ = x[0, ch, 0] (a sample of the
+// channel, so |x₀ − mean| is of the order of the spread) in double: unlike E[x²] − E[x]², it does
+// not cancel away when |mean| ≫ std, and it needs one read of x instead of the two-pass's two.
+//
+// Each reduction is split into a fixed partition: the n·parts segments of a channel (a segment is
+// `chunk` columns of one sample) are dealt to gridDim.x blocks in order, each block sums its own in
+// a fixed tree (reduce.cuh), and one thread per channel adds the block partials in block order.
+// The per-element kernels then use per-channel coefficients computed in double with the CPU's
+// formulas and roundings (explicit __d*_rn, so nothing is contracted into an FMA).
+
+#include "reduce.cuh"
+
+struct BnShape {
+    uint32_t n;
+    uint32_t c;
+    uint32_t s;
+    uint32_t chunk;  // columns per segment
+    uint32_t parts;  // segments per sample: ceil(s / chunk)
+};
+
+// Calls f(i) for every element index i of channel ch that this block owns (see the file comment).
+template <typename F>
+static __device__ void for_block_channel_elements(const BnShape& g, uint32_t ch, F f) {
+    const uint32_t segments = g.n * g.parts;
+    for (uint32_t q = blockIdx.x; q < segments; q += gridDim.x) {
+        const uint32_t sample = q / g.parts, part = q - sample * g.parts;
+        const uint64_t base = ((uint64_t)sample * g.c + ch) * g.s;
+        const uint32_t end = min(g.s, (part + 1) * g.chunk);
+        for (uint32_t j = part * g.chunk + threadIdx.x; j < end; j += blockDim.x) f(base + j);
+    }
+}
+
+// Block (x, ch): partials[(ch·gridDim.x + x)·2 + {0, 1}] = Σ(x − x₀), Σ(x − x₀)² over its elements.
+extern "C" __global__ void batch_norm_stats_partial_f32(const float* __restrict__ x, BnShape g,
+                                                        double* __restrict__ partials) {
+    __shared__ double scratch[32];
+    const uint32_t ch = blockIdx.y;
+    const double shift = (double)x[(uint64_t)ch * g.s];
+    double sum = 0.0, sum_sq = 0.0;
+    for_block_channel_elements(g, ch, [&](uint64_t i) {
+        const double d = (double)x[i] - shift;  // exact: two f32 values
+        sum += d;
+        sum_sq = fma(d, d, sum_sq);
+    });
+    sum = block_sum(sum, scratch);
+    sum_sq = block_sum(sum_sq, scratch);
+    if (threadIdx.x == 0) {
+        double* out = partials + ((uint64_t)ch * gridDim.x + blockIdx.x) * 2;
+        out[0] = sum;
+        out[1] = sum_sq;
+    }
+}
+
+// One thread per channel: the statistics from the partials of `blocks` blocks, the saved and running
+// statistics, and coef: [c, 2] double = (scale, shift) of y = x·scale + shift.
+extern "C" __global__ void batch_norm_train_finalize_f32(const float* __restrict__ x,
+                                                         const double* __restrict__ partials, uint32_t blocks,
+                                                         BnShape g, double eps, double momentum,
+                                                         const float* __restrict__ gamma,
+                                                         const float* __restrict__ beta, float* running_mean,
+                                                         float* running_var, float* __restrict__ save_mean,
+                                                         float* __restrict__ save_invstd, double* __restrict__ coef) {
+    for (uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x; ch < g.c; ch += gridDim.x * blockDim.x) {
+        double sum = 0.0, sum_sq = 0.0;
+        for (uint32_t b = 0; b < blocks; ++b) {
+            const double* p = partials + ((uint64_t)ch * blocks + b) * 2;
+            sum += p[0];
+            sum_sq += p[1];
+        }
+        const double count = (double)g.n * (double)g.s;
+        const double shifted_mean = sum / count;
+        const double mean = (double)x[(uint64_t)ch * g.s] + shifted_mean;
+        const double var = fmax(0.0, (sum_sq - sum * shifted_mean) / count);  // biased
+        const double invstd = 1.0 / sqrt(var + eps);
+        const double scale = __dmul_rn(invstd, (double)gamma[ch]);
+        coef[2 * ch] = scale;
+        coef[2 * ch + 1] = __dadd_rn((double)beta[ch], -__dmul_rn(mean, scale));
+        save_mean[ch] = (float)mean;
+        save_invstd[ch] = (float)invstd;
+        const double unbiased = count > 1.0 ? __dmul_rn(var, count) / (count - 1.0) : var;
+        const double keep = 1.0 - momentum;
+        running_mean[ch] = (float)__dadd_rn(__dmul_rn(keep, (double)running_mean[ch]), __dmul_rn(momentum, mean));
+        running_var[ch] = (float)__dadd_rn(__dmul_rn(keep, (double)running_var[ch]), __dmul_rn(momentum, unbiased));
+    }
+}
+
+// One thread per channel: coef: [c, 2] = (γ/sqrt(running_var + eps), β − running_mean·scale).
+extern "C" __global__ void batch_norm_eval_coefficients_f32(const float* __restrict__ gamma,
+                                                            const float* __restrict__ beta,
+                                                            const float* __restrict__ running_mean,
+                                                            const float* __restrict__ running_var, uint32_t c,
+                                                            double eps, double* __restrict__ coef) {
+    for (uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
+        const double scale = (double)gamma[ch] / sqrt((double)running_var[ch] + eps);
+        coef[2 * ch] = scale;
+        coef[2 * ch + 1] = __dadd_rn((double)beta[ch], -__dmul_rn((double)running_mean[ch], scale));
+    }
+}
+
+// y = x·scale + shift per channel, in double, rounded once to f32. x, y: rows (n, ch) of s columns.
+extern "C" __global__ void batch_norm_apply_f32(const float* __restrict__ x, const double* __restrict__ coef,
+                                                BnShape g, float* __restrict__ y) {
+    FOR_ROWS(row, g.n * g.c) {
+        const uint32_t ch = row % g.c;
+        const double scale = coef[2 * ch], shift = coef[2 * ch + 1];
+        const uint64_t base = (uint64_t)row * g.s;
+        FOR_COLS(j, g.s) y[base + j] = (float)__dadd_rn(__dmul_rn((double)x[base + j], scale), shift);
+    }
+}
+
+// Block (x, ch): partials[(ch·gridDim.x + x)·2 + {0, 1}] = Σ dy, Σ dy·x̂ over its elements, with
+// x̂ = (x − mean)·invstd from the saved (f32) statistics.
+extern "C" __global__ void batch_norm_backward_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
+                                                           const float* __restrict__ save_mean,
+                                                           const float* __restrict__ save_invstd, BnShape g,
+                                                           double* __restrict__ partials) {
+    __shared__ double scratch[32];
+    const uint32_t ch = blockIdx.y;
+    const double mean = (double)save_mean[ch], invstd = (double)save_invstd[ch];
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for_block_channel_elements(g, ch, [&](uint64_t i) {
+        const double d = (double)dy[i];
+        sum_dy += d;
+        sum_dy_xhat += __dmul_rn(__dmul_rn(d, (double)x[i] - mean), invstd);
+    });
+    sum_dy = block_sum(sum_dy, scratch);
+    sum_dy_xhat = block_sum(sum_dy_xhat, scratch);
+    if (threadIdx.x == 0) {
+        double* out = partials + ((uint64_t)ch * gridDim.x + blockIdx.x) * 2;
+        out[0] = sum_dy;
+        out[1] = sum_dy_xhat;
+    }
+}
+
+// One thread per channel: dgamma += Σ dy·x̂ and dbeta += Σ dy (each sum rounded to f32, then an f32
+// add, as the CPU), and coef: [c, 5] double = (mean, invstd, Σ dy, Σ dy·x̂, k = γ·invstd/m).
+extern "C" __global__ void batch_norm_backward_finalize_f32(const double* __restrict__ partials, uint32_t blocks,
+                                                            BnShape g, const float* __restrict__ gamma,
+                                                            const float* __restrict__ save_mean,
+                                                            const float* __restrict__ save_invstd,
+                                                            float* __restrict__ dgamma, float* __restrict__ dbeta,
+                                                            double* __restrict__ coef) {
+    for (uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x; ch < g.c; ch += gridDim.x * blockDim.x) {
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (uint32_t b = 0; b < blocks; ++b) {
+            const double* p = partials + ((uint64_t)ch * blocks + b) * 2;
+            sum_dy += p[0];
+            sum_dy_xhat += p[1];
+        }
+        dgamma[ch] = __fadd_rn(dgamma[ch], (float)sum_dy_xhat);
+        dbeta[ch] = __fadd_rn(dbeta[ch], (float)sum_dy);
+        const double invstd = (double)save_invstd[ch];
+        const double count = (double)g.n * (double)g.s;
+        double* out = coef + 5 * (uint64_t)ch;
+        out[0] = (double)save_mean[ch];
+        out[1] = invstd;
+        out[2] = sum_dy;
+        out[3] = sum_dy_xhat;
+        out[4] = __dmul_rn((double)gamma[ch], invstd) / count;
+    }
+}
+
+// dx = k·(m·dy − Σdy − x̂·Σ(dy·x̂)) per channel in double with the CPU's order of operations,
+// rounded once to f32, m = n·s. x, dy, dx: rows (n, ch) of s columns.
+extern "C" __global__ void batch_norm_backward_input_f32(const float* __restrict__ x, const float* __restrict__ dy,
+                                                         const double* __restrict__ coef, BnShape g,
+                                                         float* __restrict__ dx) {
+    const double count = (double)g.n * (double)g.s;
+    FOR_ROWS(row, g.n * g.c) {
+        const double* k5 = coef + 5 * (uint64_t)(row % g.c);
+        const double mean = k5[0], invstd = k5[1], sum_dy = k5[2], sum_dy_xhat = k5[3], k = k5[4];
+        const uint64_t base = (uint64_t)row * g.s;
+        FOR_COLS(j, g.s) {
+            const double xhat = __dmul_rn(__dadd_rn((double)x[base + j], -mean), invstd);
+            const double centred = __dadd_rn(__dadd_rn(__dmul_rn(count, (double)dy[base + j]), -sum_dy),
+                                             -__dmul_rn(xhat, sum_dy_xhat));
+            dx[base + j] = (float)__dmul_rn(k, centred);
+        }
+    }
+}
