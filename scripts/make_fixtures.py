@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Writes the small PYSKL-structured pickles in tests/fixtures/ (run from the repository root).
+"""Writes the small PYSKL-structured pickles in tests/fixtures/ (run from the repository root), or
+in the directory given as the first argument.
 
 Keypoint values are multiples of 1/16 in [-6.25, 6.25), exact in float16, so the Rust tests
 recompute them: value(m, t, v, c) = ((m*31 + t*7 + v*3 + c) % 200 - 100) / 16.
 """
 import os
 import pickle
+import sys
 
 import numpy as np
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
 
 
 def keypoint(m, t, v, c, dtype, order):
@@ -63,17 +65,49 @@ def main():
     open(os.path.join(OUT, "bad_not_pickle.pkl"), "wb").write(b"frame_dir,label\nS001,0\n")
     dump("bad_list.pkl", [1, 2, 3], 4)
 
-    def bad(name, **change):
+    def bad(name, index=1, **change):
+        """The float32 NTU file with annotation `index` (S001C002P002R001A002 by default) changed."""
         obj = ntu_file(np.float32, "C")
-        obj["annotations"][1].update(change)
+        obj["annotations"][index].update(change)
         dump(name, obj, 4)
 
     bad("bad_joints.pkl", keypoint=keypoint(1, 7, 19, 3, np.float32, "C"))
     nan = keypoint(1, 7, 25, 3, np.float32, "C")
     nan[0, 4, 10, 1] = np.nan
     bad("bad_nan.pkl", keypoint=nan)
+    inf = keypoint(1, 7, 25, 3, np.float16, "C")
+    inf[0, 2, 3, 0] = -np.inf
+    bad("bad_inf.pkl", keypoint=inf)
     bad("bad_empty.pkl", keypoint=np.zeros((1, 0, 25, 3), np.float32), total_frames=0)
+    bad("bad_no_person.pkl", keypoint=np.zeros((0, 7, 25, 3), np.float32))
     bad("bad_label.pkl", label=-3)
+    bad("bad_label_type.pkl", label="2")
+    # Joint counts: an openpose-sized sample among nturgb+d ones in xsub_train (annotation 2).
+    bad("bad_mixed_joints.pkl", index=2, keypoint=keypoint(2, 3, 18, 3, np.float32, "C"))
+    # Not zero, but nowhere beyond np.isclose's 1e-8: PreNormalize3D keeps no frame.
+    bad("bad_near_zero.pkl", keypoint=np.full((1, 7, 25, 3), 1e-9, np.float32))
+    # Finite float16 values whose centring overflows float16 (120000 > 65504).
+    big = keypoint(1, 7, 25, 3, np.float16, "C")
+    big[0, :, :, 0] = 60000
+    big[0, 0, 1, 0] = -60000
+    bad("bad_overflow.pkl", keypoint=big)
+    obj = ntu_file(np.float32, "C")
+    obj["annotations"][1] = "S001C002P002R001A002"
+    dump("bad_not_dict.pkl", obj, 4)
+    dump("bad_no_split.pkl", dict(annotations=ntu_file(np.float32, "C")["annotations"]), 4)
+
+    def bad_2d(name, **change):
+        obj = coco_file()
+        obj["annotations"][0].update(change)
+        dump(name, obj, 4)
+
+    score_nan = coco_file()["annotations"][0]["keypoint_score"].copy()
+    score_nan[0, 1, 2] = np.nan
+    bad_2d("bad_score_nan.pkl", keypoint_score=score_nan)
+    bad_2d("bad_img_shape.pkl", img_shape=(720, 0))
+    obj = coco_file()
+    del obj["annotations"][0]["keypoint_score"]
+    dump("bad_no_score.pkl", obj, 4)
 
     class Evil:
         def __reduce__(self):

@@ -8,6 +8,9 @@ use leangcn::data::pyskl_dataset::{
 use leangcn::data::transforms::numpy_random::NumpyRandomState;
 use leangcn::data::transforms::uniform_sample::{uniform_sample, SampleMode};
 use leangcn::data::ClipDataset;
+use leangcn::model::Layout;
+use leangcn::train::datasets::open_test_split;
+use leangcn::train::TrainConfig;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
@@ -35,8 +38,12 @@ fn splits_modalities_and_clip_shapes() {
     assert_eq!(test.len(), TEST_CLIPS);
     let err = PysklDataset::open(&p, "train", "j", 8, PipelineMode::Train)
         .err()
-        .unwrap();
-    assert!(err.to_string().contains("unknown split 'train'"), "{err}");
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("ntu_p2_f16_C.pkl: unknown split 'train'; the file has [\"xsub_train\", \"xsub_val\"]"),
+        "{err}"
+    );
     let err = PysklDataset::open(&p, "xsub_val", "jb", 8, PipelineMode::Train)
         .err()
         .unwrap();
@@ -44,7 +51,7 @@ fn splits_modalities_and_clip_shapes() {
     let mut ds = ds;
     let err = ds.set_num_classes(2).unwrap_err().to_string();
     assert!(
-        err.contains("S002C003P003R002A003") && err.contains("label") && err.contains("2 is out of range"),
+        err.contains("ntu_p2_f16_C.pkl: sample S002C003P003R002A003: label: 2 is out of range for 2 classes"),
         "{err}"
     );
 }
@@ -100,6 +107,18 @@ fn skeleton_directory_is_cached_and_inspected() {
     assert!(dir.path().join(SKELETON_CACHE).exists());
     let second = PysklDataset::open(dir.path(), "xview_val", "j", 10, PipelineMode::Val).unwrap();
     assert_eq!(first.samples(), second.samples());
+    // Read through the cache, so the cache file is named.
+    let err = PysklDataset::open(dir.path(), "xsub", "j", 10, PipelineMode::Val)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{}: unknown split 'xsub'",
+            dir.path().join(SKELETON_CACHE).display()
+        )) && err.contains("\"xsub_train\", \"xsub_val\", \"xview_train\", \"xview_val\""),
+        "{err}"
+    );
 
     let out = dir.path().join("converted.pkl");
     convert_skeleton_dir(dir.path(), &out).unwrap();
@@ -118,4 +137,70 @@ fn skeleton_directory_is_cached_and_inspected() {
         text.contains("skipped: 1 listed as missing, 1 without bodies"),
         "{text}"
     );
+}
+
+fn open_error(name: &str, split: &str) -> String {
+    PysklDataset::open(&fixture(name), split, "j", 8, PipelineMode::Train)
+        .err()
+        .unwrap()
+        .to_string()
+}
+
+/// Samples that read but cannot go through the pipeline fail when the split is opened, naming the
+/// file, the sample and the field.
+#[test]
+fn unusable_samples_are_named_on_open() {
+    let err = open_error("bad_mixed_joints.pkl", "xsub_train");
+    assert!(
+        err.contains(
+            "bad_mixed_joints.pkl: sample S002C003P003R002A003: keypoint: 18 joints × 3 channels, but the \
+             split's first sample has 25 × 3 (nturgb+d layout)"
+        ),
+        "{err}"
+    );
+    let err = open_error("bad_near_zero.pkl", "xsub_val");
+    assert!(
+        err.contains("bad_near_zero.pkl: sample S001C002P002R001A002: keypoint: no frame where person 0 or 1"),
+        "{err}"
+    );
+    let err = open_error("bad_no_score.pkl", "train");
+    assert!(
+        err.contains("bad_no_score.pkl: sample gym_0001: keypoint_score: missing: 2D keypoints need scores"),
+        "{err}"
+    );
+    let err = open_error("coco_p2.pkl", "val");
+    assert!(err.contains("coco_p2.pkl: split 'val' has no samples"), "{err}");
+}
+
+/// Finite coordinates whose float16 centring overflows: the clip fails instead of reaching training.
+#[test]
+fn overflowing_pre_processing_is_an_error_not_nan() {
+    let ds = PysklDataset::open(&fixture("bad_overflow.pkl"), "xsub_val", "j", 8, PipelineMode::Train).unwrap();
+    let mut out = vec![0f32; ds.clip_shape().len()];
+    let err = ds.load_clip(0, 0, &mut out).unwrap_err().to_string();
+    assert!(
+        err.contains("bad_overflow.pkl: sample S001C002P002R001A002: keypoint: pre-processing overflows to")
+            && err.contains("coordinates up to 6e4 are too large for float16 arithmetic"),
+        "{err}"
+    );
+}
+
+/// Evaluating a model on data of another layout fails naming the data file and a sample.
+#[test]
+fn test_split_of_another_layout_is_refused() {
+    let mut cfg = TrainConfig::preset("tiny").unwrap();
+    cfg.data.path = Some(fixture("ntu_p4_f32_C.pkl"));
+    cfg.data.split = "xsub".into();
+    cfg.model.num_classes = 60;
+    cfg.model.layout = Layout::Coco;
+    let err = open_test_split(&cfg).err().unwrap().to_string();
+    assert!(
+        err.contains(
+            "ntu_p4_f32_C.pkl: sample S001C002P002R001A002: keypoint: 25 joints × 3 input channels \
+             (modality j), but the model takes the coco layout (17 joints) × 3 channels"
+        ),
+        "{err}"
+    );
+    cfg.model.layout = Layout::NtuRgbd;
+    assert!(open_test_split(&cfg).is_ok());
 }

@@ -90,47 +90,68 @@ fn assert_contains(msg: &str, parts: &[&str]) {
     }
 }
 
+/// Every bad file fails with a message naming the file and, for a bad sample, the sample
+/// (frame_dir, or `#index` when there is none) and the field.
 #[test]
 fn bad_inputs_are_named() {
-    assert_contains(&error_of("bad_truncated.pkl"), &["bad_truncated.pkl", "truncated"]);
-    assert_contains(
-        &error_of("bad_not_pickle.pkl"),
-        &["bad_not_pickle.pkl", "does not start with a pickle"],
-    );
-    assert_contains(
-        &error_of("bad_list.pkl"),
-        &["bad_list.pkl", "not a PYSKL annotation file", "list"],
-    );
-    assert_contains(
-        &error_of("bad_joints.pkl"),
-        &["sample S001C002P002R001A002", "keypoint", "19 joints"],
-    );
-    assert_contains(
-        &error_of("bad_nan.pkl"),
-        &[
-            "S001C002P002R001A002",
-            "keypoint",
-            "NaN at person 0, frame 4, joint 10, channel 1",
-        ],
-    );
-    assert_contains(
-        &error_of("bad_empty.pkl"),
-        &["S001C002P002R001A002", "keypoint", "empty sequence"],
-    );
-    assert_contains(
-        &error_of("bad_label.pkl"),
-        &["S001C002P002R001A002", "label", "-3 is out of range"],
-    );
-    assert_contains(
-        &error_of("bad_global.pkl"),
-        &["`posix.system`", "not part of an annotation"],
-    );
-    assert_contains(&error_of("does_not_exist.pkl"), &["does_not_exist.pkl"]);
+    let sample = "sample S001C002P002R001A002";
+    let cases: &[(&str, &[&str])] = &[
+        ("bad_truncated.pkl", &["truncated", "at offset"]),
+        ("bad_not_pickle.pkl", &["does not start with a pickle"]),
+        (
+            "bad_list.pkl",
+            &["not a PYSKL annotation file", "the pickle holds a list"],
+        ),
+        ("bad_global.pkl", &["`posix.system`", "not part of an annotation"]),
+        ("bad_no_split.pkl", &["not a PYSKL annotation file", "no 'split' key"]),
+        ("bad_not_dict.pkl", &["sample #1: annotation: is a str, not a dict"]),
+        ("bad_joints.pkl", &[sample, ": keypoint: 19 joints; expected 25"]),
+        (
+            "bad_nan.pkl",
+            &[sample, ": keypoint: NaN at person 0, frame 4, joint 10, channel 1"],
+        ),
+        (
+            "bad_inf.pkl",
+            &[sample, ": keypoint: -inf at person 0, frame 2, joint 3, channel 0"],
+        ),
+        (
+            "bad_score_nan.pkl",
+            &["sample gym_0001: keypoint_score: NaN at person 0, frame 1, joint 2"],
+        ),
+        (
+            "bad_empty.pkl",
+            &[sample, ": keypoint: empty sequence (shape [1, 0, 25, 3])"],
+        ),
+        (
+            "bad_no_person.pkl",
+            &[sample, ": keypoint: empty sequence (shape [0, 7, 25, 3])"],
+        ),
+        ("bad_label.pkl", &[sample, ": label: -3 is out of range"]),
+        ("bad_label_type.pkl", &[sample, ": label: is a str, not an int"]),
+        (
+            "bad_img_shape.pkl",
+            &["sample gym_0001: img_shape: is not an (h, w) pair of positive ints"],
+        ),
+        ("does_not_exist.pkl", &["No such file"]),
+    ];
+    for (name, parts) in cases {
+        let msg = error_of(name);
+        assert_contains(&msg, &[&format!("{name}: ")]);
+        assert_contains(&msg, parts);
+    }
 }
 
 #[test]
 fn unknown_split_lists_the_available_ones() {
     let file = AnnotationFile::read(&fixture("ntu_p4_f32_C.pkl")).unwrap();
     let msg = file.split_indices("xview_train").unwrap_err().to_string();
-    assert_contains(&msg, &["unknown split 'xview_train'", "xsub_train", "xsub_val"]);
+    assert_contains(
+        &msg,
+        &[
+            "ntu_p4_f32_C.pkl: ",
+            "unknown split 'xview_train'",
+            "xsub_train",
+            "xsub_val",
+        ],
+    );
 }

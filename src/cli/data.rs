@@ -29,7 +29,10 @@ pub fn run(args: DataArgs) -> Result<()> {
     match args.command {
         DataCommand::Inspect { path } => println!("{}", inspect(&path)?),
         DataCommand::Convert { dir, out } => {
-            convert_skeleton_dir(&dir, &out)?;
+            let skipped = convert_skeleton_dir(&dir, &out)?;
+            if let Some(w) = skipped.warning(&dir) {
+                eprintln!("{w}");
+            }
             println!("wrote {}", out.display());
             println!("{}", inspect(&out)?);
         }

@@ -208,9 +208,10 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
             .as_seq()
             .map(|it| it.map(|d| d.as_i64().and_then(|x| u32::try_from(x).ok())).collect())
             .and_then(|v: Option<Vec<u32>>| v);
+        // PreNormalize2D divides by h / 2 and w / 2.
         match hw.as_deref() {
-            Some(&[h, w]) => Ok(Some((h, w))),
-            _ => Err(err(name, field, "is not an (h, w) pair of ints".into())),
+            Some(&[h, w]) if h > 0 && w > 0 => Ok(Some((h, w))),
+            _ => Err(err(name, field, "is not an (h, w) pair of positive ints".into())),
         }
     };
     let img_shape = shape_field("img_shape")?;

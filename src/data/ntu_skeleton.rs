@@ -64,9 +64,13 @@ pub fn parse_skeleton(path: &Path, text: &str) -> Result<SkeletonFile> {
             let mut xyz = [[0f32; 3]; NTU_JOINTS];
             for (j, p) in xyz.iter_mut().enumerate() {
                 for (c, v) in p.iter_mut().enumerate() {
-                    let x: f32 = num(path, next("a joint value")?, &format!("{where_} joint {j}"))?;
+                    let tok = next("a joint value")?;
+                    let x: f32 = num(path, tok, &format!("{where_} joint {j}"))?;
                     if !x.is_finite() {
-                        return Err(Error::format(path, format!("{where_} joint {j} channel {c}: {x}")));
+                        return Err(Error::format(
+                            path,
+                            format!("{where_} joint {j} channel {c}: '{tok}' is not a finite float32"),
+                        ));
                     }
                     *v = x;
                 }
@@ -214,6 +218,13 @@ fn variance(values: impl Iterator<Item = f64> + Clone) -> f64 {
 /// Reads one `.skeleton` file into an annotation (keypoints rounded to float16, as PYSKL stores
 /// them); `None` if it holds no body.
 pub fn read_skeleton_file(path: &Path) -> Result<Option<Annotation>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    skeleton_annotation(path, &bytes)
+}
+
+/// The annotation of a `.skeleton` file's content `bytes`; `path` names the file in errors and
+/// its stem is the sample name (`SsssCcccPpppRrrrAaaa`), which gives the label.
+pub fn skeleton_annotation(path: &Path, bytes: &[u8]) -> Result<Option<Annotation>> {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let name = NtuName::parse(stem).ok_or_else(|| {
         Error::format(
@@ -221,8 +232,19 @@ pub fn read_skeleton_file(path: &Path) -> Result<Option<Annotation>> {
             "file name is not an NTU sample name (SsssCcccPpppRrrrAaaa.skeleton)",
         )
     })?;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let file = parse_skeleton(path, &text)?;
+    let label = name.label().ok_or_else(|| Error::Sample {
+        path: path.to_path_buf(),
+        sample: stem.to_string(),
+        field: "label".into(),
+        detail: "action A000 is out of range (actions are numbered from A001)".into(),
+    })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::format(
+            path,
+            format!("not a text file: invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    let file = parse_skeleton(path, text)?;
     let Some((m, t, kp)) = select_bodies(&file) else {
         return Ok(None);
     };
@@ -238,7 +260,7 @@ pub fn read_skeleton_file(path: &Path) -> Result<Option<Annotation>> {
     Ok(Some(Annotation {
         sequence: Sequence {
             frame_dir: stem.to_string(),
-            label: name.label(),
+            label,
             shape: [m, t, NTU_JOINTS, 3],
             keypoint,
         },
@@ -257,6 +279,33 @@ pub struct SkipReport {
     pub listed_missing: usize,
     /// Files without any body.
     pub without_bodies: Vec<String>,
+}
+
+impl SkipReport {
+    /// The warning to print for the samples of `dir` that were skipped (as PYSKL skips them), or
+    /// `None` when none was.
+    pub fn warning(&self, dir: &Path) -> Option<String> {
+        let skipped = self.listed_missing + self.without_bodies.len();
+        if skipped == 0 {
+            return None;
+        }
+        const SHOWN: usize = 5;
+        let mut names = self.without_bodies[..self.without_bodies.len().min(SHOWN)].join(", ");
+        if self.without_bodies.len() > SHOWN {
+            names.push_str(", …");
+        }
+        let bodies = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({names})")
+        };
+        Some(format!(
+            "warning: {}: skipped {skipped} samples: {} listed as missing, {} without bodies{bodies}",
+            dir.display(),
+            self.listed_missing,
+            self.without_bodies.len()
+        ))
+    }
 }
 
 /// Reads every `*.skeleton` in `dir` (sorted by name) into an annotation file with PYSKL's splits

@@ -33,9 +33,9 @@ impl NtuName {
         })
     }
 
-    /// The 0-based class label, `A − 1`.
-    pub fn label(&self) -> u32 {
-        self.action as u32 - 1
+    /// The 0-based class label, `A − 1`; `None` for `A000` (actions are numbered from 1).
+    pub fn label(&self) -> Option<u32> {
+        (self.action as u32).checked_sub(1)
     }
 }
 

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use super::annotation::{Annotation, AnnotationFile};
-use super::ntu_skeleton::read_skeleton_dir;
+use super::ntu_skeleton::{read_skeleton_dir, SkipReport};
 use super::transforms::format_gcn_input::format_gcn_input;
 use super::transforms::layout::Layout;
 use super::transforms::numpy_random::NumpyRandomState;
-use super::transforms::prenormalize::{pre_normalize_2d, pre_normalize_3d};
+use super::transforms::prenormalize::{frames_kept_3d, pre_normalize_2d, pre_normalize_3d};
 use super::transforms::skeleton_features::{skeleton_features, Feature};
 use super::transforms::uniform_sample::{uniform_sample, SampleMode};
 use super::transforms::Skeleton;
@@ -46,9 +46,21 @@ pub struct PysklDataset {
 }
 
 impl PysklDataset {
-    /// Opens split `split` of the pickle at `path`. `modality` is a feature list such as `j`, `b`,
-    /// `jm`, `bm` or `j,b` (concatenated on channels).
+    /// Opens split `split` of the pickle (or `.skeleton` directory) at `path`. `modality` is a
+    /// feature list such as `j`, `b`, `jm`, `bm` or `j,b` (concatenated on channels).
     pub fn open(path: &Path, split: &str, modality: &str, clip_len: usize, mode: PipelineMode) -> Result<PysklDataset> {
+        let file = read_annotations(path)?;
+        PysklDataset::from_annotations(file, split, modality, clip_len, mode)
+    }
+
+    /// [`PysklDataset::open`] on an annotation file already read; errors name `file.path`.
+    pub fn from_annotations(
+        mut file: AnnotationFile,
+        split: &str,
+        modality: &str,
+        clip_len: usize,
+        mode: PipelineMode,
+    ) -> Result<PysklDataset> {
         let features = modality
             .split(',')
             .map(|f| {
@@ -59,10 +71,10 @@ impl PysklDataset {
         if clip_len == 0 {
             return Err(Error::config("clip_len must be at least 1"));
         }
-        let mut file = read_annotations(path)?;
+        let path = file.path.clone();
         let indices = file.split_indices(split)?;
         if indices.is_empty() {
-            return Err(Error::format(path, format!("split '{split}' has no samples")));
+            return Err(Error::format(&path, format!("split '{split}' has no samples")));
         }
         let mut keep = vec![false; file.annotations.len()];
         for &i in &indices {
@@ -72,32 +84,61 @@ impl PysklDataset {
         file.annotations.retain(|_| flags.next().unwrap_or(false));
         let samples = file.annotations;
 
+        let sample_err = |a: &Annotation, field: &str, detail: String| Error::Sample {
+            path: path.clone(),
+            sample: a.sequence.frame_dir.clone(),
+            field: field.into(),
+            detail,
+        };
         let [_, _, v, c] = samples[0].sequence.shape;
-        let layout = Layout::from_joints(v).expect("joint count validated on read");
+        let layout = Layout::from_joints(v)
+            .ok_or_else(|| sample_err(&samples[0], "keypoint", format!("{v} joints match no known layout")))?;
         for a in &samples {
             let [_, _, sv, sc] = a.sequence.shape;
             if sv != v || sc != c {
-                return Err(Error::Sample {
-                    path: path.to_path_buf(),
-                    sample: a.sequence.frame_dir.clone(),
-                    field: "keypoint".into(),
-                    detail: format!("{sv} joints × {sc} channels, but the split's first sample has {v} × {c}"),
-                });
+                return Err(sample_err(
+                    a,
+                    "keypoint",
+                    format!(
+                        "{sv} joints × {sc} channels, but the split's first sample has {v} × {c} ({} layout)",
+                        layout.name()
+                    ),
+                ));
             }
-            let is_3d = c == 3 && a.keypoint_score.is_none();
-            if !is_3d && c != 2 {
-                return Err(Error::Sample {
-                    path: path.to_path_buf(),
-                    sample: a.sequence.frame_dir.clone(),
-                    field: "keypoint_score".into(),
-                    detail: "present with 3-channel keypoints".into(),
-                });
+            match (c, a.keypoint_score.is_some()) {
+                (3, true) => {
+                    return Err(sample_err(
+                        a,
+                        "keypoint_score",
+                        "present with 3-channel keypoints".into(),
+                    ));
+                }
+                (2, false) => {
+                    return Err(sample_err(
+                        a,
+                        "keypoint_score",
+                        "missing: 2D keypoints need scores (the third input channel)".into(),
+                    ));
+                }
+                (3, false) => {
+                    let kept = frames_kept_3d(&a.sequence.keypoint, a.sequence.shape);
+                    if kept.is_some_and(|(frames, _)| frames.is_empty()) {
+                        return Err(sample_err(
+                            a,
+                            "keypoint",
+                            "no frame where person 0 or 1 has a coordinate beyond 1e-8, so PreNormalize3D \
+                             keeps no frame"
+                                .into(),
+                        ));
+                    }
+                }
+                _ => {}
             }
         }
         let num_classes = samples.iter().map(|a| a.sequence.label as usize).max().unwrap_or(0) + 1;
         let num_clips = if mode == PipelineMode::Test { TEST_CLIPS } else { 1 };
         Ok(PysklDataset {
-            path: path.to_path_buf(),
+            path,
             samples,
             layout,
             features,
@@ -192,6 +233,22 @@ impl ClipDataset for PysklDataset {
         let inds = uniform_sample(total, self.clip_len, self.num_clips, mode, &mut rng);
         let inds = &inds[clip * self.clip_len..(clip + 1) * self.clip_len];
         format_gcn_input(&feats, inds, 1, NUM_PERSON, out);
+        // Finite coordinates can still overflow: float16 centring, float32 bones, motion or the
+        // 2D scaling. Such a clip must not reach training.
+        if let Some(bad) = out.iter().find(|x| !x.is_finite()) {
+            let a = &self.samples[sample];
+            let largest = a.sequence.keypoint.iter().fold(0f32, |m, x| m.max(x.abs()));
+            return Err(Error::Sample {
+                path: self.path.clone(),
+                sample: a.sequence.frame_dir.clone(),
+                field: "keypoint".into(),
+                detail: format!(
+                    "pre-processing overflows to {bad}: coordinates up to {largest:e} are too large for \
+                     {} arithmetic",
+                    a.keypoint_dtype.name()
+                ),
+            });
+        }
         Ok(self.samples[sample].sequence.label)
     }
 }
@@ -210,7 +267,10 @@ pub fn read_annotations(path: &Path) -> Result<AnnotationFile> {
     if cache_is_fresh(path, &cache)? {
         return AnnotationFile::read(&cache);
     }
-    let (file, _) = read_skeleton_dir(path)?;
+    let (file, skipped) = read_skeleton_dir(path)?;
+    if let Some(w) = skipped.warning(path) {
+        eprintln!("{w}");
+    }
     // A read-only dataset directory still works, only without the cache.
     let _ = file.write_pickle(&cache);
     Ok(file)
@@ -234,10 +294,11 @@ fn cache_is_fresh(dir: &Path, cache: &Path) -> Result<bool> {
 }
 
 /// Converts a directory of NTU `.skeleton` files into a protocol-4 PYSKL pickle at `out`
-/// (float16 keypoints and PYSKL's split names, like `ntu60_3danno.pkl`).
-pub fn convert_skeleton_dir(dir: &Path, out: &Path) -> Result<()> {
-    let (file, _) = read_skeleton_dir(dir)?;
-    file.write_pickle(out)
+/// (float16 keypoints and PYSKL's split names, like `ntu60_3danno.pkl`); returns what was skipped.
+pub fn convert_skeleton_dir(dir: &Path, out: &Path) -> Result<SkipReport> {
+    let (file, skipped) = read_skeleton_dir(dir)?;
+    file.write_pickle(out)?;
+    Ok(skipped)
 }
 
 /// A few lines describing an annotation pickle or a `.skeleton` directory: samples per split,

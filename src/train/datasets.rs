@@ -28,6 +28,25 @@ pub fn open_test_split(cfg: &TrainConfig) -> Result<(Arc<dyn ClipDataset>, usize
             };
             let mut test = PysklDataset::open(path, &split, &cfg.data.modality, cfg.clip_len, PipelineMode::Test)?;
             test.set_num_classes(cfg.model.num_classes)?;
+            let shape = test.clip_shape();
+            let layout = cfg.model.layout;
+            if shape.joints != layout.num_joints() || shape.channels != cfg.model.in_channels {
+                return Err(Error::Sample {
+                    path: path.clone(),
+                    sample: test.samples()[0].sequence.frame_dir.clone(),
+                    field: "keypoint".into(),
+                    detail: format!(
+                        "{} joints × {} input channels (modality {}), but the model takes the {} layout \
+                         ({} joints) × {} channels",
+                        shape.joints,
+                        shape.channels,
+                        cfg.data.modality,
+                        layout.name(),
+                        layout.num_joints(),
+                        cfg.model.in_channels
+                    ),
+                });
+            }
             Ok((Arc::new(test), TEST_CLIPS))
         }
     }

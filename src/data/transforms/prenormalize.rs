@@ -11,7 +11,8 @@ pub struct PreNormalized3D {
     /// `[M, T_new, V, 3]` float64.
     pub skeleton: Skeleton,
     /// The subtracted centre (person 0, first kept frame, joint 1 for 25 joints, else the last
-    /// joint), in the stored precision; `None` when the input was all zeros and returned as is.
+    /// joint), in the stored precision; `None` when the input was all zeros and returned as is, or
+    /// when no frame was kept.
     pub body_center: Option<[f64; 3]>,
 }
 
@@ -24,33 +25,21 @@ fn round_to(kind: DTypeKind, x: f64) -> f64 {
     }
 }
 
-/// `PreNormalize3D(zaxis=[0, 1], xaxis=[8, 4], align_spine=True, align_center=True)`.
-///
-/// `keypoint`: `[M, T, V, 3]` values of the stored dtype `dtype` (exact in f32 for f16/f32).
-/// Keeps the frames where person 0 (or person 1, swapped to slot 0, if it has more) is not all
-/// zero; centres in the stored dtype's arithmetic; then rotates the spine to +z and the shoulders
-/// to +x in f64.
-pub fn pre_normalize_3d(keypoint: &[f32], shape: [usize; 4], dtype: DTypeKind) -> PreNormalized3D {
+/// The frames PreNormalize3D keeps and the order of persons: the frames where person 0 is not all
+/// zero (`np.isclose(x, 0)`: |x| <= 1e-8), or person 1's, swapped to slot 0, if it has more.
+/// `None` for an all-zero input, which PreNormalize3D returns as is. The frame list is empty when
+/// no frame of person 0 or 1 has a coordinate beyond 1e-8 (PYSKL fails on such a sample).
+pub fn frames_kept_3d(keypoint: &[f32], shape: [usize; 4]) -> Option<(Vec<usize>, Vec<usize>)> {
     let [m, t, v, c] = shape;
-    assert_eq!(c, 3, "pre_normalize_3d needs 3 channels");
-    let input = Skeleton {
-        shape,
-        data: keypoint.iter().map(|&x| x as f64).collect(),
-        is_f32: false,
-    };
-    if input.data.iter().all(|&x| x == 0.0) {
-        return PreNormalized3D {
-            skeleton: input,
-            body_center: None,
-        };
+    if keypoint.iter().all(|&x| x == 0.0) {
+        return None;
     }
-    // np.isclose(x, 0): |x| <= 1e-8.
     let frame_has_person = |p: usize, f: usize| {
-        let s = input.index(p, f, 0, 0);
-        input.data[s..s + v * c].iter().any(|x| x.abs() > 1e-8)
+        let s = (p * t + f) * v * c;
+        keypoint[s..s + v * c].iter().any(|&x| (x as f64).abs() > 1e-8)
     };
     let index0: Vec<usize> = (0..t).filter(|&f| frame_has_person(0, f)).collect();
-    let (frames, persons): (Vec<usize>, Vec<usize>) = if m == 2 {
+    Some(if m == 2 {
         let index1: Vec<usize> = (0..t).filter(|&f| frame_has_person(1, f)).collect();
         if index0.len() < index1.len() {
             (index1, vec![1, 0])
@@ -59,7 +48,34 @@ pub fn pre_normalize_3d(keypoint: &[f32], shape: [usize; 4], dtype: DTypeKind) -
         }
     } else {
         (index0, (0..m).collect())
+    })
+}
+
+/// `PreNormalize3D(zaxis=[0, 1], xaxis=[8, 4], align_spine=True, align_center=True)`.
+///
+/// `keypoint`: `[M, T, V, 3]` values of the stored dtype `dtype` (exact in f32 for f16/f32).
+/// Keeps the frames of [`frames_kept_3d`]; centres in the stored dtype's arithmetic; then rotates
+/// the spine to +z and the shoulders to +x in f64. A sample with no kept frame gives `[M, 0, V, 3]`.
+pub fn pre_normalize_3d(keypoint: &[f32], shape: [usize; 4], dtype: DTypeKind) -> PreNormalized3D {
+    let [m, _, v, c] = shape;
+    assert_eq!(c, 3, "pre_normalize_3d needs 3 channels");
+    let input = Skeleton {
+        shape,
+        data: keypoint.iter().map(|&x| x as f64).collect(),
+        is_f32: false,
     };
+    let Some((frames, persons)) = frames_kept_3d(keypoint, shape) else {
+        return PreNormalized3D {
+            skeleton: input,
+            body_center: None,
+        };
+    };
+    if frames.is_empty() {
+        return PreNormalized3D {
+            skeleton: Skeleton::zeros([m, 0, v, 3], false),
+            body_center: None,
+        };
+    }
     let t_new = frames.len();
     let mut skel = Skeleton::zeros([m, t_new, v, 3], false);
     for (pi, &p) in persons.iter().enumerate() {
