@@ -1,6 +1,7 @@
 //! The sparse conv weights on the CPU backend, the reference of the GPU kernels: CSR conversion
 //! round trip, CSR forward and input gradient against the dense conv on the masked weight, 2:4
-//! pruning and packing, and the 2:4 conv against the dense conv on bf16-rounded pruned weights.
+//! pruning and packing, the 2:4 conv against the dense conv on bf16-rounded pruned weights, and the
+//! masked conv layer's automatic choice and its rebuild when the mask changes.
 
 mod cpu_support;
 
@@ -8,6 +9,9 @@ use cpu_support::{assert_close, to_f32, Rng};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::sparse::{bf16_to_f32, padded_columns, round_to_bf16, CsrWeight};
 use leangcn::backend::{Backend, ConvGeom};
+use leangcn::layers::conv_sparse::{choose_format, ConvFormat};
+use leangcn::layers::{Conv, Entry, Module};
+use leangcn::model::init::InitRng;
 
 const DENSITIES: [f64; 4] = [0.0, 0.1, 0.5, 1.0];
 
@@ -252,4 +256,90 @@ fn conv_2_4_matches_the_dense_conv_on_bf16_rounded_pruned_weights() {
         be.conv_t_backward_input_2_4(&g, &dy, &packed, &mut got);
         assert_close_f32(&format!("2:4 input gradient {g:?}"), &got, &want, 1e-6);
     }
+}
+
+#[test]
+fn the_policy_picks_csr_up_to_the_backends_density_threshold() {
+    let max = <CpuBackend<f32> as Backend>::CSR_MAX_DENSITY;
+    assert!(max > 0.0 && max < 1.0);
+    assert_eq!(choose_format(0.0, max), ConvFormat::Csr);
+    assert_eq!(choose_format(max, max), ConvFormat::Csr);
+    assert_eq!(choose_format(max + 1e-9, max), ConvFormat::Dense);
+    assert_eq!(choose_format(1.0, max), ConvFormat::Dense);
+}
+
+/// A conv with a fixed sparse mask computes from CSR (forward and input gradient), follows weight
+/// updates, keeps the weight gradient dense and masked, and rebuilds when the mask changes (set
+/// anew, or replaced through the state entries as a checkpoint load does).
+#[test]
+fn a_fixed_sparse_mask_switches_the_conv_to_csr_and_rebuilds_on_mask_changes() {
+    let be = CpuBackend::<f64>::new();
+    let mut init = InitRng::new(6);
+    let mut rng = Rng::new(6);
+    let (n, t_in, v) = (2, 12, 5);
+    let mut conv = Conv::conv2d(&be, 6, 8, 9, 1, &mut init);
+    let g = conv.geom(n, t_in, v);
+    let x = rng.vec(g.x_len());
+    let dense_reference = |conv: &Conv<CpuBackend<f64>>, mask: &[f64], dy: &Vec<f64>| {
+        let wm = masked(&conv.weight.value, mask);
+        let (mut y, mut dx) = (vec![0.0; g.y_len()], vec![0.0; g.x_len()]);
+        be.conv_t_forward(&g, &x, &wm, conv.bias.as_ref().map(|b| &b.value), &mut y);
+        be.conv_t_backward_input(&g, dy, &wm, &mut dx);
+        (y, dx)
+    };
+
+    assert_eq!(conv.format(), ConvFormat::Dense);
+    let sparse_mask = random_mask(&mut rng, g.w_len(), 0.05);
+    conv.set_fixed_mask(&be, &sparse_mask);
+    conv.prepare_fixed_mask(&be);
+    assert_eq!(conv.format(), ConvFormat::Csr, "built before the first forward");
+    let dy = rng.vec(g.y_len());
+    let y = conv.forward(&be, &x, n, t_in, v);
+    assert_eq!(conv.format(), ConvFormat::Csr);
+    let dx = conv.backward(&be, &x, &dy, n, t_in, v);
+    let (want_y, want_dx) = dense_reference(&conv, &sparse_mask, &dy);
+    assert_close("CSR layer forward", &y, &want_y, 1e-12);
+    assert_close("CSR layer input gradient", &dx, &want_dx, 1e-12);
+    // the weight gradient is the dense one, masked
+    let mut grad_eff = vec![0.0; g.w_len()];
+    be.conv_t_backward_weight(&g, &x, &dy, &mut grad_eff, None);
+    assert_close(
+        "weight gradient",
+        &conv.weight.grad,
+        &masked(&grad_eff, &sparse_mask),
+        1e-12,
+    );
+
+    // a weight update under the same mask
+    conv.weight.value = rng.vec(g.w_len());
+    let y = conv.forward(&be, &x, n, t_in, v);
+    assert_close(
+        "after a weight update",
+        &y,
+        &dense_reference(&conv, &sparse_mask, &dy).0,
+        1e-12,
+    );
+
+    // a new, denser mask: back to the dense kernels
+    let dense_mask = random_mask(&mut rng, g.w_len(), 0.8);
+    conv.set_fixed_mask(&be, &dense_mask);
+    let y = conv.forward(&be, &x, n, t_in, v);
+    assert_eq!(conv.format(), ConvFormat::Dense);
+    assert_close("dense mask", &y, &dense_reference(&conv, &dense_mask, &dy).0, 1e-12);
+
+    // a sparse mask replaced through the state entries (as a checkpoint load writes it)
+    let other_mask = random_mask(&mut rng, g.w_len(), 0.04);
+    conv.set_fixed_mask(&be, &sparse_mask);
+    conv.forward(&be, &x, n, t_in, v);
+    let mut entries = Vec::new();
+    conv.entries("", &mut entries);
+    for entry in entries {
+        if let Entry::Buffer(name, b) = entry {
+            assert_eq!(name, "weight_mask");
+            b.replace(be.upload(&other_mask));
+        }
+    }
+    let y = conv.forward(&be, &x, n, t_in, v);
+    assert_eq!(conv.format(), ConvFormat::Csr);
+    assert_close("replaced mask", &y, &dense_reference(&conv, &other_mask, &dy).0, 1e-12);
 }

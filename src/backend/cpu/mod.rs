@@ -215,6 +215,8 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         optim::sgd_step(params, grads, momentum, hyper, lr, scale.map(Vec::as_slice), first_step)
     }
 
+    /// The measured break-even of the CPU's CSR and GEMM convs at ST-GCN shapes (BENCHMARKS.md).
+    const CSR_MAX_DENSITY: f64 = 0.1;
     type SparseWeight = CsrWeight<T>;
     type SemiSparseWeight = Packed24Weight;
 
