@@ -185,13 +185,15 @@ fn conv_2_4_kernels_match_the_cpu_to_summation_order() {
         let packed = be
             .pack_2_4(&be.upload(&w), &be.upload(&mask), g.c_out, g.c_in, g.kt)
             .expect("pruned weights pack on the GPU");
-        // sums of c_in·kt (c_out·kt) unit-variance products: tolerance relative to their scale
-        let atol = 1e-5 * ((g.c_in.max(g.c_out) * g.kt) as f32).sqrt();
+        // sums of up to c_in·kt (c_out·kt) unit-variance products, accumulated in f32 inside the
+        // tensor cores in an order of their own: a tolerance on the sums' scale (a fragment-layout
+        // error is off by O(1))
+        let atol = 5e-5 * ((g.c_in.max(g.c_out) * g.kt) as f32).sqrt();
         let mut want = vec![0.0; g.y_len()];
         cpu.conv_t_forward_2_4(&g, &x, &cpu_packed, Some(&b), &mut want);
         let mut got = poisoned(&be, g.y_len());
         be.conv_t_forward_2_4(&g, &be.upload(&x), &packed, Some(&be.upload(&b)), &mut got);
-        assert_close(&format!("2:4 forward {g:?}"), &fetch(&be, &got), &want, 1e-5, atol);
+        assert_close(&format!("2:4 forward {g:?}"), &fetch(&be, &got), &want, 1e-4, atol);
 
         let mut want = vec![0.0; g.x_len()];
         cpu.conv_t_backward_input_2_4(&g, &dy, &cpu_packed, &mut want);
@@ -201,7 +203,7 @@ fn conv_2_4_kernels_match_the_cpu_to_summation_order() {
             &format!("2:4 input gradient {g:?}"),
             &fetch(&be, &got),
             &want,
-            1e-5,
+            1e-4,
             atol,
         );
     }
