@@ -12,6 +12,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod select;
+pub mod sparse;
 
 mod geometry;
 mod scalar;
@@ -272,6 +273,84 @@ pub trait Backend: Send + Sync {
         scale: Option<&Self::Buf>,
         first_step: bool,
     );
+
+    // ---- sparse conv weights (layouts in [`sparse`]) ---------------------------------------------
+    /// Largest mask density (kept fraction) at which a conv with a fixed mask computes from CSR
+    /// instead of densely (the policy of `layers::conv_sparse`). The default, 0.3, is for the GPU
+    /// kernels and still to be measured on a GPU (`benches/cuda_sparse.rs`); published
+    /// unstructured-sparse GPU kernels break even with dense ones between 70% and 95% sparsity.
+    const CSR_MAX_DENSITY: f64 = 0.3;
+    /// A conv weight compressed to the entries of an unstructured mask ([`sparse::CsrWeight`]).
+    type SparseWeight: Send + Sync;
+    /// A conv weight pruned to 2:4 and packed for the bf16 sparse tensor cores
+    /// ([`sparse::Packed24Weight`]).
+    type SemiSparseWeight: Send + Sync;
+
+    /// The entries of `w` (`[c_out, c_in, kt]`) where `mask` (same shape) is non-zero, as CSR over
+    /// the output channels and over the input channels. A device backend builds it on the device
+    /// (row counts, an exclusive scan, an ordered scatter: deterministic) and reads back the entry
+    /// count to size it, so it must not be called while a graph is being recorded.
+    fn sparse_weight(
+        &self,
+        w: &Self::Buf,
+        mask: &Self::Buf,
+        c_out: usize,
+        c_in: usize,
+        kt: usize,
+    ) -> Self::SparseWeight;
+    /// Number of kept entries.
+    fn sparse_weight_nnz(&self, sw: &Self::SparseWeight) -> usize;
+    /// Re-reads the kept values from `w` with the pattern unchanged (a weight update under a fixed
+    /// mask): a gather, cheap next to a conv.
+    fn sparse_weight_update(&self, sw: &mut Self::SparseWeight, w: &Self::Buf);
+    /// A host copy (for inspection and tests).
+    fn sparse_weight_host(&self, sw: &Self::SparseWeight) -> sparse::CsrWeight<Self::Elem>;
+    /// `conv_t_forward` with the weight `w ⊙ M` given as CSR: every output element is its bias (or
+    /// 0) plus the products of its row's entries, added in CSR order.
+    fn conv_t_forward_sparse(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::SparseWeight,
+        b: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+    );
+    /// `conv_t_backward_input` with the CSR weight: `dx` (overwritten) gathered over the CSR of the
+    /// input channels, each element summing its row's entries in order.
+    fn conv_t_backward_input_sparse(&self, g: &ConvGeom, dy: &Self::Buf, w: &Self::SparseWeight, dx: &mut Self::Buf);
+
+    /// 2:4 pruning of `w` (`[c_out, c_in, kt]`) into `mask` (overwritten, 0/1): for each output
+    /// channel, every group of 4 consecutive weights along `c_in·kt` keeps its 2 largest magnitudes
+    /// (ties keep the lower position); when `c_in·kt % 4 ≠ 0` the last group is padded with zeros,
+    /// so it keeps its 2 largest real weights (all of them when it has 1 or 2).
+    fn prune_2_4(&self, w: &Self::Buf, c_out: usize, c_in: usize, kt: usize, mask: &mut Self::Buf);
+    /// Packs the weights `mask` keeps into the 2:4 layout, rounded to bf16; an error names the
+    /// first output channel and group that keeps more than 2 of 4.
+    fn pack_2_4(
+        &self,
+        w: &Self::Buf,
+        mask: &Self::Buf,
+        c_out: usize,
+        c_in: usize,
+        kt: usize,
+    ) -> crate::Result<Self::SemiSparseWeight>;
+    /// A host copy of the packed values and metadata (for inspection and tests).
+    fn semi_sparse_weight_host(&self, w: &Self::SemiSparseWeight) -> sparse::Packed24Weight;
+    /// `conv_t_forward` on the sparse tensor cores: bf16(x) times the packed bf16 weights, summed
+    /// in f32, plus the bias in f32.
+    fn conv_t_forward_2_4(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::SemiSparseWeight,
+        b: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+    );
+    /// `conv_t_backward_input` with the packed weights: `dx` (overwritten) from bf16(dy) and the
+    /// same bf16 weights, summed in f32. The input gradient reduces over `c_out`, and the transpose
+    /// of a matrix that is 2:4 along its rows is not 2:4 along `c_out`, so this runs on the dense
+    /// bf16 tensor cores (a device backend keeps a transposed dense bf16 copy made at packing).
+    fn conv_t_backward_input_2_4(&self, g: &ConvGeom, dy: &Self::Buf, w: &Self::SemiSparseWeight, dx: &mut Self::Buf);
 }
 
 /// The uniform number in [0, 1) for element `i` of a dropout call seeded by `seed`: SplitMix64 of

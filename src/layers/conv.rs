@@ -1,6 +1,7 @@
 //! A convolution over time with a `kt x 1` kernel: the 9x1 temporal conv, the 1x1 convs and (with
 //! one frame and one joint) the linear classifier.
 
+use super::conv_sparse::{ConvFormat, FixedMaskWeight};
 use super::{join, Buffer, Entry, Module, Param};
 use crate::backend::{Backend, ConvGeom};
 use crate::model::init::InitRng;
@@ -37,8 +38,10 @@ pub struct Conv<B: Backend> {
     pub weight: Param<B>,
     pub bias: Option<Param<B>>,
     pub mask: Option<WeightMask<B>>,
-    /// `W ⊙ M` of the last forward when masked.
+    /// `W ⊙ M` of the last forward when masked (and computed densely).
     masked_weight: Option<B::Buf>,
+    /// The compressed weight of a fixed mask, when the last forward computed from it.
+    fixed: Option<FixedMaskWeight<B>>,
 }
 
 impl<B: Backend> Conv<B> {
@@ -58,6 +61,7 @@ impl<B: Backend> Conv<B> {
             bias: Some(bias),
             mask: None,
             masked_weight: None,
+            fixed: None,
         }
     }
 
@@ -75,6 +79,7 @@ impl<B: Backend> Conv<B> {
             bias: Some(bias),
             mask: None,
             masked_weight: None,
+            fixed: None,
         }
     }
 
@@ -107,6 +112,7 @@ impl<B: Backend> Conv<B> {
     pub fn apply_threshold(&mut self, be: &B, tau: &B::Buf) {
         if let Some(WeightMask::Learned { score, mask }) = &mut self.mask {
             be.threshold_mask(&score.value, tau, &mut mask.value);
+            mask.mark_changed();
         }
     }
 
@@ -123,6 +129,24 @@ impl<B: Backend> Conv<B> {
         match (&self.mask, &self.masked_weight) {
             (Some(_), Some(w)) => w,
             _ => &self.weight.value,
+        }
+    }
+
+    /// Builds the compressed weight of a changed fixed mask now. The forward does it too, but a
+    /// step being recorded into a graph cannot (a conversion reads its entry count back), so the
+    /// trainer calls this before recording.
+    pub fn prepare_fixed_mask(&mut self, be: &B) {
+        if let Some(WeightMask::Fixed { mask }) = &self.mask {
+            let dims = [self.c_out, self.c_in, self.kt];
+            FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims);
+        }
+    }
+
+    /// How the last forward computed (and the input gradient will): from CSR or densely.
+    pub fn format(&self) -> ConvFormat {
+        match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
+            Some(_) => ConvFormat::Csr,
+            None => ConvFormat::Dense,
         }
     }
 
@@ -143,6 +167,17 @@ impl<B: Backend> Conv<B> {
     pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut y = be.zeros(g.y_len());
+        // a fixed mask: CSR when the policy picks it (see `conv_sparse`)
+        match &self.mask {
+            Some(WeightMask::Fixed { mask }) => {
+                let dims = [self.c_out, self.c_in, self.kt];
+                if let Some(csr) = FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims) {
+                    be.conv_t_forward_sparse(&g, x, csr, self.bias.as_ref().map(|b| &b.value), &mut y);
+                    return y;
+                }
+            }
+            _ => self.fixed = None,
+        }
         self.refresh_masked_weight(be);
         be.conv_t_forward(
             &g,
@@ -178,10 +213,14 @@ impl<B: Backend> Conv<B> {
         }
     }
 
+    /// dx (`[n, c_in, t_in, v]`) from dy, with the weight of the last forward (CSR or dense).
     pub fn backward_input(&self, be: &B, dy: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut dx = be.zeros(g.x_len());
-        be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx);
+        match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
+            Some(csr) => be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx),
+            None => be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx),
+        }
         dx
     }
 }

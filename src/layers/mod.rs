@@ -8,6 +8,7 @@
 mod batch_norm;
 mod block;
 mod conv;
+pub mod conv_sparse;
 mod data_norm;
 mod graph_conv;
 mod head;
@@ -55,7 +56,20 @@ impl<B: Backend> Param<B> {
 /// A non-learned tensor that is part of the model state (BN running statistics, a fixed adjacency).
 pub struct Buffer<B: Backend> {
     pub shape: Vec<usize>,
+    /// Written in place only together with [`Buffer::mark_changed`]; replaced through
+    /// [`Buffer::replace`].
     pub value: B::Buf,
+    /// A number unique to the current content, so that what is derived from it (a compressed
+    /// weight from a mask) can tell whether it is out of date.
+    version: u64,
+}
+
+/// Source of buffer versions: unique over the process, so a buffer made anew never repeats the
+/// version of the one it replaces.
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl<B: Backend> Buffer<B> {
@@ -65,7 +79,24 @@ impl<B: Backend> Buffer<B> {
         Self {
             shape: shape.to_vec(),
             value: be.upload(&host),
+            version: next_version(),
         }
+    }
+
+    /// Replaces the content.
+    pub fn replace(&mut self, value: B::Buf) {
+        self.value = value;
+        self.version = next_version();
+    }
+
+    /// Records that `value` was written in place.
+    pub fn mark_changed(&mut self) {
+        self.version = next_version();
+    }
+
+    /// Changes whenever the content does (through `new`, `replace` or `mark_changed`).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 }
 
@@ -136,7 +167,7 @@ pub fn load_state<B: Backend>(
             Entry::Buffer(name, b) => {
                 let len = b.shape.iter().product();
                 let host: Vec<B::Elem> = lookup(&name, len)?.into_iter().map(B::Elem::of).collect();
-                b.value = be.upload(&host);
+                b.replace(be.upload(&host));
             }
             Entry::Counter(name, c) => *c = lookup(&name, 1)?[0] as i64,
         }

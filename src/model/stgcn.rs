@@ -139,6 +139,16 @@ impl<B: Backend> Stgcn<B> {
         }
     }
 
+    /// Builds the compressed weights of the fixed masks that changed since the last forward (see
+    /// `Conv::prepare_fixed_mask`), so that a step recorded into a graph finds them ready.
+    pub fn prepare_fixed_masks(&mut self, be: &B) {
+        for block in &mut self.blocks {
+            for (conv, _) in block.convs_mut() {
+                conv.prepare_fixed_mask(be);
+            }
+        }
+    }
+
     /// x: `[N, M, T, V, C]` → logits `[N, classes]`. `seed` draws the dropout masks of this pass.
     pub fn forward(&mut self, be: &B, x: &B::Buf, dims: DataDims, train: bool, seed: u64) -> Result<B::Buf> {
         self.check_input(dims)?;

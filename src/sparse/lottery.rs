@@ -95,23 +95,33 @@ pub fn rewind<B: Backend>(
     let mut entries = Vec::new();
     crate::layers::Module::entries(model, "", &mut entries);
     let mut rewound = 0;
+    // the rewound values of `name` (a tensor of `len` values), if the rewind point has them
+    let rewound_values = |name: &str, len: usize| -> crate::Result<Option<B::Buf>> {
+        let Some(values) = lookup(name) else { return Ok(None) };
+        if values.len() != len {
+            return Err(crate::Error::config(format!(
+                "rewind point has {} values for '{name}', the model {len}",
+                values.len()
+            )));
+        }
+        let host: Vec<B::Elem> = values.into_iter().map(B::Elem::of).collect();
+        Ok(Some(be.upload(&host)))
+    };
     for entry in entries {
-        let (name, target) = match entry {
-            Entry::Param(name, p) => (name, &mut p.value),
-            Entry::Buffer(name, b) if !name.ends_with("weight_mask") => (name, &mut b.value),
-            _ => continue,
-        };
-        if let Some(values) = lookup(&name) {
-            if values.len() != be.buf_len(target) {
-                return Err(crate::Error::config(format!(
-                    "rewind point has {} values for '{name}', the model {}",
-                    values.len(),
-                    be.buf_len(target)
-                )));
+        match entry {
+            Entry::Param(name, p) => {
+                if let Some(v) = rewound_values(&name, be.buf_len(&p.value))? {
+                    p.value = v;
+                    rewound += 1;
+                }
             }
-            let host: Vec<B::Elem> = values.into_iter().map(B::Elem::of).collect();
-            *target = be.upload(&host);
-            rewound += 1;
+            Entry::Buffer(name, b) if !name.ends_with("weight_mask") => {
+                if let Some(v) = rewound_values(&name, be.buf_len(&b.value))? {
+                    b.replace(v);
+                    rewound += 1;
+                }
+            }
+            _ => {}
         }
     }
     Ok(rewound)

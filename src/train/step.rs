@@ -184,6 +184,8 @@ impl<B: Backend> StepGraph<B> {
             // an odd batch (an epoch's last): eager, keeping the graph of the usual one
             return train_step(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);
         }
+        // compressed weights of changed fixed masks are built now: a recording cannot read back
+        model.prepare_fixed_masks(be);
         if !be.begin_capture() {
             be.check()?;
             return train_step(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);

@@ -3,6 +3,7 @@
 
 mod batch_norm;
 mod conv;
+mod csr;
 mod elementwise;
 mod graph;
 mod loss;
@@ -11,9 +12,11 @@ mod parallel;
 mod permute;
 mod pool;
 mod select;
+mod semi_sparse;
 
 use std::marker::PhantomData;
 
+use super::sparse::{CsrWeight, Packed24Weight};
 use super::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, Scalar, SgdHyper};
 
 /// The CPU backend computing in `T` (f32 or f64).
@@ -210,5 +213,51 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         first_step: bool,
     ) {
         optim::sgd_step(params, grads, momentum, hyper, lr, scale.map(Vec::as_slice), first_step)
+    }
+
+    /// The measured break-even of the CPU's CSR and GEMM convs at ST-GCN shapes (BENCHMARKS.md).
+    const CSR_MAX_DENSITY: f64 = 0.1;
+    type SparseWeight = CsrWeight<T>;
+    type SemiSparseWeight = Packed24Weight;
+
+    fn sparse_weight(&self, w: &Vec<T>, mask: &Vec<T>, c_out: usize, c_in: usize, kt: usize) -> CsrWeight<T> {
+        csr::from_mask(w, mask, c_out, c_in, kt)
+    }
+    fn sparse_weight_nnz(&self, sw: &CsrWeight<T>) -> usize {
+        sw.nnz()
+    }
+    fn sparse_weight_update(&self, sw: &mut CsrWeight<T>, w: &Vec<T>) {
+        csr::update_values(sw, w)
+    }
+    fn sparse_weight_host(&self, sw: &CsrWeight<T>) -> CsrWeight<T> {
+        sw.clone()
+    }
+    fn conv_t_forward_sparse(&self, g: &ConvGeom, x: &Vec<T>, w: &CsrWeight<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
+        csr::forward(g, x, w, b.map(Vec::as_slice), y)
+    }
+    fn conv_t_backward_input_sparse(&self, g: &ConvGeom, dy: &Vec<T>, w: &CsrWeight<T>, dx: &mut Vec<T>) {
+        csr::backward_input(g, dy, w, dx)
+    }
+    fn prune_2_4(&self, w: &Vec<T>, c_out: usize, c_in: usize, kt: usize, mask: &mut Vec<T>) {
+        semi_sparse::prune_2_4(w, c_out, c_in, kt, mask)
+    }
+    fn pack_2_4(
+        &self,
+        w: &Vec<T>,
+        mask: &Vec<T>,
+        c_out: usize,
+        c_in: usize,
+        kt: usize,
+    ) -> crate::Result<Packed24Weight> {
+        semi_sparse::pack(w, mask, c_out, c_in, kt)
+    }
+    fn semi_sparse_weight_host(&self, w: &Packed24Weight) -> Packed24Weight {
+        w.clone()
+    }
+    fn conv_t_forward_2_4(&self, g: &ConvGeom, x: &Vec<T>, w: &Packed24Weight, b: Option<&Vec<T>>, y: &mut Vec<T>) {
+        semi_sparse::forward(g, x, w, b.map(Vec::as_slice), y)
+    }
+    fn conv_t_backward_input_2_4(&self, g: &ConvGeom, dy: &Vec<T>, w: &Packed24Weight, dx: &mut Vec<T>) {
+        semi_sparse::backward_input(g, dy, w, dx)
     }
 }

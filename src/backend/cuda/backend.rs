@@ -11,7 +11,9 @@ use cudarc::driver::{sys, CudaEvent, CudaGraph, CudaSlice, DeviceRepr, DriverErr
 
 use super::buffer::{self, GpuBuf};
 use super::device::{driver_err, CudaDevice};
+use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
+use crate::backend::sparse::{CsrWeight, Packed24Weight};
 use crate::backend::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, SgdHyper};
 use crate::{Error, Result};
 
@@ -142,12 +144,12 @@ impl CudaBackend {
 }
 
 /// The device memory of `b`, or an error if it has none (an empty or failed buffer where data is needed).
-fn data<T: DeviceRepr + 'static>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
+pub(super) fn data<T: DeviceRepr + 'static>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
     b.slice()
         .ok_or_else(|| Error::Cuda(format!("an op read an unallocated buffer of {} elements", b.len())))
 }
 
-fn data_mut<T: DeviceRepr + 'static>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
+pub(super) fn data_mut<T: DeviceRepr + 'static>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
     let len = b.len();
     b.slice_mut()
         .ok_or_else(|| Error::Cuda(format!("an op wrote an unallocated buffer of {len} elements")))
@@ -526,5 +528,84 @@ impl Backend for CudaBackend {
             let scale = scale.map(data).transpose()?;
             optim::sgd_step(dev, &mut triples, hyper, data(lr)?, scale, first_step)
         })
+    }
+
+    type SparseWeight = GpuCsrWeight;
+    type SemiSparseWeight = GpuPacked24Weight;
+
+    fn sparse_weight(&self, w: &GpuBuf<f32>, mask: &GpuBuf<f32>, c_out: usize, c_in: usize, kt: usize) -> GpuCsrWeight {
+        let mut built = None;
+        self.run(|dev| {
+            built = Some(sparse::csr_from_mask(dev, data(w)?, data(mask)?, c_out, c_in, kt)?);
+            Ok(())
+        });
+        built.unwrap_or_else(|| GpuCsrWeight::unusable(c_out, c_in, kt))
+    }
+    fn sparse_weight_nnz(&self, sw: &GpuCsrWeight) -> usize {
+        sw.nnz()
+    }
+    fn sparse_weight_update(&self, sw: &mut GpuCsrWeight, w: &GpuBuf<f32>) {
+        self.run(|dev| sparse::csr_update_values(dev, sw, data(w)?))
+    }
+    fn sparse_weight_host(&self, sw: &GpuCsrWeight) -> CsrWeight<f32> {
+        let mut host = None;
+        self.run(|dev| {
+            host = Some(sparse::csr_download(dev, sw)?);
+            Ok(())
+        });
+        host.unwrap_or_default()
+    }
+    fn conv_t_forward_sparse(
+        &self,
+        g: &ConvGeom,
+        x: &GpuBuf<f32>,
+        w: &GpuCsrWeight,
+        b: Option<&GpuBuf<f32>>,
+        y: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            let b = b.map(data).transpose()?;
+            sparse::csr_forward(dev, g, data(x)?, w, b, data_mut(y)?)
+        })
+    }
+    fn conv_t_backward_input_sparse(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuCsrWeight, dx: &mut GpuBuf<f32>) {
+        self.run(|dev| sparse::csr_backward_input(dev, g, data(dy)?, w, data_mut(dx)?))
+    }
+    fn prune_2_4(&self, w: &GpuBuf<f32>, c_out: usize, c_in: usize, kt: usize, mask: &mut GpuBuf<f32>) {
+        self.run(|dev| sparse::prune_2_4(dev, data(w)?, c_out, c_in, kt, data_mut(mask)?))
+    }
+    fn pack_2_4(
+        &self,
+        w: &GpuBuf<f32>,
+        mask: &GpuBuf<f32>,
+        c_out: usize,
+        c_in: usize,
+        kt: usize,
+    ) -> Result<GpuPacked24Weight> {
+        sparse::pack_2_4(&self.dev, data(w)?, data(mask)?, c_out, c_in, kt)
+    }
+    fn semi_sparse_weight_host(&self, w: &GpuPacked24Weight) -> Packed24Weight {
+        let mut host = None;
+        self.run(|dev| {
+            host = Some(sparse::packed_download(dev, w)?);
+            Ok(())
+        });
+        host.unwrap_or_default()
+    }
+    fn conv_t_forward_2_4(
+        &self,
+        g: &ConvGeom,
+        x: &GpuBuf<f32>,
+        w: &GpuPacked24Weight,
+        b: Option<&GpuBuf<f32>>,
+        y: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            let b = b.map(data).transpose()?;
+            sparse::forward_2_4(dev, g, data(x)?, w, b, data_mut(y)?)
+        })
+    }
+    fn conv_t_backward_input_2_4(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuPacked24Weight, dx: &mut GpuBuf<f32>) {
+        self.run(|dev| sparse::backward_input_2_4(dev, g, data(dy)?, w, data_mut(dx)?))
     }
 }

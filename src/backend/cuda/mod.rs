@@ -19,7 +19,9 @@ mod permute;
 mod pool;
 pub mod probe;
 mod select;
+mod sparse;
 
 pub use backend::CudaBackend;
 pub use buffer::GpuBuf;
 pub use device::CudaDevice;
+pub use sparse::{GpuCsrWeight, GpuPacked24Weight};
