@@ -1,4 +1,4 @@
-//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100]`
+//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100] [--precision f32|f64|tf32]`
 
 use clap::Args;
 
@@ -23,6 +23,7 @@ pub struct BenchArgs {
     clip_len: Option<usize>,
     #[arg(long)]
     classes: Option<usize>,
+    /// `f32`, `f64` (CPU) or `tf32` (CUDA: the convolutions on TF32 tensor cores).
     #[arg(long, default_value = "f32")]
     precision: String,
     #[arg(long, default_value_t = 2)]
