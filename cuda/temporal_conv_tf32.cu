@@ -146,7 +146,8 @@ __device__ __forceinline__ void accumulate(LoadA& la, LoadB& lb, int k_begin, in
 }
 
 // An m-major operand tile [BM][M_MAJOR_LD] loaded along k: thread (r0, kk) copies element kk of rows
-// r0 + i·THREADS/BK. Row r of step k0 is at row_at(r) + k0 + kk when ok(r, k0 + kk).
+// r0 + i·THREADS/BK. Rows says where element (tile row r, reduction index k) is (at(r, k)) and
+// whether it is in the matrix (ok(r, k)); base() is a valid address for the copies of zeros.
 template <class T, class Rows>
 struct MMajorA {
     Rows rows;
