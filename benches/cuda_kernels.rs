@@ -1,7 +1,8 @@
 //! GPU time of the convolution-over-time kernels at ST-GCN's shapes (batch 128 x 2 persons = 256
 //! sequences, V = 25): the 9x1 temporal convs of the three stages and the two strided ones, the 1x1
 //! graph convs (C → 3C, the first one from the 3 input channels) and the strided residual 1x1 convs;
-//! each forward, input gradient and weight + bias gradient, through the `Backend` trait.
+//! each forward, input gradient and weight + bias gradient, through the `Backend` trait, in f32
+//! (CUDA cores) and in TF32 (tensor cores; `--precision tf32`): ids `forward/f32/<shape>`, ….
 //!
 //! Device time from CUDA events around `iters` back-to-back calls (launch latency hidden; the
 //! weight gradient's workspace allocations from the stream's pool included). Throughput is in
@@ -14,7 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::CudaEvent;
 use leangcn::backend::cuda::CudaBackend;
-use leangcn::backend::{Backend, ConvGeom};
+use leangcn::backend::{Backend, ConvGeom, ConvMath};
 
 const SEQUENCES: usize = 256;
 const JOINTS: usize = 25;
@@ -80,53 +81,56 @@ fn device_time(be: &CudaBackend, events: &(CudaEvent, CudaEvent), iters: u64, mu
 }
 
 fn conv(c: &mut Criterion) {
-    let be = match CudaBackend::open(0) {
-        Ok(be) => be,
-        Err(e) => {
-            println!("skipped: {e}");
-            return;
-        }
-    };
-    println!("{}", be.describe());
-    let ctx = &be.device().ctx;
-    let new_event = || {
-        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .expect("creating a timing event")
-    };
-    let events = (new_event(), new_event());
     let mut group = c.benchmark_group("cuda_conv");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    for (name, g) in shapes() {
-        let (x, w, b, dy) = (
-            be.upload(&data(g.x_len())),
-            be.upload(&data(g.w_len())),
-            be.upload(&data(g.c_out)),
-            be.upload(&data(g.y_len())),
-        );
-        let (mut y, mut dx) = (be.zeros(g.y_len()), be.zeros(g.x_len()));
-        let (mut dw, mut db) = (be.zeros(g.w_len()), be.zeros(g.c_out));
-        be.check().expect("allocating the benchmark's buffers");
-        group.throughput(Throughput::Elements(2 * g.macs()));
-        group.bench_function(BenchmarkId::new("forward", &name), |bench| {
-            bench.iter_custom(|iters| {
-                device_time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
-            })
-        });
-        group.bench_function(BenchmarkId::new("backward_input", &name), |bench| {
-            bench.iter_custom(|iters| {
-                device_time(&be, &events, iters, || be.conv_t_backward_input(&g, &dy, &w, &mut dx))
-            })
-        });
-        group.bench_function(BenchmarkId::new("backward_weight", &name), |bench| {
-            bench.iter_custom(|iters| {
-                device_time(&be, &events, iters, || {
-                    be.conv_t_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db))
+    for math in [ConvMath::F32, ConvMath::Tf32] {
+        let be = match CudaBackend::open_with(0, math) {
+            Ok(be) => be,
+            Err(e) => {
+                println!("skipped: {e}");
+                return;
+            }
+        };
+        println!("{}", be.describe());
+        let ctx = &be.device().ctx;
+        let new_event = || {
+            ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+                .expect("creating a timing event")
+        };
+        let events = (new_event(), new_event());
+        for (name, g) in shapes() {
+            let (x, w, b, dy) = (
+                be.upload(&data(g.x_len())),
+                be.upload(&data(g.w_len())),
+                be.upload(&data(g.c_out)),
+                be.upload(&data(g.y_len())),
+            );
+            let (mut y, mut dx) = (be.zeros(g.y_len()), be.zeros(g.x_len()));
+            let (mut dw, mut db) = (be.zeros(g.w_len()), be.zeros(g.c_out));
+            be.check().expect("allocating the benchmark's buffers");
+            let id = |op: &str| BenchmarkId::new(format!("{op}/{math}"), &name);
+            group.throughput(Throughput::Elements(2 * g.macs()));
+            group.bench_function(id("forward"), |bench| {
+                bench.iter_custom(|iters| {
+                    device_time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
                 })
-            })
-        });
+            });
+            group.bench_function(id("backward_input"), |bench| {
+                bench.iter_custom(|iters| {
+                    device_time(&be, &events, iters, || be.conv_t_backward_input(&g, &dy, &w, &mut dx))
+                })
+            });
+            group.bench_function(id("backward_weight"), |bench| {
+                bench.iter_custom(|iters| {
+                    device_time(&be, &events, iters, || {
+                        be.conv_t_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db))
+                    })
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -22,23 +22,11 @@
 // into a workspace of partial tiles, then conv_sum_splits adds them up in split order. No atomics:
 // every result is bit-for-bit repeatable. All indices are 32-bit; the launchers check the sizes.
 
-#include <stdint.h>
+#include "conv_tiles.cuh"
 
 constexpr int BK = 8;   // reduction depth of one tile step
 constexpr int PAD = 4;  // shared-memory row padding (floats): transposed tile stores hit 32
                         // distinct banks, and every row stays 16-byte aligned for float4 reads
-
-// Unsigned division of n >= 0 by a run-time invariant d >= 1 with a multiply and shifts
-// (Granlund & Montgomery 1994, fig. 4.1); m, s1, s2 come from the host (FastDiv in fast_div.rs).
-struct FastDiv {
-    uint32_t m, s1, s2;
-};
-
-__device__ __forceinline__ int div_fast(int n, const FastDiv& f) {
-    const uint32_t u = (uint32_t)n;
-    const uint32_t t = __umulhi(u, f.m);
-    return (int)((t + ((u - t) >> f.s1)) >> f.s2);
-}
 
 // A block tile of BM x BN outputs, TM x 8 per thread. Thread (ty, tx) owns rows ty·TM + [0, TM) and
 // the columns tx·4 + [0, 4) and BN/2 + tx·4 + [0, 4): two float4 groups half a tile apart, so that
@@ -121,23 +109,7 @@ __device__ __forceinline__ void accumulate(LoadA& la, LoadB& lb, int k_begin, in
 
 // ---- forward and input gradient: conv_gemm ------------------------------------------------------
 
-// dst[s, row, t·dst_stride + dst_off, j] = bias[row]
-//     + Σ_(ch, tap) a[row, ch·taps + tap] · src[s, ch, t·col_stride + tap + src_off, j]
-// a: [rows, channels·taps] row-major, src: [n, channels, src_t, v], dst: [n, rows, dst_t, v].
-// The GEMM columns are (s, t, j) over n x col_t x v; src frames outside [0, src_t) read as 0.
-//   forward:          rows c_out, channels c_in, taps kt, src = x, col_t = t_out, col_stride = stride,
-//                     src_off = −pad, dst = y (dst_t = t_out, dst_stride 1, dst_off 0)
-//   input gradient:   for output phase φ' (frames φ' + stride·u): rows c_in, channels c_out,
-//                     taps ceil((kt − φ)/stride) with φ = (φ' + pad) mod stride, src = dy,
-//                     col_stride 1, src_off = (φ' + pad) div stride − taps + 1, dst = dx
-//                     (dst_t = t_in, dst_stride = stride, dst_off = φ')
-struct ConvGemm {
-    int rows, channels, taps, k;  // k = channels·taps
-    int src_t, v;
-    int col_t, col_stride, src_off, columns;  // columns = n·col_t·v
-    int dst_t, dst_stride, dst_off;
-    FastDiv div_taps, div_col_frames, div_v;  // by taps, col_t·v, v
-};
+// ConvGemm and the im2col addressing: conv_tiles.cuh.
 
 // A: a [rows, k] row-major matrix, loaded along k (8 consecutive floats per row) and stored transposed.
 template <class T>
@@ -172,30 +144,18 @@ struct ConvColumnsB {
     const ConvGemm& p;
     int col, r0;
     bool col_ok;
-    int src_col;  // src offset of (s, channel 0, frame 0, j)
-    int t0;       // source frame of tap 0
+    ConvColumn column;
     float reg[T::B_LOADS];
 
     __device__ ConvColumnsB(const float* __restrict__ src_, const ConvGemm& p_, int n0)
-        : src(src_), p(p_), col(threadIdx.x % T::BN), r0(threadIdx.x / T::BN) {
-        const int q = n0 + col;
-        col_ok = q < p.columns;
-        const int s = div_fast(q, p.div_col_frames);
-        const int rem = q - s * (p.col_t * p.v);
-        const int t = div_fast(rem, p.div_v);
-        const int j = rem - t * p.v;
-        src_col = s * p.channels * p.src_t * p.v + j;
-        t0 = t * p.col_stride + p.src_off;
-    }
+        : src(src_), p(p_), col(threadIdx.x % T::BN), r0(threadIdx.x / T::BN),
+          col_ok(n0 + col < p.columns), column(conv_column(p, n0 + col)) {}
 
     __device__ __forceinline__ void fetch(int k0) {
 #pragma unroll
         for (int i = 0; i < T::B_LOADS; ++i) {
-            const int red = k0 + r0 + i * (T::THREADS / T::BN);
-            const int ch = div_fast(red, p.div_taps);
-            const int tt = t0 + red - ch * p.taps;
-            const bool ok = col_ok && red < p.k && (unsigned)tt < (unsigned)p.src_t;
-            reg[i] = ok ? src[src_col + (ch * p.src_t + tt) * p.v] : 0.0f;
+            const int off = conv_column_offset(p, column, col_ok, k0 + r0 + i * (T::THREADS / T::BN));
+            reg[i] = off >= 0 ? src[off] : 0.0f;
         }
     }
     __device__ __forceinline__ void stash(float (*tile)[T::BN + PAD]) const {
@@ -222,10 +182,7 @@ __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const flo
     for (int j = 0; j < T::TN; ++j) {
         const int q = n0 + tile_column<T>(tx, j);
         if (q >= p.columns) continue;
-        const int s = div_fast(q, p.div_col_frames);
-        const int rem = q - s * (p.col_t * p.v);
-        const int t = div_fast(rem, p.div_v);
-        const int base = s * p.rows * row_stride + (t * p.dst_stride + p.dst_off) * p.v + (rem - t * p.v);
+        const int base = conv_dst_offset(p, q);
 #pragma unroll
         for (int i = 0; i < T::TM; ++i) {
             const int row = m0 + ty * T::TM + i;
@@ -236,15 +193,7 @@ __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const flo
 
 // ---- weight and bias gradient: conv_wgrad -------------------------------------------------------
 
-// dw_parts[z, o, (i,k)] = Σ_(l in chunk z) dy[o, l] · x̃[(i,k), l] with l = (s, t, j) over n x t_out x v,
-// x̃[(i,k), (s,t,j)] = x[s, i, t·stride + k − pad, j]; db_parts[z, o] = Σ_(l in chunk z) dy[o, l].
-struct ConvWgrad {
-    int c_out, c_in, kt, t_in, v, t_out, stride, pad;
-    int red;     // c_in·kt: the columns of dw
-    int length;  // n·t_out·v: the reduction
-    int chunk;   // reduction length of one split (a multiple of BK)
-    FastDiv div_frames, div_v, div_kt;  // by t_out·v, v, kt
-};
+// ConvWgrad and its addressing: conv_tiles.cuh.
 
 // A: dy[o, l] = dy[s, o, p] with l = s·(t_out·v) + p, loaded along l and stored transposed; keeps
 // each row's running sum of what it loaded (the bias gradient).

@@ -14,9 +14,11 @@ pub mod cuda;
 pub mod select;
 pub mod sparse;
 
+mod conv_math;
 mod geometry;
 mod scalar;
 
+pub use conv_math::ConvMath;
 pub use geometry::{BnGeom, ConvGeom, GraphGeom};
 pub use scalar::Scalar;
 
@@ -88,6 +90,11 @@ pub trait Backend: Send + Sync {
 
     /// A short description: `"cpu f64 (2 threads)"`, `"cuda f32 NVIDIA H100 (sm_90)"`.
     fn describe(&self) -> String;
+
+    /// The arithmetic of the convolution ops (`conv_t_*`); everything else computes in `Elem`.
+    fn conv_math(&self) -> ConvMath {
+        ConvMath::F32
+    }
 
     // ---- memory -------------------------------------------------------------------------------
     fn zeros(&self, len: usize) -> Self::Buf;

@@ -1,7 +1,8 @@
-//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100]`: the per-layer
-//! report (parameters, FLOPs, saved activations) and the forward and training-step throughput;
-//! `--count-only` prints the parameter and FLOP table without running anything; `--sweep` measures
-//! sparse and compacted variants over batch sizes and clip lengths and writes tables and plots.
+//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100] [--precision f32|f64|tf32]`:
+//! the per-layer report (parameters, FLOPs, saved activations) and the forward and training-step
+//! throughput; `--count-only` prints the parameter and FLOP table without running anything;
+//! `--sweep` measures sparse and compacted variants over batch sizes and clip lengths and writes
+//! tables and plots.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,7 @@ pub struct BenchArgs {
     clip_len: Vec<usize>,
     #[arg(long)]
     classes: Option<usize>,
+    /// `f32`, `f64` (CPU) or `tf32` (CUDA: the convolutions on TF32 tensor cores).
     #[arg(long, default_value = "f32")]
     precision: String,
     #[arg(long, default_value_t = 2)]

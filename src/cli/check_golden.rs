@@ -1,4 +1,4 @@
-//! `leangcn check-golden FILE [--precision f64|f32] [--backend cpu|cuda]`
+//! `leangcn check-golden FILE [--precision f64|f32|tf32] [--backend cpu|cuda]`
 
 use std::path::PathBuf;
 
@@ -13,7 +13,8 @@ use crate::Result;
 pub struct CheckGoldenArgs {
     /// A golden-vector file (safetensors with `stgcn_golden` metadata).
     file: PathBuf,
-    /// f64 follows PyTorch's float64 run through every step; f32 is checked to step 2.
+    /// f64 follows PyTorch's float64 run through every step; f32 is checked to step 2; tf32 (CUDA:
+    /// TF32 tensor-core convolutions) likewise, with the looser TF32 tolerance.
     #[arg(long, default_value = "f64")]
     precision: String,
     #[arg(long, default_value = "cpu")]

@@ -29,6 +29,10 @@ pub struct EvalArgs {
     /// Evaluate on this annotation file instead of each run's own data.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Compute in this precision (`f32`, `f64`, or `tf32` for TF32 tensor-core convolutions on the
+    /// GPU) instead of each checkpoint's own.
+    #[arg(long)]
+    precision: Option<String>,
 }
 
 struct Stream {
@@ -84,7 +88,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(data) = &args.data {
             state.config.data.path = Some(data.clone());
         }
-        let precision = state.precision.clone();
+        let precision = args.precision.clone().unwrap_or_else(|| state.precision.clone());
         let stream = Stream {
             checkpoint: path.clone(),
             state,

@@ -59,7 +59,8 @@ pub struct TrainConfig {
     pub max_grad_norm: Option<f64>,
     pub label_smoothing: f64,
     pub seed: u64,
-    /// `f32` or `f64` (the exact reference path, CPU only).
+    /// `f32`, `f64` (the exact reference path, CPU only) or `tf32` (f32 with the convolutions on
+    /// TF32 tensor cores, CUDA only).
     pub precision: String,
     /// Save a checkpoint every this many iterations as well as at each epoch's end (0: epochs only).
     pub checkpoint_every: usize,
@@ -191,9 +192,9 @@ impl TrainConfig {
                 self.label_smoothing
             )));
         }
-        if self.precision != "f32" && self.precision != "f64" {
+        if !crate::backend::select::PRECISIONS.contains(&self.precision.as_str()) {
             return Err(Error::config(format!(
-                "precision must be f32 or f64, got '{}'",
+                "precision must be f32, f64 or tf32, got '{}'",
                 self.precision
             )));
         }

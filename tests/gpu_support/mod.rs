@@ -4,13 +4,18 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 use leangcn::backend::cuda::{CudaBackend, GpuBuf};
-use leangcn::backend::Backend;
+use leangcn::backend::{Backend, ConvMath};
 use leangcn::model::init::InitRng;
 
 /// The CUDA backend, or `None` after printing why `test` is skipped (no driver, no device, a build
 /// without kernels). A skipped test says so on stdout (`cargo test -- --nocapture` shows it).
 pub fn gpu(test: &str) -> Option<CudaBackend> {
-    match CudaBackend::open(0) {
+    gpu_with(test, ConvMath::F32)
+}
+
+/// `gpu` with the convolutions in `conv_math`.
+pub fn gpu_with(test: &str, conv_math: ConvMath) -> Option<CudaBackend> {
+    match CudaBackend::open_with(0, conv_math) {
         Ok(be) => Some(be),
         Err(e) => {
             println!("skipped {test}: {e}");

@@ -14,11 +14,13 @@ use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::sparse::{CsrWeight, Packed24Weight};
-use crate::backend::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, SgdHyper};
+use crate::backend::{Backend, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, SgdHyper};
 use crate::{Error, Result};
 
 pub struct CudaBackend {
     dev: CudaDevice,
+    /// The arithmetic of the convolution GEMMs.
+    conv_math: ConvMath,
     /// The first failure since the last `check`.
     failure: Mutex<Option<Error>>,
     /// Pinned host memory for `upload_into` and `upload_idx_into`, grown to the largest batch seen.
@@ -33,10 +35,16 @@ struct Staging<T> {
 }
 
 impl CudaBackend {
-    /// Opens GPU `ordinal` (with every kernel module loaded), or says why it cannot.
+    /// Opens GPU `ordinal` (with every kernel module loaded) computing in f32, or says why it cannot.
     pub fn open(ordinal: usize) -> Result<Self> {
+        Self::open_with(ordinal, ConvMath::F32)
+    }
+
+    /// Opens GPU `ordinal` with the convolution GEMMs in `conv_math`.
+    pub fn open_with(ordinal: usize, conv_math: ConvMath) -> Result<Self> {
         Ok(Self {
             dev: CudaDevice::open(ordinal)?,
+            conv_math,
             failure: Mutex::new(None),
             staging: Mutex::new(None),
             staging_idx: Mutex::new(None),
@@ -171,7 +179,14 @@ impl Backend for CudaBackend {
     const ON_DEVICE: bool = true;
 
     fn describe(&self) -> String {
-        format!("cuda f32 {}", self.dev.describe())
+        match self.conv_math {
+            ConvMath::F32 => format!("cuda f32 {}", self.dev.describe()),
+            ConvMath::Tf32 => format!("cuda f32 (tf32 convolutions) {}", self.dev.describe()),
+        }
+    }
+
+    fn conv_math(&self) -> ConvMath {
+        self.conv_math
     }
 
     fn check(&self) -> Result<()> {
@@ -339,11 +354,11 @@ impl Backend for CudaBackend {
     ) {
         self.run(|dev| {
             let b = b.map(data).transpose()?;
-            conv::forward(dev, g, data(x)?, data(w)?, b, data_mut(y)?)
+            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?)
         })
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
-        self.run(|dev| conv::backward_input(dev, g, data(dy)?, data(w)?, data_mut(dx)?))
+        self.run(|dev| conv::backward_input(dev, self.conv_math, g, data(dy)?, data(w)?, data_mut(dx)?))
     }
     fn conv_t_backward_weight(
         &self,
@@ -355,7 +370,7 @@ impl Backend for CudaBackend {
     ) {
         self.run(|dev| {
             let db = db.map(data_mut).transpose()?;
-            conv::backward_weight(dev, g, data(x)?, data(dy)?, data_mut(dw)?, db)
+            conv::backward_weight(dev, self.conv_math, g, data(x)?, data(dy)?, data_mut(dw)?, db)
         })
     }
 

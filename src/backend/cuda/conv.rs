@@ -1,20 +1,24 @@
-//! Launchers of the convolution-over-time kernels (`cuda/temporal_conv.cu`): one implicit-GEMM
-//! kernel for the forward pass and the input gradient (one launch per output phase of a strided
-//! conv, over weights repacked per phase), and a split-K kernel for the weight and bias gradients
-//! whose partials are summed in a fixed order. The block tile follows the GEMM's row count.
+//! Launchers of the convolution-over-time kernels (`cuda/temporal_conv.cu` in f32,
+//! `cuda/temporal_conv_tf32.cu` on TF32 tensor cores): one implicit-GEMM kernel for the forward pass
+//! and the input gradient (one launch per output phase of a strided conv, over weights repacked per
+//! phase), and a split-K kernel for the weight and bias gradients whose partials are summed in a
+//! fixed order. Both arithmetics share the launch parameters and the helper kernels (repacking, the
+//! split sum); the block tile follows the GEMM's row count.
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
-use crate::backend::ConvGeom;
+use crate::backend::{ConvGeom, ConvMath};
 use crate::{Error, Result};
 
 const MODULE: &str = "temporal_conv";
+const TF32_MODULE: &str = "temporal_conv_tf32";
 
-/// The kernels' reduction step (`BK`).
-const BK: usize = 8;
+/// The reduction step (`BK`) of the f32 and the TF32 kernels.
+const BK_F32: usize = 8;
+const BK_TF32: usize = 16;
 
 /// The largest tensor (and workspace) the kernels index: their indices are 32-bit, and staying at
 /// 2^30 leaves room for the tile overhangs they add before bounds checks.
@@ -28,13 +32,43 @@ const WGRAD_TARGET_BLOCKS: usize = 1024;
 /// partial tile written out stay small against the work.
 const WGRAD_MIN_CHUNK: usize = 512;
 
-/// A block tile of the kernels and its two entry points.
+/// A block tile of the kernels and its entry points in f32 and TF32 (the same rows, columns and
+/// threads in both).
 struct TileShape {
     rows: usize,
     cols: usize,
     threads: u32,
     gemm: &'static str,
     wgrad: &'static str,
+    gemm_tf32: &'static str,
+    wgrad_tf32: &'static str,
+}
+
+/// (module, kernel) of conv_gemm and conv_wgrad of `tile` in `math`, and the kernels' reduction step.
+struct Kernels {
+    module: &'static str,
+    gemm: &'static str,
+    wgrad: &'static str,
+    step: usize,
+}
+
+impl TileShape {
+    fn kernels(&self, math: ConvMath) -> Kernels {
+        match math {
+            ConvMath::F32 => Kernels {
+                module: MODULE,
+                gemm: self.gemm,
+                wgrad: self.wgrad,
+                step: BK_F32,
+            },
+            ConvMath::Tf32 => Kernels {
+                module: TF32_MODULE,
+                gemm: self.gemm_tf32,
+                wgrad: self.wgrad_tf32,
+                step: BK_TF32,
+            },
+        }
+    }
 }
 
 const TILES: [TileShape; 3] = [
@@ -44,6 +78,8 @@ const TILES: [TileShape; 3] = [
         threads: 128,
         gemm: "conv_gemm_32x128_f32",
         wgrad: "conv_wgrad_32x128_f32",
+        gemm_tf32: "conv_gemm_32x128_tf32",
+        wgrad_tf32: "conv_wgrad_32x128_tf32",
     },
     TileShape {
         rows: 64,
@@ -51,6 +87,8 @@ const TILES: [TileShape; 3] = [
         threads: 128,
         gemm: "conv_gemm_64x128_f32",
         wgrad: "conv_wgrad_64x128_f32",
+        gemm_tf32: "conv_gemm_64x128_tf32",
+        wgrad_tf32: "conv_wgrad_64x128_tf32",
     },
     TileShape {
         rows: 128,
@@ -58,6 +96,8 @@ const TILES: [TileShape; 3] = [
         threads: 256,
         gemm: "conv_gemm_128x128_f32",
         wgrad: "conv_wgrad_128x128_f32",
+        gemm_tf32: "conv_gemm_128x128_tf32",
+        wgrad_tf32: "conv_wgrad_128x128_tf32",
     },
 ];
 
@@ -66,7 +106,7 @@ fn tile_for(rows: usize) -> &'static TileShape {
     TILES.iter().find(|t| rows <= t.rows).unwrap_or(&TILES[TILES.len() - 1])
 }
 
-/// `struct ConvGemm` of temporal_conv.cu.
+/// `struct ConvGemm` of conv_tiles.cuh.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct ConvGemmRepr {
@@ -90,7 +130,7 @@ struct ConvGemmRepr {
 // SAFETY: plain old data with the layout of the kernel's struct.
 unsafe impl cudarc::driver::DeviceRepr for ConvGemmRepr {}
 
-/// `struct ConvWgrad` of temporal_conv.cu.
+/// `struct ConvWgrad` of conv_tiles.cuh.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct ConvWgradRepr {
@@ -218,9 +258,11 @@ fn workspace(dev: &CudaDevice, len: usize, what: &str) -> Result<CudaSlice<f32>>
     unsafe { dev.stream.alloc::<f32>(len) }.map_err(|e| driver_err(&format!("allocating {what} ({len} floats)"), e))
 }
 
-/// Launches conv_gemm for `view` with the `[rows, channels·taps]` matrix `a`.
+/// Launches conv_gemm in `math` for `view` with the `[rows, channels·taps]` matrix `a`.
+#[allow(clippy::too_many_arguments)]
 fn launch_gemm(
     dev: &CudaDevice,
+    math: ConvMath,
     op: &str,
     view: &GemmView,
     a: &CudaSlice<f32>,
@@ -236,9 +278,10 @@ fn launch_gemm(
         block_dim: (tile.threads, 1, 1),
         shared_mem_bytes: 0,
     };
-    let f = dev.function(MODULE, tile.gemm)?;
+    let kernels = tile.kernels(math);
+    let f = dev.function(kernels.module, kernels.gemm)?;
     let null = 0u64;
-    dev.launch(&f, tile.gemm, cfg, |l| {
+    dev.launch(&f, kernels.gemm, cfg, |l| {
         l.arg(a).arg(src);
         match bias {
             Some(b) => l.arg(b),
@@ -252,6 +295,7 @@ fn launch_gemm(
 /// y: `[n, c_out, t_out, v]` (overwritten).
 pub fn forward(
     dev: &CudaDevice,
+    math: ConvMath,
     g: &ConvGeom,
     x: &CudaSlice<f32>,
     w: &CudaSlice<f32>,
@@ -281,7 +325,7 @@ pub fn forward(
         dst_stride: 1,
         dst_off: 0,
     };
-    launch_gemm(dev, OP, &view, w, x, b, y)
+    launch_gemm(dev, math, OP, &view, w, x, b, y)
 }
 
 /// Repacks the weights of one input-gradient phase, taps `tap0 + stride·m` for `m < taps`, reversed:
@@ -317,6 +361,7 @@ fn pack_phase(dev: &CudaDevice, g: &ConvGeom, w: &CudaSlice<f32>, tap0: usize, t
 /// from dy frame `u + (φ + pad) div stride − m` for the m-th of them; each phase is one dense GEMM.
 pub fn backward_input(
     dev: &CudaDevice,
+    math: ConvMath,
     g: &ConvGeom,
     dy: &CudaSlice<f32>,
     w: &CudaSlice<f32>,
@@ -354,20 +399,20 @@ pub fn backward_input(
             dst_stride: g.stride,
             dst_off: phase,
         };
-        launch_gemm(dev, OP, &view, packed.as_ref().unwrap_or(w), dy, None, dx)?;
+        launch_gemm(dev, math, OP, &view, packed.as_ref().unwrap_or(w), dy, None, dx)?;
     }
     Ok(())
 }
 
 /// (splits, chunk): the reduction of `length` split into `splits` chunks of `chunk` (a multiple of
-/// the tile step, the last one shorter) for a launch of `tiles` output tiles whose partials have
-/// `part_len` elements a split.
-fn split_reduction(length: usize, tiles: usize, part_len: usize) -> (usize, usize) {
+/// the tile step `step`, the last one shorter) for a launch of `tiles` output tiles whose partials
+/// have `part_len` elements a split.
+fn split_reduction(length: usize, tiles: usize, part_len: usize, step: usize) -> (usize, usize) {
     let wanted = WGRAD_TARGET_BLOCKS.div_ceil(tiles);
     let most = length.div_ceil(WGRAD_MIN_CHUNK);
     let fits = INDEX_LIMIT / part_len;
     let splits = wanted.min(most).min(fits).max(1);
-    let chunk = length.div_ceil(splits).next_multiple_of(BK);
+    let chunk = length.div_ceil(splits).next_multiple_of(step);
     (length.div_ceil(chunk), chunk)
 }
 
@@ -383,6 +428,7 @@ fn sum_splits(dev: &CudaDevice, parts: &CudaSlice<f32>, splits: usize, out: &mut
 /// See `Backend::conv_t_backward_weight`: `dw += ∂L/∂w`, `db += Σ dy`.
 pub fn backward_weight(
     dev: &CudaDevice,
+    math: ConvMath,
     g: &ConvGeom,
     x: &CudaSlice<f32>,
     dy: &CudaSlice<f32>,
@@ -401,8 +447,9 @@ pub fn backward_weight(
     let red = g.c_in * g.kt;
     let length = g.n * t_out * g.v;
     let tile = tile_for(g.c_out);
+    let kernels = tile.kernels(math);
     let (col_tiles, row_tiles) = (red.div_ceil(tile.cols), g.c_out.div_ceil(tile.rows));
-    let (splits, chunk) = split_reduction(length, col_tiles * row_tiles, g.w_len());
+    let (splits, chunk) = split_reduction(length, col_tiles * row_tiles, g.w_len(), kernels.step);
     let cfg = LaunchConfig {
         grid_dim: grid(OP, col_tiles, row_tiles, splits)?,
         block_dim: (tile.threads, 1, 1),
@@ -429,9 +476,9 @@ pub fn backward_weight(
         div_v: FastDiv::new(g.v as u32),
         div_kt: FastDiv::new(g.kt as u32),
     };
-    let f = dev.function(MODULE, tile.wgrad)?;
+    let f = dev.function(kernels.module, kernels.wgrad)?;
     let null = 0u64;
-    dev.launch(&f, tile.wgrad, cfg, |l| {
+    dev.launch(&f, kernels.wgrad, cfg, |l| {
         l.arg(x).arg(dy).arg(&mut dw_parts);
         match db_parts.as_mut() {
             Some(parts) => l.arg(parts),
@@ -452,21 +499,44 @@ mod tests {
 
     #[test]
     fn splits_cover_the_reduction_in_whole_steps() {
-        for (length, tiles, part_len) in [
+        for ((length, tiles, part_len), step) in [
             (640_000, 5, 36_864),
             (160_000, 36, 589_824),
             (1, 1, 1),
             (9_250, 1, 1_728),
             (7, 3, 10),
-        ] {
-            let (splits, chunk) = split_reduction(length, tiles, part_len);
-            assert_eq!(chunk % BK, 0);
+        ]
+        .into_iter()
+        .flat_map(|case| [(case, BK_F32), (case, BK_TF32)])
+        {
+            let (splits, chunk) = split_reduction(length, tiles, part_len, step);
+            assert_eq!(chunk % step, 0);
             assert!(
                 splits >= 1 && (splits - 1) * chunk < length && splits * chunk >= length,
                 "{length} {tiles}"
             );
             assert!(splits * part_len <= INDEX_LIMIT);
             assert!(splits <= WGRAD_TARGET_BLOCKS.div_ceil(tiles).max(1));
+        }
+    }
+
+    #[test]
+    fn every_tile_names_kernels_of_its_module() {
+        for tile in &TILES {
+            for math in [ConvMath::F32, ConvMath::Tf32] {
+                let k = tile.kernels(math);
+                let Some(ptx) = crate::backend::cuda::kernels::module_ptx(k.module) else {
+                    println!("skipped: no module {} in this build (built without nvcc)", k.module);
+                    return;
+                };
+                for name in [k.gemm, k.wgrad] {
+                    assert!(
+                        ptx.contains(&format!(".entry {name}(")),
+                        "{name} is not in {}",
+                        k.module
+                    );
+                }
+            }
         }
     }
 

@@ -1,0 +1,355 @@
+// The convolution-over-time GEMMs of temporal_conv.cu on the tensor cores in TF32: forward, input
+// gradient (one launch per output phase, over the weights conv_pack_phase_f32 repacks) and split-K
+// weight and bias gradient (partials summed by conv_sum_splits_f32 in split order). Same GEMMs, same
+// launch parameters (conv_tiles.cuh), same results up to TF32's rounding of the operands.
+//
+// Arithmetic: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32. Each operand is rounded from f32
+// to TF32 (10 explicit mantissa bits) with cvt.rna.tf32.f32 (to nearest, ties away from zero) as it
+// leaves shared memory; products and sums are f32. Storage stays f32 everywhere.
+//
+// Tiling: a block computes a BM x BN tile of C = A·B in BK = 16 deep steps; its WM x WN warps each
+// own a (BM/WM) x (BN/WN) warp tile of MT x NT mma tiles (16 x 8), accumulated in registers. Both
+// operand tiles are copied global → shared with 4-byte cp.async (the im2col addressing gathers
+// single floats, so wider copies do not apply; an element outside the clip or beyond the matrix is
+// a cp.async with src-size 0, which writes a zero), in a ring of STAGES buffers: the copies of step
+// i + STAGES − 1 are in flight while step i is multiplied; one barrier per step.
+//
+// Shared-memory layouts, all read with 32-bit lds (ldmatrix moves 16-bit pairs, so it does not
+// fit TF32 fragments). A warp's fragment load reads element (g, t) for g = lane / 4 < 8 and
+// t = lane % 4 < 4, where g runs along m (A) or n (B) and t along k:
+//   m-major [m][k] (A always; B of the weight gradient, which is loaded along the reduction):
+//       row stride BK + 4 = 20 floats: bank (20·g + t) mod 32 takes 32 distinct values;
+//   k-major [k][n] (B of conv_gemm, loaded along its columns): row stride BN + 8 (≡ 8 mod 32):
+//       bank (8·t + g) mod 32 takes 32 distinct values.
+// So every fragment load is conflict-free; the cp.async stores are conflict-free (k-major, consecutive
+// lanes on consecutive columns) or at most 2-way (m-major, 16 lanes per row).
+//
+// Fragments (PTX ISA, mma.m16n8k8 with .tf32): A a0 (g, t), a1 (g + 8, t), a2 (g, t + 4),
+// a3 (g + 8, t + 4) as (row, k); B b0 (t, g), b1 (t + 4, g) as (k, column); C c0 (g, 2t),
+// c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1) as (row, column).
+
+#include "conv_tiles.cuh"
+
+constexpr int BK = 16;        // reduction depth of one tile step: two mma k-steps
+constexpr int MMA_K = 8;
+constexpr int M_MAJOR_LD = BK + 4;  // row stride of an m-major (or n-major) tile, floats
+
+// A block tile: BM x BN outputs, WM x WN warps, STAGES copy buffers; B_ALONG_K: B is loaded along
+// the reduction (the weight gradient) and stored n-major, else along its columns and stored k-major.
+template <int BM_, int BN_, int WM_, int WN_, int STAGES_, bool B_ALONG_K_>
+struct TcTile {
+    static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
+    static constexpr bool B_ALONG_K = B_ALONG_K_;
+    static constexpr int THREADS = 32 * WM * WN;
+    static constexpr int MT = BM / WM / 16, NT = BN / WN / 8;  // mma tiles of a warp tile
+    static constexpr int A_LOADS = BM * BK / THREADS, B_LOADS = BN * BK / THREADS;  // per thread per step
+    // B element (k, n) at k·B_KS + n·B_NS
+    static constexpr int B_KS = B_ALONG_K ? 1 : BN + 8, B_NS = B_ALONG_K ? M_MAJOR_LD : 1;
+    static constexpr int A_STAGE = BM * M_MAJOR_LD, B_STAGE = B_ALONG_K ? BN * M_MAJOR_LD : BK * (BN + 8);
+    static_assert(BM % (16 * WM) == 0 && BN % (8 * WN) == 0, "warp tiles of whole mma tiles");
+    static_assert(THREADS % BK == 0 && (BM * BK) % THREADS == 0 && (BN * BK) % THREADS == 0, "load mapping");
+    static_assert(B_ALONG_K || (THREADS % BN == 0 && BK % (THREADS / BN) == 0), "column load mapping");
+    static_assert(BN % 32 == 0, "k-major padding is conflict-free for multiples of 32 columns");
+};
+
+template <class T>
+struct TcSmem {
+    float a[T::STAGES * T::A_STAGE];
+    float b[T::STAGES * T::B_STAGE];
+};
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+// d += a·b on one 16 x 8 x 8 tile
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// *dst = ok ? *src : 0, asynchronously (src is not read when !ok, but must be a valid address)
+__device__ __forceinline__ void copy_async(float* dst, const float* src, bool ok) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(ok ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// waits until at most N of this thread's copy groups are pending
+template <int N>
+__device__ __forceinline__ void copy_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// acc += the warp tile at (wm0, wn0) of A·B over one BK step. a: [BM][M_MAJOR_LD], b: B_KS/B_NS.
+template <class T>
+__device__ __forceinline__ void multiply_stage(const float* a, const float* b, int wm0, int wn0,
+                                               float (&acc)[T::MT][T::NT][4]) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int ks = 0; ks < BK; ks += MMA_K) {
+        uint32_t af[T::MT][4], bf[T::NT][2];
+#pragma unroll
+        for (int mt = 0; mt < T::MT; ++mt) {
+            const float* p = a + (wm0 + mt * 16 + g) * M_MAJOR_LD + ks + t;
+            af[mt][0] = to_tf32(p[0]);
+            af[mt][1] = to_tf32(p[8 * M_MAJOR_LD]);
+            af[mt][2] = to_tf32(p[4]);
+            af[mt][3] = to_tf32(p[8 * M_MAJOR_LD + 4]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < T::NT; ++nt) {
+            const float* q = b + (wn0 + nt * 8 + g) * T::B_NS + (ks + t) * T::B_KS;
+            bf[nt][0] = to_tf32(q[0]);
+            bf[nt][1] = to_tf32(q[4 * T::B_KS]);
+        }
+#pragma unroll
+        for (int mt = 0; mt < T::MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < T::NT; ++nt) mma_tf32(acc[mt][nt], af[mt], bf[nt]);
+    }
+}
+
+// The main loop over reduction steps [k_begin, k_end) in steps of BK. The loaders issue copy(tile,
+// k0) (cp.async of their elements of step k0, zeros outside); seen(tile) is called with each
+// completed A tile before it is multiplied (the bias gradient's sums).
+template <class T, class LoadA, class LoadB, class SeenA>
+__device__ __forceinline__ void accumulate(LoadA& la, LoadB& lb, int k_begin, int k_end, TcSmem<T>& sm, int wm0,
+                                           int wn0, float (&acc)[T::MT][T::NT][4], SeenA seen) {
+    const int steps = k_begin < k_end ? (k_end - k_begin + BK - 1) / BK : 0;
+#pragma unroll
+    for (int s = 0; s < T::STAGES - 1; ++s) {
+        if (s < steps) {
+            la.copy(sm.a + s * T::A_STAGE, k_begin + s * BK);
+            lb.copy(sm.b + s * T::B_STAGE, k_begin + s * BK);
+        }
+        copy_commit();  // possibly empty: the group count stays the same in every thread and step
+    }
+    int read = 0, write = T::STAGES - 1;
+    for (int i = 0; i < steps; ++i) {
+        copy_wait<T::STAGES - 2>();  // this thread's copies of step i have landed
+        __syncthreads();             // everyone's have, and step i − 1's buffer (= write) is free
+        if (i + T::STAGES - 1 < steps) {
+            la.copy(sm.a + write * T::A_STAGE, k_begin + (i + T::STAGES - 1) * BK);
+            lb.copy(sm.b + write * T::B_STAGE, k_begin + (i + T::STAGES - 1) * BK);
+        }
+        copy_commit();
+        seen(sm.a + read * T::A_STAGE);
+        multiply_stage<T>(sm.a + read * T::A_STAGE, sm.b + read * T::B_STAGE, wm0, wn0, acc);
+        read = read + 1 == T::STAGES ? 0 : read + 1;
+        write = write + 1 == T::STAGES ? 0 : write + 1;
+    }
+}
+
+// An m-major operand tile [BM][M_MAJOR_LD] loaded along k: thread (r0, kk) copies element kk of rows
+// r0 + i·THREADS/BK. Rows says where element (tile row r, reduction index k) is (at(r, k)) and
+// whether it is in the matrix (ok(r, k)); base() is a valid address for the copies of zeros.
+template <class T, class Rows>
+struct MMajorA {
+    Rows rows;
+    int kk, r0;
+    __device__ MMajorA(const Rows& rows_) : rows(rows_), kk(threadIdx.x % BK), r0(threadIdx.x / BK) {}
+    __device__ __forceinline__ void copy(float* tile, int k0) const {
+        const int k = k0 + kk;
+#pragma unroll
+        for (int i = 0; i < T::A_LOADS; ++i) {
+            const int r = r0 + i * (T::THREADS / BK);
+            const bool ok = rows.ok(r, k);
+            copy_async(tile + r * M_MAJOR_LD + kk, ok ? rows.at(r, k) : rows.base(), ok);
+        }
+    }
+};
+
+// ---- forward and input gradient: conv_gemm ------------------------------------------------------
+
+// a: [rows, k] row-major, the tile's rows from m0
+struct RowMajorRows {
+    const float* __restrict__ a;
+    int rows, k, m0;
+    __device__ bool ok(int r, int col) const { return m0 + r < rows && col < k; }
+    __device__ const float* at(int r, int col) const { return a + (m0 + r) * k + col; }
+    __device__ const float* base() const { return a; }
+};
+
+// B: the im2col matrix src̃[(ch, tap), (s, t, j)] stored k-major, loaded along the columns (coalesced);
+// each thread keeps one column for the whole reduction.
+template <class T>
+struct TcConvColumnsB {
+    const float* __restrict__ src;
+    const ConvGemm& p;
+    int col, r0;
+    bool col_ok;
+    ConvColumn column;
+
+    __device__ TcConvColumnsB(const float* __restrict__ src_, const ConvGemm& p_, int n0)
+        : src(src_), p(p_), col(threadIdx.x % T::BN), r0(threadIdx.x / T::BN), col_ok(n0 + col < p.columns),
+          column(conv_column(p, n0 + col)) {}
+
+    __device__ __forceinline__ void copy(float* tile, int k0) const {
+#pragma unroll
+        for (int i = 0; i < T::B_LOADS; ++i) {
+            const int r = r0 + i * (T::THREADS / T::BN);
+            const int off = conv_column_offset(p, column, col_ok, k0 + r);
+            copy_async(tile + r * (T::BN + 8) + col, src + max(off, 0), off >= 0);
+        }
+    }
+};
+
+// blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null.
+template <class T>
+__device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const float* __restrict__ src,
+                                             const float* __restrict__ bias, float* __restrict__ dst,
+                                             const ConvGemm& p) {
+    __shared__ __align__(16) TcSmem<T> sm;
+    const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM;
+    const int warp = threadIdx.x / 32;
+    const int wm0 = (warp / T::WN) * (T::BM / T::WM), wn0 = (warp % T::WN) * (T::BN / T::WN);
+    MMajorA<T, RowMajorRows> la(RowMajorRows{a, p.rows, p.k, m0});
+    TcConvColumnsB<T> lb(src, p, n0);
+    float acc[T::MT][T::NT][4] = {};
+    accumulate<T>(la, lb, 0, p.k, sm, wm0, wn0, acc, [](const float*) {});
+
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int row_stride = p.dst_t * p.v;
+#pragma unroll
+    for (int nt = 0; nt < T::NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            const int q = n0 + wn0 + nt * 8 + 2 * t + c;
+            if (q >= p.columns) continue;
+            const int base = conv_dst_offset(p, q);
+#pragma unroll
+            for (int mt = 0; mt < T::MT; ++mt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int row = m0 + wm0 + mt * 16 + g + 8 * h;
+                    const float v = acc[mt][nt][2 * h + c];
+                    if (row < p.rows) dst[base + row * row_stride] = bias ? v + bias[row] : v;
+                }
+        }
+}
+
+// ---- weight and bias gradient: conv_wgrad -------------------------------------------------------
+
+// A: dy[o, l] (l = (s, t, j) over n x t_out x v) for the tile's output channels from m0, up to l_end
+struct DyRows {
+    const float* __restrict__ dy;
+    const ConvWgrad& p;
+    int m0, l_end;
+    __device__ bool ok(int r, int l) const { return m0 + r < p.c_out && l < l_end; }
+    __device__ const float* at(int r, int l) const {
+        return dy + wgrad_dy_offset(p, l) + (m0 + r) * (p.t_out * p.v);
+    }
+    __device__ const float* base() const { return dy; }
+};
+
+// B: x̃[(i,k), l] stored n-major ([column (i,k)][l]), loaded along l (consecutive joints and frames).
+// Each thread keeps the same B_LOADS columns (i, k) for the whole reduction.
+template <class T>
+struct TcConvTapsB {
+    const float* __restrict__ x;
+    const ConvWgrad& p;
+    int l_end, kk, r0;
+    WgradTap taps[T::B_LOADS];
+
+    __device__ TcConvTapsB(const float* __restrict__ x_, const ConvWgrad& p_, int n0, int l_end_)
+        : x(x_), p(p_), l_end(l_end_), kk(threadIdx.x % BK), r0(threadIdx.x / BK) {
+#pragma unroll
+        for (int i = 0; i < T::B_LOADS; ++i) taps[i] = wgrad_tap(p, n0 + r0 + i * (T::THREADS / BK));
+    }
+
+    __device__ __forceinline__ void copy(float* tile, int l0) const {
+        const int l = l0 + kk;
+        const WgradRow row = wgrad_row(p, l);
+#pragma unroll
+        for (int i = 0; i < T::B_LOADS; ++i) {
+            const bool ok = wgrad_x_in_clip(p, row, l < l_end, taps[i]);
+            copy_async(tile + (r0 + i * (T::THREADS / BK)) * M_MAJOR_LD + kk, ok ? x + row.base + taps[i].off : x, ok);
+        }
+    }
+};
+
+// blockIdx.x: tile of dw columns (i,k), blockIdx.y: tile of output channels, blockIdx.z: split.
+// dw_parts: [splits, c_out, c_in·kt]; db_parts: [splits, c_out] or null (written by column tile 0).
+template <class T>
+__device__ __forceinline__ void tc_conv_wgrad(const float* __restrict__ x, const float* __restrict__ dy,
+                                              float* __restrict__ dw_parts, float* __restrict__ db_parts,
+                                              const ConvWgrad& p) {
+    __shared__ __align__(16) TcSmem<T> sm;
+    const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM, z = blockIdx.z;
+    const int warp = threadIdx.x / 32;
+    const int wm0 = (warp / T::WN) * (T::BM / T::WM), wn0 = (warp % T::WN) * (T::BN / T::WN);
+    const int l_begin = z * p.chunk, l_end = min(p.length, l_begin + p.chunk);
+    MMajorA<T, DyRows> la(DyRows{dy, p, m0, l_end});
+    TcConvTapsB<T> lb(x, p, n0, l_end);
+    float acc[T::MT][T::NT][4] = {};
+    // the bias gradient: each thread sums the dy elements it copied (zeros outside), in step order
+    const bool with_bias = db_parts != nullptr && blockIdx.x == 0;  // uniform over the block
+    float sum[T::A_LOADS] = {};
+    accumulate<T>(la, lb, l_begin, l_end, sm, wm0, wn0, acc, [&](const float* tile) {
+        if (!with_bias) return;
+#pragma unroll
+        for (int i = 0; i < T::A_LOADS; ++i) sum[i] += tile[(la.r0 + i * (T::THREADS / BK)) * M_MAJOR_LD + la.kk];
+    });
+
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    float* part = dw_parts + z * p.c_out * p.red;
+#pragma unroll
+    for (int nt = 0; nt < T::NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            const int col = n0 + wn0 + nt * 8 + 2 * t + c;
+            if (col >= p.red) continue;
+#pragma unroll
+            for (int mt = 0; mt < T::MT; ++mt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int row = m0 + wm0 + mt * 16 + g + 8 * h;
+                    if (row < p.c_out) part[row * p.red + col] = acc[mt][nt][2 * h + c];
+                }
+        }
+
+    if (with_bias) {
+        // the 16 threads of a row (consecutive lanes, kk = lane % 16) combine their sums; kk = 0 writes
+#pragma unroll
+        for (int i = 0; i < T::A_LOADS; ++i) {
+            float s = sum[i];
+            s += __shfl_xor_sync(0xffffffffu, s, 1);
+            s += __shfl_xor_sync(0xffffffffu, s, 2);
+            s += __shfl_xor_sync(0xffffffffu, s, 4);
+            s += __shfl_xor_sync(0xffffffffu, s, 8);
+            const int o = m0 + la.r0 + i * (T::THREADS / BK);
+            if (la.kk == 0 && o < p.c_out) db_parts[z * p.c_out + o] = s;
+        }
+    }
+}
+
+// ---- the kernels of each tile shape -------------------------------------------------------------
+// The row counts and thread counts of temporal_conv.cu's tiles (the launcher picks one for both):
+// 128x128 with 8 warps of 64x32 and 2 stages (the static 48 KiB of shared memory allow no third),
+// 64x128 with 4 warps of 32x64 and 3 stages, 32x128 with 4 warps of 32x32 and 3 stages. Launch
+// bounds cap the registers so that at least MIN_BLOCKS blocks fit on an SM (128 per thread); the
+// 64x128 weight gradient keeps 16 dw columns' taps per thread and gets 3 blocks
+// (up to 168 registers) rather than spill.
+#define TC_TILE_KERNELS(BM, BN, WM, WN, STAGES, NTHREADS, MIN_BLOCKS, WGRAD_MIN_BLOCKS)                                    \
+    static_assert(TcTile<BM, BN, WM, WN, STAGES, false>::THREADS == NTHREADS, "launch bounds");               \
+    extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                        \
+        conv_gemm_##BM##x##BN##_tf32(const float* __restrict__ a, const float* __restrict__ src,               \
+                                     const float* __restrict__ bias, float* __restrict__ dst,                  \
+                                     const __grid_constant__ ConvGemm p) {                                     \
+        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false>>(a, src, bias, dst, p);                             \
+    }                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(NTHREADS, WGRAD_MIN_BLOCKS)                                  \
+        conv_wgrad_##BM##x##BN##_tf32(const float* __restrict__ x, const float* __restrict__ dy,               \
+                                      float* __restrict__ dw_parts, float* __restrict__ db_parts,              \
+                                      const __grid_constant__ ConvWgrad p) {                                   \
+        tc_conv_wgrad<TcTile<BM, BN, WM, WN, STAGES, true>>(x, dy, dw_parts, db_parts, p);                     \
+    }
+
+TC_TILE_KERNELS(128, 128, 2, 4, 2, 256, 2, 2)
+TC_TILE_KERNELS(64, 128, 2, 2, 3, 128, 4, 3)
+TC_TILE_KERNELS(32, 128, 1, 4, 3, 128, 4, 4)
