@@ -170,23 +170,26 @@ impl<B: Backend> StepGraph<B> {
         label_smoothing: f64,
         seed: u64,
     ) -> Result<StepOutput> {
-        if self.eager_reason.is_some() || sgd.steps_taken() == 0 {
-            return train_step(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);
-        }
-        if let Some(r) = self.recorded.as_ref().filter(|r| r.dims == dims) {
-            let _r = nvtx::range(|| "train_step (graph replay)".into());
-            be.replay(&r.graph);
-            sgd.count_replayed_step();
-            count_replayed_batch(model);
-            return step_output(be, bufs, &r.logits);
-        }
-        if self.recorded.as_ref().is_some_and(|r| r.dims != dims) {
-            // an odd batch (an epoch's last): eager, keeping the graph of the usual one
-            return train_step(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);
-        }
-        // compressed weights of changed fixed masks are built now: a recording cannot read back
-        model.prepare_fixed_masks(be);
-        if !be.begin_capture() {
+        let graphed = self.eager_reason.is_none() && sgd.steps_taken() > 0;
+        let record = match &self.recorded {
+            Some(r) if graphed && r.dims == dims => {
+                let _r = nvtx::range(|| "train_step (graph replay)".into());
+                be.replay(&r.graph);
+                sgd.count_replayed_step();
+                count_replayed_batch(model);
+                return step_output(be, bufs, &r.logits);
+            }
+            // an odd batch (an epoch's last) runs eagerly, keeping the graph of the usual one
+            Some(_) => false,
+            None => {
+                graphed && {
+                    // compressed weights of changed fixed masks are built now: a recording cannot read back
+                    model.prepare_fixed_masks(be);
+                    be.begin_capture()
+                }
+            }
+        };
+        if !record {
             be.check()?;
             return train_step(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);
         }
