@@ -11,7 +11,7 @@ use crate::backend::{Backend, Scalar};
 use crate::layers::params_of;
 use crate::model::{Stgcn, StgcnConfig};
 use crate::optim::Sgd;
-use crate::train::step::{train_step, LossBuffers};
+use crate::train::step::train_step;
 use crate::train::TrainConfig;
 use crate::Result;
 
@@ -57,10 +57,9 @@ pub fn measure<B: Backend>(
     let train_cfg = TrainConfig::default();
     let lens: Vec<usize> = params_of(&mut model).into_iter().map(|(_, p)| p.len()).collect();
     let mut sgd = Sgd::new(be, train_cfg.sgd(), train_cfg.schedule(1_000_000), None, &lens);
-    let mut bufs = LossBuffers::new(be);
 
     for _ in 0..warmup {
-        train_step(be, &mut model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        train_step(be, &mut model, &mut sgd, &x, &labels, dims, 0.0, 0)?;
     }
     be.synchronize();
     let t0 = Instant::now();
@@ -71,7 +70,7 @@ pub fn measure<B: Backend>(
     let forward_seconds = t0.elapsed().as_secs_f64() / iters as f64;
     let t0 = Instant::now();
     for _ in 0..iters {
-        train_step(be, &mut model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        train_step(be, &mut model, &mut sgd, &x, &labels, dims, 0.0, 0)?;
     }
     be.synchronize();
     let step_seconds = t0.elapsed().as_secs_f64() / iters as f64;

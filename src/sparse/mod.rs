@@ -1,9 +1,13 @@
 //! Sparse ST-GCNs as the paper studies them: the sparse generator (learned masks, see
 //! [`crate::layers::WeightMask`]) and its schedule, lottery tickets by magnitude pruning and
-//! rewinding, and the multi-level sparsity assembly.
+//! rewinding, the multi-level sparsity assembly's configuration, parameter and FLOP accounting, and
+//! the sweep over all of them.
 
+pub mod accounting;
+pub mod assembly;
 pub mod lottery;
 pub mod schedule;
 pub mod sweep;
 
+pub use assembly::AssemblyConfig;
 pub use schedule::SparsitySchedule;

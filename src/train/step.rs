@@ -2,8 +2,9 @@
 
 use crate::backend::{Backend, Scalar};
 use crate::layers::params_of;
+use crate::model::recognizer::zero_grad;
 use crate::model::stgcn::DataDims;
-use crate::model::Stgcn;
+use crate::model::Recognizer;
 use crate::optim::Sgd;
 use crate::Result;
 
@@ -14,56 +15,25 @@ pub struct StepOutput {
     pub logits: Vec<f64>,
 }
 
-/// Buffers reused across steps for the loss and its gradient.
-pub struct LossBuffers<B: Backend> {
-    loss: B::Buf,
-    dlogits: B::Buf,
-}
-
-impl<B: Backend> LossBuffers<B> {
-    pub fn new(be: &B) -> Self {
-        Self {
-            loss: be.zeros(1),
-            dlogits: be.zeros(0),
-        }
-    }
-}
-
 /// Forward, loss, backward and an optimizer step on one batch. `seed` draws this step's dropout.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     sgd: &mut Sgd<B>,
-    bufs: &mut LossBuffers<B>,
     x: &B::Buf,
     labels: &B::IdxBuf,
     dims: DataDims,
     label_smoothing: f64,
     seed: u64,
 ) -> Result<StepOutput> {
-    let n = dims[0];
-    let classes = model.config.num_classes;
-    model.zero_grad(be);
-    let logits = model.forward(be, x, dims, true, seed)?;
-    if be.buf_len(&bufs.dlogits) != n * classes {
-        bufs.dlogits = be.zeros(n * classes);
-    }
-    be.cross_entropy(
-        n,
-        classes,
-        &logits,
-        labels,
-        label_smoothing,
-        &mut bufs.loss,
-        &mut bufs.dlogits,
-    );
-    model.backward(be, &bufs.dlogits);
+    zero_grad(be, model);
+    let out = model.objective(be, x, labels, dims, label_smoothing, seed)?;
     let mut params: Vec<_> = params_of(model).into_iter().map(|(_, p)| p).collect();
     sgd.step(be, &mut params);
     Ok(StepOutput {
-        loss: be.download(&bufs.loss)[0].as_f64(),
-        logits: be.download(&logits).into_iter().map(Scalar::as_f64).collect(),
+        loss: be.download(&out.loss)[0].as_f64(),
+        logits: be.download(&out.logits).into_iter().map(Scalar::as_f64).collect(),
     })
 }
 
@@ -73,9 +43,9 @@ pub fn upload_batch<B: Backend>(be: &B, batch: &crate::data::loader::Batch) -> B
     be.upload(&x)
 }
 
-/// Evaluation-mode logits for one batch.
-pub fn eval_logits<B: Backend>(be: &B, model: &mut Stgcn<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
-    let logits = model.forward(be, x, dims, false, 0)?;
+/// Evaluation-mode prediction logits for one batch (an assembly's: its fused head).
+pub fn eval_logits<B: Backend>(be: &B, model: &mut dyn Recognizer<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
+    let logits = model.logits(be, x, dims, false, 0)?;
     Ok(be.download(&logits).into_iter().map(Scalar::as_f64).collect())
 }
 
