@@ -7,7 +7,9 @@
 //! - fused head: `z₀ = FC₀(P((1/H) Σ_h F_h))`, one shared classifier on the averaged features (not
 //!   an ensemble of logits);
 //! - auxiliary heads: `z_h = FC_h(P(F_h))`;
-//! - training loss: `CE(z₀) + Σ_h CE(z_h)`; prediction: `z₀` only.
+//! - training loss: `CE(z₀) + Σ_h CE(z_h)`; prediction: `z₀` only. (The reference also adds its
+//!   GSGL penalty during warm-up, but computes it from detached tensors: a constant with no
+//!   gradient, left out here.)
 //!
 //! `state_dict` names as the reference's: `backbone.experts.<h>.{data_bn,gcn.<i>}.*`,
 //! `cls_head.fc_cls.0.*` (fused head) and `cls_head.fc_cls.<h+1>.*` (expert h's auxiliary head).
@@ -101,6 +103,7 @@ impl<B: Backend> Assembly<B> {
         let mut experts = Vec::new();
         if with_experts {
             for (h, (head, expert)) in self.expert_heads.iter_mut().zip(&self.experts).enumerate() {
+                // each auxiliary head draws a dropout mask of its own
                 let head_seed = expert_seed(seed, h + 1) ^ 0x4EAD;
                 experts.push(head.forward(be, expert.features(), n, m, s, train, head_seed));
             }
