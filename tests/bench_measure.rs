@@ -95,7 +95,7 @@ fn counts_follow_widths_and_masks() {
     prune_by_magnitude(&be, &mut model, 0.8, PruneScope::Global);
     let masked = ModelCost::of_model(&be, &model, 16);
     let mut zeros = 0u64;
-    for block in &model.blocks {
+    for block in &model.backbone.blocks {
         for conv in block.convs_ref() {
             let mask = be.download(&conv.mask.as_ref().unwrap().mask().value);
             zeros += mask.iter().filter(|m| m.as_f64() == 0.0).count() as u64;
@@ -119,7 +119,7 @@ fn counts_follow_widths_and_masks() {
             assert_eq!(2 * h.effective_macs, d.macs, "{}", h.name);
         }
     }
-    for block in &model.blocks {
+    for block in &model.backbone.blocks {
         for conv in block.convs_ref() {
             let mask = be.download(&conv.mask.as_ref().unwrap().mask().value);
             for group in mask.chunks(conv.c_in * conv.kt).flat_map(|row| row.chunks(4)) {
@@ -139,7 +139,7 @@ fn saved_activations_and_times_are_reported() {
     let be = CpuBackend::<f32>::new();
     let cfg = small_config();
     let mut model = Stgcn::new(&be, cfg.clone(), 0).unwrap();
-    let before: Vec<f32> = be.download(&model.blocks[1].tcn.conv.weight.value);
+    let before: Vec<f32> = be.download(&model.backbone.blocks[1].tcn.conv.weight.value);
     let (batch, clip) = (3, 16);
     let report = measure_model(&be, &mut model, batch, clip, 1, 1).unwrap();
     assert_eq!(report.element_bytes, 4);
@@ -175,8 +175,8 @@ fn saved_activations_and_times_are_reported() {
     assert!(tp.forward_seconds > 0.0 && tp.step_seconds > tp.forward_seconds);
     assert_eq!(tp.batch, batch);
     // measuring trains on random data but puts the model back as it was
-    assert_eq!(be.download(&model.blocks[1].tcn.conv.weight.value), before);
-    assert_eq!(model.blocks[1].tcn.bn.num_batches_tracked, 0);
+    assert_eq!(be.download(&model.backbone.blocks[1].tcn.conv.weight.value), before);
+    assert_eq!(model.backbone.blocks[1].tcn.bn.num_batches_tracked, 0);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use leangcn::layers::params_of;
 use leangcn::model::init::InitRng;
 use leangcn::model::Stgcn;
 use leangcn::optim::Sgd;
-use leangcn::train::step::{train_step, LossBuffers, StepGraph};
+use leangcn::train::step::{train_step, StepGraph};
 use leangcn::train::TrainConfig;
 
 const DIMS: [usize; 5] = [8, 2, 32, 25, 3];
@@ -55,36 +55,14 @@ fn replayed_step_graphs_compute_exactly_the_eager_steps() {
     let (_, mut graphed, mut graphed_sgd) = setup(&be);
     let mut graph = StepGraph::new(&graphed);
     assert_eq!(graph.eager_reason(), None, "the tiny preset has no dropout");
-    let (mut eager_bufs, mut graphed_bufs) = (LossBuffers::new(&be), LossBuffers::new(&be));
     let mut x = be.zeros(DIMS.iter().product());
     let mut labels = be.upload_idx(&[0; DIMS[0]]);
     for (step, (host_x, host_labels)) in batches(cfg.model.num_classes, 6).iter().enumerate() {
         be.upload_into(host_x, &mut x);
         be.upload_idx_into(host_labels, &mut labels);
-        let a = train_step(
-            &be,
-            &mut eager,
-            &mut eager_sgd,
-            &mut eager_bufs,
-            &x,
-            &labels,
-            DIMS,
-            0.1,
-            0,
-        )
-        .unwrap();
+        let a = train_step(&be, &mut eager, &mut eager_sgd, &x, &labels, DIMS, 0.1, 0).unwrap();
         let b = graph
-            .step(
-                &be,
-                &mut graphed,
-                &mut graphed_sgd,
-                &mut graphed_bufs,
-                &x,
-                &labels,
-                DIMS,
-                0.1,
-                0,
-            )
+            .step(&be, &mut graphed, &mut graphed_sgd, &x, &labels, DIMS, 0.1, 0)
             .unwrap();
         assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "loss of step {step}");
         assert_eq!(a.logits, b.logits, "logits of step {step}");
@@ -99,7 +77,7 @@ fn replayed_step_graphs_compute_exactly_the_eager_steps() {
         assert_bits(&format!("parameter {i} after 6 steps"), b, a);
     }
     assert_eq!(
-        eager.blocks[0].gcn.bn.num_batches_tracked, graphed.blocks[0].gcn.bn.num_batches_tracked,
+        eager.backbone.blocks[0].gcn.bn.num_batches_tracked, graphed.backbone.blocks[0].gcn.bn.num_batches_tracked,
         "BN counters advance on replay"
     );
 }
@@ -113,23 +91,12 @@ fn a_short_run_tracks_the_cpu_loss_curve() {
     let (cfg, mut gpu_model, mut gpu_sgd) = setup(&be);
     let (_, mut cpu_model, mut cpu_sgd) = setup(&cpu);
     let mut graph = StepGraph::new(&gpu_model);
-    let (mut gpu_bufs, mut cpu_bufs) = (LossBuffers::new(&be), LossBuffers::new(&cpu));
     let (mut gpu_losses, mut cpu_losses) = (Vec::new(), Vec::new());
     for (x, labels) in batches(cfg.model.num_classes, 10) {
         let (gx, gl) = (be.upload(&x), be.upload_idx(&labels));
-        let g = graph.step(&be, &mut gpu_model, &mut gpu_sgd, &mut gpu_bufs, &gx, &gl, DIMS, 0.0, 0);
+        let g = graph.step(&be, &mut gpu_model, &mut gpu_sgd, &gx, &gl, DIMS, 0.0, 0);
         gpu_losses.push(g.unwrap().loss as f32);
-        let c = train_step(
-            &cpu,
-            &mut cpu_model,
-            &mut cpu_sgd,
-            &mut cpu_bufs,
-            &x,
-            &labels,
-            DIMS,
-            0.0,
-            0,
-        );
+        let c = train_step(&cpu, &mut cpu_model, &mut cpu_sgd, &x, &labels, DIMS, 0.0, 0);
         cpu_losses.push(c.unwrap().loss as f32);
     }
     println!("GPU losses {gpu_losses:?}\nCPU losses {cpu_losses:?}");

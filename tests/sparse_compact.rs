@@ -15,7 +15,7 @@ use leangcn::optim::Sgd;
 use leangcn::sparse::compact::{compact, mask_channels, plan_by_criterion, plan_from_masks, ChannelCriterion};
 use leangcn::sparse::lottery::{prune_by_magnitude, PruneScope};
 use leangcn::train::checkpoint::{load_checkpoint, CheckpointDir};
-use leangcn::train::step::{train_step, LossBuffers};
+use leangcn::train::step::train_step;
 use leangcn::train::trainer::{export_state, import_state, RunState};
 use leangcn::train::TrainConfig;
 
@@ -52,10 +52,9 @@ fn sgd(be: &Be, model: &mut Stgcn<Be>) -> Sgd<Be> {
 fn trained_model(be: &Be) -> Stgcn<Be> {
     let mut model = Stgcn::new(be, config(), 7).unwrap();
     let mut opt = sgd(be, &mut model);
-    let mut bufs = LossBuffers::new(be);
     for step in 0..3 {
         let (x, labels) = input(be, 100 + step);
-        train_step(be, &mut model, &mut opt, &mut bufs, &x, &labels, DIMS, 0.0, 0).unwrap();
+        train_step(be, &mut model, &mut opt, &x, &labels, DIMS, 0.0, 0).unwrap();
     }
     model
 }
@@ -123,6 +122,7 @@ fn compacted_model_matches_the_channel_masked_model() {
         let widths = small.config.widths.clone().expect("compacted widths");
         assert_eq!(widths.iter().map(|w| w.out).collect::<Vec<_>>(), [4, 4, 8, 8, 16, 16]);
         assert!(small
+            .backbone
             .blocks
             .iter()
             .all(|b| b.convs_ref().iter().all(|c| c.mask.is_none())));
@@ -133,12 +133,11 @@ fn compacted_model_matches_the_channel_masked_model() {
 
         // and trains
         let mut opt = sgd(&be, &mut small);
-        let mut bufs = LossBuffers::new(&be);
         let (x, labels) = input(&be, 5);
-        let before = be.download(&small.blocks[2].tcn.conv.weight.value);
-        let out = train_step(&be, &mut small, &mut opt, &mut bufs, &x, &labels, DIMS, 0.0, 0).unwrap();
+        let before = be.download(&small.backbone.blocks[2].tcn.conv.weight.value);
+        let out = train_step(&be, &mut small, &mut opt, &x, &labels, DIMS, 0.0, 0).unwrap();
         assert!(out.loss.is_finite());
-        assert_ne!(be.download(&small.blocks[2].tcn.conv.weight.value), before);
+        assert_ne!(be.download(&small.backbone.blocks[2].tcn.conv.weight.value), before);
     }
 }
 
@@ -150,6 +149,7 @@ fn compaction_keeps_unstructured_masks_and_drops_dead_channels() {
     let plan = plan_by_criterion(&be, &mut model, ChannelCriterion::L2, 0.75).unwrap();
     let mut small = compact(&be, &mut model, &plan).unwrap();
     assert!(small
+        .backbone
         .blocks
         .iter()
         .any(|b| b.convs_ref().iter().any(|c| c.mask.is_some())));

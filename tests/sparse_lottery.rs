@@ -27,7 +27,7 @@ fn global_rounds_prune_the_smallest_remaining_magnitudes() {
     assert!((s1 - 0.5).abs() < 1e-3, "round 1 sparsity {s1}");
     // every kept weight is at least as large as every pruned one
     let (mut kept_min, mut pruned_max) = (f64::INFINITY, 0.0f64);
-    for block in &m.blocks {
+    for block in &m.backbone.blocks {
         for conv in block.convs_ref() {
             let mask = &conv.mask.as_ref().unwrap().mask().value;
             for (w, k) in conv.weight.value.iter().zip(mask) {

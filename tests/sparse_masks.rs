@@ -71,7 +71,7 @@ fn global_threshold_prunes_the_target_fraction_of_the_backbone() {
     model.update_masks(&be);
     let mut kept = 0usize;
     let mut total = 0usize;
-    for block in &model.blocks {
+    for block in &model.backbone.blocks {
         for conv in block.convs_ref() {
             let mask = &conv.mask.as_ref().unwrap().mask().value;
             kept += mask.iter().filter(|&&m| m == 1.0).count();
@@ -88,7 +88,7 @@ fn global_threshold_prunes_the_target_fraction_of_the_backbone() {
     let mut model = Stgcn::new(&be, small(Some(spec)), 1).unwrap();
     model.set_sparsity(0.5);
     model.update_masks(&be);
-    for block in &model.blocks {
+    for block in &model.backbone.blocks {
         let masks: Vec<f64> = block
             .convs_ref()
             .iter()
@@ -109,7 +109,7 @@ fn residual_quirk_uses_threshold_zero() {
     let mut model = Stgcn::new(&be, small(Some(spec)), 1).unwrap();
     model.set_sparsity(0.0);
     model.update_masks(&be);
-    let block = &model.blocks[2]; // the down-sampling block has a residual conv
+    let block = &model.backbone.blocks[2]; // the down-sampling block has a residual conv
     let convs = block.convs_ref();
     assert_eq!(convs.len(), 3);
     let residual = convs[2];
@@ -160,7 +160,7 @@ fn fixed_mask_gradients_match_finite_differences() {
     let be = Be::new();
     let mut model = Stgcn::new(&be, small(None), 2).unwrap();
     let mut rng = InitRng::new(3);
-    for block in &mut model.blocks {
+    for block in &mut model.backbone.blocks {
         for (conv, _) in block.convs_mut() {
             let mask: Vec<f64> = (0..conv.weight.len())
                 .map(|_| if rng.uniform() < 0.3 { 0.0 } else { 1.0 })

@@ -165,6 +165,7 @@ impl ModelCost {
     pub fn of_model<B: Backend>(be: &B, model: &Stgcn<B>, clip_len: usize) -> Self {
         let mut cost = Self::of(&model.config, clip_len);
         let convs: Vec<&Conv<B>> = model
+            .backbone
             .blocks
             .iter()
             .flat_map(|b| b.convs_ref())

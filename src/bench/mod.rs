@@ -15,7 +15,7 @@ use crate::backend::{Backend, Scalar};
 use crate::layers::{params_of, DataDims};
 use crate::model::{Stgcn, StgcnConfig};
 use crate::optim::Sgd;
-use crate::train::step::{train_step, LossBuffers, StepGraph};
+use crate::train::step::{train_step, StepGraph};
 use crate::train::trainer::{export_state, import_state};
 use crate::train::TrainConfig;
 use crate::Result;
@@ -75,10 +75,9 @@ pub fn time_model<B: Backend>(
     let saved_state = export_state(be, model, &mut no_optimizer);
     let lens: Vec<usize> = params_of(model).into_iter().map(|(_, p)| p.len()).collect();
     let mut sgd = Sgd::new(be, train_cfg.sgd(), train_cfg.schedule(1_000_000), None, &lens);
-    let mut bufs = LossBuffers::new(be);
 
     for _ in 0..warmup {
-        train_step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        train_step(be, model, &mut sgd, &x, &labels, dims, 0.0, 0)?;
     }
     model.forward(be, &x, dims, true, 0)?;
     after_forward(model);
@@ -91,18 +90,18 @@ pub fn time_model<B: Backend>(
     let forward_seconds = t0.elapsed().as_secs_f64() / iters as f64;
     let t0 = Instant::now();
     for _ in 0..iters {
-        train_step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        train_step(be, model, &mut sgd, &x, &labels, dims, 0.0, 0)?;
     }
     be.synchronize();
     let step_seconds = t0.elapsed().as_secs_f64() / iters as f64;
     let mut graph = StepGraph::new(model);
     let graph_step_seconds = if graph.eager_reason().is_none() {
         // the first call records the graph (and runs it once)
-        graph.step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+        graph.step(be, model, &mut sgd, &x, &labels, dims, 0.0, 0)?;
         be.synchronize();
         let t0 = Instant::now();
         for _ in 0..iters {
-            graph.step(be, model, &mut sgd, &mut bufs, &x, &labels, dims, 0.0, 0)?;
+            graph.step(be, model, &mut sgd, &x, &labels, dims, 0.0, 0)?;
         }
         be.synchronize();
         Some(t0.elapsed().as_secs_f64() / iters as f64)

@@ -1,6 +1,7 @@
 //! `leangcn eval CHECKPOINT [CHECKPOINT...] [--weights 2,2,1,1]`: top-1/top-5 of one checkpoint, or
 //! of several streams (joint, bone, joint motion, bone motion) fused as PYSKL reports them, on the
-//! validation split in PYSKL's test pipeline (10 clips per sample, softmax averaged).
+//! validation split in PYSKL's test pipeline (10 clips per sample, softmax averaged). An assembly
+//! checkpoint predicts with its fused head only.
 
 use std::path::PathBuf;
 
@@ -8,11 +9,11 @@ use clap::Args;
 
 use crate::backend::select::{run_on, BackendChoice, BackendTask};
 use crate::backend::Backend;
-use crate::model::Stgcn;
 use crate::sparse::lottery::attach_fixed_masks;
 use crate::train::checkpoint::{load_checkpoint, NamedTensor};
 use crate::train::datasets::open_test_split;
 use crate::train::fusion::{clip_averaged_scores, fuse_streams, top1_top5};
+use crate::train::model::{build_model, set_sparsities};
 use crate::train::trainer::{import_state, RunState};
 use crate::{Error, Result};
 
@@ -54,13 +55,11 @@ impl BackendTask for Score {
         } = self.0;
         let cfg = &state.config;
         let (data, clips) = open_test_split(cfg)?;
-        let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
-        attach_fixed_masks(be, &mut model, &tensors);
-        import_state(be, &tensors, &mut model, None, &checkpoint)?;
-        if let Some(s) = cfg.sparsity {
-            model.set_sparsity(s.target);
-        }
-        let (scores, labels) = clip_averaged_scores(be, &mut model, data, clips, cfg.batch_size)?;
+        let mut model = build_model(be, cfg)?;
+        attach_fixed_masks(be, model.as_mut(), &tensors);
+        import_state(be, &tensors, model.as_mut(), None, &checkpoint)?;
+        set_sparsities(model.as_mut(), cfg, None);
+        let (scores, labels) = clip_averaged_scores(be, model.as_mut(), data, clips, cfg.batch_size)?;
         Ok((scores, labels, cfg.model.num_classes))
     }
 }

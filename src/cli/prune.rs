@@ -60,6 +60,12 @@ impl BackendTask for Prune {
     type Output = Pruned;
     fn run<B: Backend>(self, be: &B) -> Result<Self::Output> {
         let mut state = self.state;
+        if state.config.assembly.is_some() {
+            return Err(Error::format(
+                &self.checkpoint,
+                "is an assembly checkpoint: its experts keep the masks of their own sparsities; prune single models only",
+            ));
+        }
         let mut model = Stgcn::new(be, state.config.model.clone(), state.config.seed)?;
         attach_fixed_masks(be, &mut model, &self.tensors);
         import_state(be, &self.tensors, &mut model, None, &self.checkpoint)?;
@@ -79,7 +85,7 @@ impl BackendTask for Prune {
             }
         }
         // bake the masks into the weights and keep them as fixed masks (scores are training state)
-        for block in &mut model.blocks {
+        for block in &mut model.backbone.blocks {
             for (conv, _) in block.convs_mut() {
                 let Some(mask) = conv.mask.as_ref().map(|m| be.download(&m.mask().value)) else {
                     continue;

@@ -1,4 +1,4 @@
-//! `leangcn sweep --preset tiny --sparsity 0,0.6,0.8,0.95,0.99 [--lottery R] --out DIR`
+//! `leangcn sweep --preset tiny --sparsity 0,0.6,0.8,0.95,0.99 [--assemble] [--lottery R] --out DIR`
 
 use std::path::PathBuf;
 
@@ -21,6 +21,14 @@ pub struct SweepArgs {
     /// Also train lottery tickets with this many rounds of magnitude pruning each.
     #[arg(long)]
     lottery: Option<usize>,
+    /// Also train the multi-level sparsity assembly: one expert per nonzero sparsity, features
+    /// averaged into a shared head plus one auxiliary head per expert, gradient clipped to a global
+    /// norm of 45 unless `max_grad_norm` is set.
+    #[arg(long)]
+    assemble: bool,
+    /// Dense warm-up of the assembly's experts, as a fraction of the epochs (the reference: 0.8).
+    #[arg(long, default_value_t = crate::sparse::assembly::REFERENCE_WARMUP_FRACTION)]
+    assemble_warmup_fraction: f64,
     #[arg(long)]
     epochs: Option<usize>,
     /// Dense warm-up of the sparse generator, as a fraction of the epochs (the reference: 0.6).
@@ -61,6 +69,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
         sparsities: args.sparsity.clone(),
         lottery_rounds: args.lottery,
         warmup_fraction: args.warmup_fraction,
+        assemble: args.assemble,
+        assemble_warmup_fraction: args.assemble_warmup_fraction,
         out: args.out.clone(),
         quiet: args.quiet,
     };

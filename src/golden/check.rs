@@ -250,7 +250,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     let classes = cfg.model.num_classes;
 
     // Iteration 0: forward.
-    if let Some(block0) = model.blocks.first_mut() {
+    if let Some(block0) = model.backbone.blocks.first_mut() {
         block0.record = true;
     }
     let logits = model.forward(be, &x, cfg.dims, true, 0)?;
@@ -383,7 +383,7 @@ fn check_activations<B: Backend>(
         let ours = host(be, model.activation(0).expect("data stage output"));
         report.push("ref.act.data_bn", max_rel_error(&ours, &theirs), tol.tensors());
     }
-    for (i, block) in model.blocks.iter().enumerate() {
+    for (i, block) in model.backbone.blocks.iter().enumerate() {
         let name = format!("ref.act.block{i}");
         if let Some((_, theirs)) = file.tensor(&name) {
             let ours = host(be, model.activation(i + 1).expect("block output"));

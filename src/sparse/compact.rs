@@ -101,7 +101,7 @@ struct Structure {
 
 impl Structure {
     fn of<B: Backend>(model: &Stgcn<B>) -> Self {
-        let blocks: Vec<BlockPlan> = model.blocks.iter().map(|b| b.plan).collect();
+        let blocks: Vec<BlockPlan> = model.backbone.blocks.iter().map(|b| b.plan).collect();
         let mut segment = Vec::new();
         let mut pinned = Vec::new();
         for (i, b) in blocks.iter().enumerate() {
@@ -112,7 +112,7 @@ impl Structure {
         }
         Self {
             blocks,
-            subsets: model.blocks.iter().map(|b| b.gcn.k).collect(),
+            subsets: model.backbone.blocks.iter().map(|b| b.gcn.k).collect(),
             segment,
             pinned,
         }
@@ -338,7 +338,7 @@ impl HostState {
 fn named_convs_mut<B: Backend>(model: &mut Stgcn<B>) -> Vec<(String, &mut Conv<B>)> {
     let names = ["gcn.conv", "tcn.conv", "residual.conv"];
     let mut out = Vec::new();
-    for (i, block) in model.blocks.iter_mut().enumerate() {
+    for (i, block) in model.backbone.blocks.iter_mut().enumerate() {
         for ((conv, _), name) in block.convs_mut().into_iter().zip(names) {
             out.push((format!("backbone.gcn.{i}.{name}"), conv));
         }

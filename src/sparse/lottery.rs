@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Scalar};
-use crate::layers::{Conv, Entry};
-use crate::model::Stgcn;
+use crate::layers::{Conv, Entry, Module};
+use crate::model::Recognizer;
 
 /// Where the magnitude threshold is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,13 +20,23 @@ pub enum PruneScope {
     PerLayer,
 }
 
-/// The maskable convs of a model, in a fixed order.
-fn backbone_convs<B: Backend>(model: &mut Stgcn<B>) -> Vec<&mut Conv<B>> {
+/// The maskable convs of every backbone of a model with their `state_dict` prefixes, in a fixed order.
+fn named_convs<B: Backend>(model: &mut dyn Recognizer<B>) -> Vec<(String, &mut Conv<B>)> {
     model
-        .blocks
-        .iter_mut()
-        .flat_map(|b| b.convs_mut().into_iter().map(|(c, _)| c))
+        .backbones_mut()
+        .into_iter()
+        .flat_map(|(prefix, backbone)| {
+            backbone
+                .named_convs_mut()
+                .into_iter()
+                .map(move |(name, conv)| (format!("{prefix}.{name}"), conv))
+        })
         .collect()
+}
+
+/// The maskable convs of a model, in a fixed order.
+fn backbone_convs<B: Backend>(model: &mut dyn Recognizer<B>) -> Vec<&mut Conv<B>> {
+    named_convs(model).into_iter().map(|(_, c)| c).collect()
 }
 
 /// `|W ⊙ M|` of a conv (pruned weights count as 0, so they sort first).
@@ -52,8 +62,9 @@ fn pruned_count<B: Backend>(be: &B, conv: &Conv<B>) -> usize {
 }
 
 /// Prunes `fraction` of the weights that are still alive (by magnitude), fixing the masks: one round
-/// of iterative magnitude pruning. Returns the overall sparsity of the backbone convs afterwards.
-pub fn prune_by_magnitude<B: Backend>(be: &B, model: &mut Stgcn<B>, fraction: f64, scope: PruneScope) -> f64 {
+/// of iterative magnitude pruning over every backbone conv of the model. Returns the overall
+/// sparsity of the backbone convs afterwards.
+pub fn prune_by_magnitude<B: Backend>(be: &B, model: &mut dyn Recognizer<B>, fraction: f64, scope: PruneScope) -> f64 {
     let mut convs = backbone_convs(model);
     let groups: Vec<Vec<usize>> = match scope {
         PruneScope::Global => vec![(0..convs.len()).collect()],
@@ -89,11 +100,11 @@ pub fn prune_by_magnitude<B: Backend>(be: &B, model: &mut Stgcn<B>, fraction: f6
 /// an early iteration) while keeping the masks: the "rewind" step of a lottery ticket.
 pub fn rewind<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Module<B>,
     lookup: impl Fn(&str) -> Option<Vec<f64>>,
 ) -> crate::Result<usize> {
     let mut entries = Vec::new();
-    crate::layers::Module::entries(model, "", &mut entries);
+    model.entries("", &mut entries);
     let mut rewound = 0;
     // the rewound values of `name` (a tensor of `len` values), if the rewind point has them
     let rewound_values = |name: &str, len: usize| -> crate::Result<Option<B::Buf>> {
@@ -131,22 +142,19 @@ pub fn rewind<B: Backend>(
 /// model handed to a fresh one); returns how many convs were masked.
 pub fn attach_fixed_masks<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     tensors: &[crate::train::checkpoint::NamedTensor],
 ) -> usize {
     let mut attached = 0;
-    let names = ["gcn.conv", "tcn.conv", "residual.conv"];
-    for (i, block) in model.blocks.iter_mut().enumerate() {
-        for ((conv, _), name) in block.convs_mut().into_iter().zip(names) {
-            let key = format!("backbone.gcn.{i}.{name}.weight_mask");
-            if conv.mask.is_none() {
-                if let Some(t) = tensors
-                    .iter()
-                    .find(|t| t.name == key && t.data.len() == conv.weight.len())
-                {
-                    conv.set_fixed_mask(be, &t.data.to_f64());
-                    attached += 1;
-                }
+    for (name, conv) in named_convs(model) {
+        let key = format!("{name}.weight_mask");
+        if conv.mask.is_none() {
+            if let Some(t) = tensors
+                .iter()
+                .find(|t| t.name == key && t.data.len() == conv.weight.len())
+            {
+                conv.set_fixed_mask(be, &t.data.to_f64());
+                attached += 1;
             }
         }
     }
@@ -154,7 +162,7 @@ pub fn attach_fixed_masks<B: Backend>(
 }
 
 /// Fraction of backbone conv weights that are masked out.
-pub fn sparsity_of<B: Backend>(be: &B, model: &mut Stgcn<B>) -> f64 {
+pub fn sparsity_of<B: Backend>(be: &B, model: &mut dyn Recognizer<B>) -> f64 {
     let convs = backbone_convs(model);
     let total: usize = convs.iter().map(|c| c.weight.len()).sum();
     let pruned: usize = convs.iter().map(|c| pruned_count(be, c)).sum();
@@ -162,15 +170,13 @@ pub fn sparsity_of<B: Backend>(be: &B, model: &mut Stgcn<B>) -> f64 {
 }
 
 /// Per-conv density (kept fraction) with the conv's state_dict prefix, for reports.
-pub fn layer_densities<B: Backend>(be: &B, model: &mut Stgcn<B>) -> Vec<(String, usize, f64)> {
-    let mut out = Vec::new();
-    for (i, block) in model.blocks.iter_mut().enumerate() {
-        let names = ["gcn.conv", "tcn.conv", "residual.conv"];
-        for ((conv, _), name) in block.convs_mut().into_iter().zip(names) {
+pub fn layer_densities<B: Backend>(be: &B, model: &mut dyn Recognizer<B>) -> Vec<(String, usize, f64)> {
+    named_convs(model)
+        .into_iter()
+        .map(|(name, conv)| {
             let n = conv.weight.len();
             let kept = n - pruned_count(be, conv);
-            out.push((format!("backbone.gcn.{i}.{name}"), n, kept as f64 / n as f64));
-        }
-    }
-    out
+            (name, n, kept as f64 / n as f64)
+        })
+        .collect()
 }

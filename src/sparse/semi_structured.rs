@@ -13,7 +13,7 @@ pub fn prune_n_of_m<B: Backend>(be: &B, model: &mut Stgcn<B>, n: usize, m: usize
     if n == 0 || n > m {
         return Err(Error::config(format!("an N:M mask needs 1 <= N <= M, got {n}:{m}")));
     }
-    for block in &mut model.blocks {
+    for block in &mut model.backbone.blocks {
         for (conv, _) in block.convs_mut() {
             if matches!(conv.mask, Some(crate::layers::WeightMask::Learned { .. })) {
                 return Err(Error::config(

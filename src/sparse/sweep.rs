@@ -1,8 +1,9 @@
 //! The experiment runner behind `leangcn sweep`: trains the dense model and, for every sparsity, the
-//! sparse generator (learned masks) and optionally lottery tickets (iterative magnitude pruning with
-//! rewinding to initialisation), then writes a table (Markdown and CSV) of accuracy, kept
-//! parameters, effective FLOPs and training time, the per-layer mask densities, and a plot of
-//! accuracy against kept parameters.
+//! sparse generator (learned masks), optionally lottery tickets (iterative magnitude pruning with
+//! rewinding to initialisation) and optionally the multi-level sparsity assembly of one expert per
+//! nonzero sparsity, then writes a table (Markdown and CSV) of accuracy, kept parameters (both
+//! ways, see [`super::accounting`]), effective FLOPs and training time, the per-layer mask
+//! densities, and plots of accuracy against kept parameters.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,14 +11,17 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::lottery::{attach_fixed_masks, layer_densities, prune_by_magnitude, rewind, PruneScope};
+use super::accounting::measure;
+use super::assembly::{AssemblyConfig, REFERENCE_MAX_GRAD_NORM};
+use super::lottery::{attach_fixed_masks, prune_by_magnitude, rewind, PruneScope};
 use super::SparsitySchedule;
 use crate::backend::Backend;
-use crate::bench::count::ModelCost;
 use crate::data::ClipDataset;
 use crate::layers::{Entry, Module};
 use crate::model::{SparseSpec, Stgcn};
 use crate::train::checkpoint::{load_checkpoint, write_atomic, NamedTensor};
+use crate::train::model::{build_model, set_sparsities};
+use crate::train::plot::{plot_lines, Series};
 use crate::train::trainer::{export_state, import_state, train, RunOptions};
 use crate::train::TrainConfig;
 use crate::{Error, Result};
@@ -31,6 +35,10 @@ pub struct SweepOptions {
     /// Dense epochs before the generator's masks take effect, as a fraction of all epochs (the
     /// reference: 60 of 100).
     pub warmup_fraction: f64,
+    /// Also train the assembly of one expert per nonzero sparsity.
+    pub assemble: bool,
+    /// The assembly's dense warm-up as a fraction of the epochs (the reference: 80 of 100).
+    pub assemble_warmup_fraction: f64,
     pub out: PathBuf,
     pub quiet: bool,
 }
@@ -39,7 +47,11 @@ pub struct SweepOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepRow {
     pub method: String,
+    /// The target sparsity (an assembly: the fraction of its maskable weights that its experts'
+    /// targets mask out, their mean).
     pub sparsity: f64,
+    /// The experts' sparsities of an assembly (`0.6/0.8/...`), empty otherwise.
+    pub experts: String,
     pub top1: f64,
     pub top5: f64,
     /// Parameters of the deployed model: kept masked weights plus every unmasked parameter
@@ -49,7 +61,11 @@ pub struct SweepRow {
     /// Kept and total maskable conv weights (the paper's way of counting).
     pub kept_masked: usize,
     pub maskable: usize,
-    /// Forward multiply-adds per sample with pruned weights skipped, and dense.
+    /// Kept masked weights over one dense backbone's maskable weights (the paper's fraction), and
+    /// kept parameters over the dense single model's.
+    pub masked_of_dense: f64,
+    pub params_of_dense: f64,
+    /// Forward multiply-adds per sample of a prediction with pruned weights skipped, and dense.
     pub effective_macs: u64,
     pub dense_macs: u64,
     pub train_seconds: f64,
@@ -61,35 +77,7 @@ struct Densities {
     layers: Vec<(String, usize, f64)>,
 }
 
-/// What a trained model keeps.
-struct Measured {
-    kept_params: usize,
-    total_params: usize,
-    kept_masked: usize,
-    maskable: usize,
-    effective_macs: u64,
-    dense_macs: u64,
-    densities: Vec<(String, usize, f64)>,
-}
-
-/// Measures a trained model: parameters kept and total, effective and dense MACs, densities.
-fn measure<B: Backend>(be: &B, model: &mut Stgcn<B>, clip_len: usize) -> Measured {
-    let densities = layer_densities(be, model);
-    let maskable: usize = densities.iter().map(|d| d.1).sum();
-    let kept_masked: usize = densities.iter().map(|(_, n, d)| (*n as f64 * d).round() as usize).sum();
-    let cost = ModelCost::of_model(be, model, clip_len);
-    Measured {
-        kept_params: cost.kept_params() as usize,
-        total_params: cost.params() as usize,
-        kept_masked,
-        maskable,
-        effective_macs: cost.effective_macs(),
-        dense_macs: cost.macs(),
-        densities,
-    }
-}
-
-/// Trains one configuration in `dir` and measures it.
+/// Trains one configuration in `dir` and measures its final model with the masks it evaluates with.
 #[allow(clippy::too_many_arguments)]
 fn run_one<B: Backend>(
     be: &B,
@@ -116,25 +104,32 @@ fn run_one<B: Backend>(
         .last()
         .ok_or_else(|| Error::config("the sweep needs at least one epoch"))?;
     let (tensors, _) = load_checkpoint(&summary.final_checkpoint)?;
-    let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
+    let mut model = build_model(be, cfg)?;
     if let Some(init) = &init_state {
-        attach_fixed_masks(be, &mut model, init);
+        attach_fixed_masks(be, model.as_mut(), init);
     }
-    import_state(be, &tensors, &mut model, None, &summary.final_checkpoint)?;
-    if let Some(s) = &cfg.sparsity {
-        model.set_sparsity(s.target);
-        model.update_masks(be);
+    import_state(be, &tensors, model.as_mut(), None, &summary.final_checkpoint)?;
+    set_sparsities(model.as_mut(), cfg, None);
+    for (_, backbone) in model.backbones_mut() {
+        backbone.update_masks(be);
     }
-    let m = measure(be, &mut model, cfg.clip_len);
+    let m = measure(be, model.as_mut(), cfg.clip_len);
+    let experts = cfg.assembly.as_ref().map_or(String::new(), |a| {
+        let levels: Vec<String> = a.targets().iter().map(f64::to_string).collect();
+        levels.join("/")
+    });
     let row = SweepRow {
         method: method.to_string(),
         sparsity,
+        experts,
         top1: last.val_top1,
         top5: last.val_top5,
-        kept_params: m.kept_params,
-        total_params: m.total_params,
-        kept_masked: m.kept_masked,
-        maskable: m.maskable,
+        kept_params: m.params.kept_params,
+        total_params: m.params.total_params,
+        kept_masked: m.params.kept_masked,
+        maskable: m.params.maskable,
+        masked_of_dense: m.params.masked_fraction(),
+        params_of_dense: m.params.params_fraction(),
         effective_macs: m.effective_macs,
         dense_macs: m.dense_macs,
         train_seconds: summary.metrics.iter().map(|m| m.seconds).sum(),
@@ -147,10 +142,15 @@ fn run_one<B: Backend>(
             row.total_params
         );
     }
+    let label = if row.experts.is_empty() {
+        format!("{method} {sparsity}")
+    } else {
+        format!("{method} {}", row.experts)
+    };
     Ok((
         row,
         Densities {
-            label: format!("{method} {sparsity}"),
+            label,
             layers: m.densities,
         },
         tensors,
@@ -163,11 +163,21 @@ pub fn run_sweep<B: Backend>(
     opts: &SweepOptions,
     data: (Arc<dyn ClipDataset>, Arc<dyn ClipDataset>),
 ) -> Result<Vec<SweepRow>> {
+    if let Some(s) = opts.sparsities.iter().find(|s| !(0.0..1.0).contains(*s)) {
+        return Err(Error::config(format!("sparsity {s} outside [0, 1)")));
+    }
+    let levels: Vec<f64> = opts.sparsities.iter().copied().filter(|&s| s > 0.0).collect();
+    if opts.assemble && levels.is_empty() {
+        return Err(Error::config(
+            "--assemble needs at least one nonzero sparsity (one expert per level)",
+        ));
+    }
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let mut rows = Vec::new();
     let mut densities = Vec::new();
     let mut dense_final: Option<Vec<NamedTensor>> = None;
     let needs_dense = opts.sparsities.contains(&0.0) || opts.lottery_rounds.is_some();
+    let warmup = |fraction: f64| (fraction * opts.base.epochs as f64).floor() as usize;
     if needs_dense {
         let mut cfg = opts.base.clone();
         cfg.model.sparse = None;
@@ -188,15 +198,12 @@ pub fn run_sweep<B: Backend>(
         }
         dense_final = Some(tensors);
     }
-    for &s in opts.sparsities.iter().filter(|&&s| s > 0.0) {
-        if !(0.0..1.0).contains(&s) {
-            return Err(Error::config(format!("sparsity {s} outside [0, 1)")));
-        }
+    for &s in &levels {
         let mut cfg = opts.base.clone();
         cfg.model.sparse = Some(SparseSpec::default());
         cfg.sparsity = Some(SparsitySchedule {
             target: s,
-            warmup_epochs: (opts.warmup_fraction * cfg.epochs as f64).floor() as usize,
+            warmup_epochs: warmup(opts.warmup_fraction),
             ramp: false,
         });
         let (row, d, _) = run_one(
@@ -213,87 +220,127 @@ pub fn run_sweep<B: Backend>(
         densities.push(d);
 
         if let (Some(rounds), Some(dense)) = (opts.lottery_rounds, &dense_final) {
-            let mut cfg = opts.base.clone();
-            cfg.model.sparse = None;
-            cfg.sparsity = None;
-            // prune a fraction q of the survivors per round so that `rounds` rounds reach s
-            let q = 1.0 - (1.0 - s).powf(1.0 / rounds.max(1) as f64);
-            let mut trained = dense.clone();
-            let mut last = None;
-            for round in 1..=rounds.max(1) {
-                let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
-                attach_fixed_masks(be, &mut model, &trained);
-                import_state(be, &trained, &mut model, None, &opts.out)?;
-                prune_by_magnitude(be, &mut model, q, PruneScope::Global);
-                // rewind the survivors to their initial values (a fresh model of the same seed)
-                let mut fresh = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
-                let init: Vec<(String, Vec<f64>)> = {
-                    let mut entries = Vec::new();
-                    fresh.entries("", &mut entries);
-                    entries
-                        .into_iter()
-                        .filter_map(|e| match e {
-                            Entry::Param(n, p) => Some((
-                                n,
-                                be.download(&p.value)
-                                    .into_iter()
-                                    .map(crate::backend::Scalar::as_f64)
-                                    .collect(),
-                            )),
-                            _ => None,
-                        })
-                        .collect()
-                };
-                rewind(be, &mut model, |name| {
-                    init.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-                })?;
-                let mut scratch = crate::optim::Sgd::new(be, cfg.sgd(), cfg.schedule(1), None, &[]);
-                let state = export_state(be, &mut model, &mut scratch);
-                let dir = opts.out.join(format!("lottery-{s}-round{round}"));
-                let (row, d, tensors) = run_one(be, &cfg, data.clone(), &dir, Some(state), "lottery", s, opts.quiet)?;
-                trained = tensors;
-                last = Some((row, d));
-            }
-            if let Some((row, d)) = last {
-                rows.push(row);
-                densities.push(d);
-            }
+            let (row, d) = lottery_ticket(be, opts, data.clone(), dense, s, rounds)?;
+            rows.push(row);
+            densities.push(d);
         }
+    }
+    if opts.assemble {
+        let mut cfg = opts.base.clone();
+        cfg.model.sparse = Some(SparseSpec::default());
+        cfg.sparsity = None;
+        cfg.assembly = Some(AssemblyConfig::levels(&levels, warmup(opts.assemble_warmup_fraction)));
+        cfg.max_grad_norm = cfg.max_grad_norm.or(Some(REFERENCE_MAX_GRAD_NORM));
+        let mean_sparsity = levels.iter().sum::<f64>() / levels.len() as f64;
+        let (row, d, _) = run_one(
+            be,
+            &cfg,
+            data.clone(),
+            &opts.out.join("assembly"),
+            None,
+            "assembly",
+            mean_sparsity,
+            opts.quiet,
+        )?;
+        rows.push(row);
+        densities.push(d);
     }
     write_outputs(opts, &rows, &densities)?;
     Ok(rows)
 }
 
+/// A lottery ticket at sparsity `s`: `rounds` rounds of global magnitude pruning from the trained
+/// dense model, each rewinding the survivors to initialisation and retraining.
+fn lottery_ticket<B: Backend>(
+    be: &B,
+    opts: &SweepOptions,
+    data: (Arc<dyn ClipDataset>, Arc<dyn ClipDataset>),
+    dense: &[NamedTensor],
+    s: f64,
+    rounds: usize,
+) -> Result<(SweepRow, Densities)> {
+    let mut cfg = opts.base.clone();
+    cfg.model.sparse = None;
+    cfg.sparsity = None;
+    // prune a fraction q of the survivors per round so that `rounds` rounds reach s
+    let q = 1.0 - (1.0 - s).powf(1.0 / rounds.max(1) as f64);
+    let mut trained = dense.to_vec();
+    let mut last = None;
+    for round in 1..=rounds.max(1) {
+        let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
+        attach_fixed_masks(be, &mut model, &trained);
+        import_state(be, &trained, &mut model, None, &opts.out)?;
+        prune_by_magnitude(be, &mut model, q, PruneScope::Global);
+        // rewind the survivors to their initial values (a fresh model of the same seed)
+        let mut fresh = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
+        let init: Vec<(String, Vec<f64>)> = {
+            let mut entries = Vec::new();
+            fresh.entries("", &mut entries);
+            entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    Entry::Param(n, p) => Some((
+                        n,
+                        be.download(&p.value)
+                            .into_iter()
+                            .map(crate::backend::Scalar::as_f64)
+                            .collect(),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        };
+        rewind(be, &mut model, |name| {
+            init.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        })?;
+        let mut scratch = crate::optim::Sgd::new(be, cfg.sgd(), cfg.schedule(1), None, &[]);
+        let state = export_state(be, &mut model, &mut scratch);
+        let dir = opts.out.join(format!("lottery-{s}-round{round}"));
+        let (row, d, tensors) = run_one(be, &cfg, data.clone(), &dir, Some(state), "lottery", s, opts.quiet)?;
+        trained = tensors;
+        last = Some((row, d));
+    }
+    Ok(last.expect("at least one round"))
+}
+
 fn write_outputs(opts: &SweepOptions, rows: &[SweepRow], densities: &[Densities]) -> Result<()> {
-    let mut csv = String::from("method,sparsity,top1,top5,kept_params,total_params,kept_masked,maskable,effective_macs,dense_macs,train_seconds\n");
-    let mut md = String::from("| method | sparsity | top-1 % | top-5 % | kept params | of total | kept masked weights | effective GFLOP / sample | training s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut csv = String::from("method,sparsity,experts,top1,top5,kept_params,total_params,kept_masked,maskable,masked_of_dense,params_of_dense,effective_macs,dense_macs,train_seconds\n");
+    let mut md = String::from("| method | sparsity | top-1 % | top-5 % | kept params | of dense params | kept masked weights | of dense masked | effective GFLOP / sample | training s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let _ = writeln!(
             csv,
-            "{},{},{:.6},{:.6},{},{},{},{},{},{},{:.3}",
+            "{},{},{},{:.6},{:.6},{},{},{},{},{:.6},{:.6},{},{},{:.3}",
             r.method,
             r.sparsity,
+            r.experts,
             r.top1,
             r.top5,
             r.kept_params,
             r.total_params,
             r.kept_masked,
             r.maskable,
+            r.masked_of_dense,
+            r.params_of_dense,
             r.effective_macs,
             r.dense_macs,
             r.train_seconds
         );
+        let sparsity = if r.experts.is_empty() {
+            r.sparsity.to_string()
+        } else {
+            r.experts.clone()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.2} | {} | {:.1}% | {} of {} | {:.3} | {:.1} |",
+            "| {} | {sparsity} | {:.2} | {:.2} | {} | {:.1}% | {} of {} | {:.1}% | {:.4} | {:.1} |",
             r.method,
-            r.sparsity,
             100.0 * r.top1,
             100.0 * r.top5,
             r.kept_params,
-            100.0 * r.kept_params as f64 / r.total_params.max(1) as f64,
+            100.0 * r.params_of_dense,
             r.kept_masked,
             r.maskable,
+            100.0 * r.masked_of_dense,
             2.0 * r.effective_macs as f64 / 1e9,
             r.train_seconds
         );
@@ -307,9 +354,28 @@ fn write_outputs(opts: &SweepOptions, rows: &[SweepRow], densities: &[Densities]
         }
     }
     write_atomic(&opts.out.join("densities.csv"), dens.as_bytes())?;
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    plot_lines(
+        "accuracy against kept parameters (all)",
+        "kept parameters",
+        "validation top-1 %",
+        &accuracy_series(rows, |r| r.kept_params as f64),
+        &opts.out.join("accuracy_vs_params.svg"),
+    )?;
+    plot_lines(
+        "accuracy against kept masked weights",
+        "kept masked weights, % of one dense backbone",
+        "validation top-1 %",
+        &accuracy_series(rows, |r| 100.0 * r.masked_of_dense),
+        &opts.out.join("accuracy_vs_masked.svg"),
+    )
+}
+
+/// Top-1 against `x` per method; each pruning method's line starts at the dense point (the
+/// assembly stays a point of its own).
+fn accuracy_series(rows: &[SweepRow], x: impl Fn(&SweepRow) -> f64) -> Vec<Series> {
+    let mut series: Vec<Series> = Vec::new();
     for r in rows {
-        let point = (r.kept_params as f64, 100.0 * r.top1);
+        let point = (x(r), 100.0 * r.top1);
         match series.iter_mut().find(|(name, _)| *name == r.method) {
             Some((_, pts)) => pts.push(point),
             None => series.push((r.method.clone(), vec![point])),
@@ -317,17 +383,11 @@ fn write_outputs(opts: &SweepOptions, rows: &[SweepRow], densities: &[Densities]
     }
     if let Some((_, dense)) = series.iter().find(|(n, _)| n == "dense").cloned() {
         for (name, pts) in series.iter_mut() {
-            if name != "dense" {
+            if name != "dense" && name != "assembly" {
                 pts.extend(dense.iter().copied());
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
         }
     }
-    crate::train::plot::plot_lines(
-        "accuracy against kept parameters",
-        "kept parameters",
-        "validation top-1 %",
-        &series,
-        &opts.out.join("accuracy_vs_params.svg"),
-    )
+    series
 }

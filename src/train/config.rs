@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{CosineSchedule, SgdHyper};
 use crate::model::StgcnConfig;
-use crate::sparse::SparsitySchedule;
+use crate::sparse::{AssemblyConfig, SparsitySchedule};
 use crate::{Error, Result};
 
 /// Where training clips come from.
@@ -69,6 +69,9 @@ pub struct TrainConfig {
     /// Learned-mask sparsity over epochs (the sparse generator; needs `model.sparse`). Evaluation
     /// always uses the target, as the reference does.
     pub sparsity: Option<SparsitySchedule>,
+    /// Train the multi-level sparsity assembly instead of one model: one backbone per expert, each
+    /// with its own sparsity schedule (needs `model.sparse`; replaces `sparsity`).
+    pub assembly: Option<AssemblyConfig>,
 }
 
 impl Default for TrainConfig {
@@ -106,6 +109,7 @@ impl TrainConfig {
             checkpoint_every: 0,
             keep_checkpoints: 2,
             sparsity: None,
+            assembly: None,
         };
         match name {
             "stgcn" => Ok(stgcn),
@@ -212,12 +216,33 @@ impl TrainConfig {
             }
             _ => {}
         }
+        if let Some(assembly) = &self.assembly {
+            assembly.validate()?;
+            if self.model.sparse.is_none() {
+                return Err(Error::config(
+                    "an assembly's experts need learned masks: set [model.sparse] (e.g. scope = \"global\")",
+                ));
+            }
+            if self.sparsity.is_some() {
+                return Err(Error::config(
+                    "an assembly's experts carry their own schedules in assembly.experts: remove [sparsity]",
+                ));
+            }
+        }
         if let Some(norm) = self.max_grad_norm {
             if norm.is_nan() || norm <= 0.0 {
                 return Err(Error::config(format!("max_grad_norm must be positive, got {norm}")));
             }
         }
         Ok(())
+    }
+
+    /// The sparsity schedule of each backbone: one per assembly expert, or the single model's.
+    pub fn backbone_schedules(&self) -> Vec<SparsitySchedule> {
+        match &self.assembly {
+            Some(a) => a.experts.clone(),
+            None => self.sparsity.into_iter().collect(),
+        }
     }
 
     pub fn sgd(&self) -> SgdHyper {
@@ -300,6 +325,25 @@ mod tests {
         cfg.model.widths = Some(widths);
         cfg.validate().unwrap();
         assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml()).unwrap(), cfg);
+    }
+
+    #[test]
+    fn assembly_from_toml_and_its_errors() {
+        let text = "preset = \"tiny\"\n[model.sparse]\n[assembly]\nexperts = [{ target = 0.6, warmup_epochs = 2 }, { target = 0.9 }]\n";
+        let cfg = TrainConfig::from_toml_str(text).unwrap();
+        cfg.validate().unwrap();
+        let schedules = cfg.backbone_schedules();
+        assert_eq!(schedules.len(), 2);
+        assert_eq!((schedules[0].target, schedules[0].warmup_epochs), (0.6, 2));
+        assert_eq!((schedules[1].target, schedules[1].warmup_epochs), (0.9, 0));
+        assert_eq!(TrainConfig::from_toml_str(&cfg.to_toml()).unwrap(), cfg);
+        let dense =
+            TrainConfig::from_toml_str("preset = \"tiny\"\n[assembly]\nexperts = [{ target = 0.6 }]\n").unwrap();
+        let err = dense.validate().unwrap_err().to_string();
+        assert!(err.contains("need learned masks"), "{err}");
+        let bad = TrainConfig::from_toml_str(&text.replace("0.9", "1.5")).unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("assembly.experts[1].target"), "{err}");
     }
 
     #[test]

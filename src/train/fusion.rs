@@ -8,19 +8,19 @@ use super::step::{eval_logits, BatchBuffers};
 use crate::backend::Backend;
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
-use crate::model::Stgcn;
+use crate::model::Recognizer;
 use crate::{Error, Result};
 
 /// Clip-averaged class probabilities `[samples, classes]` and the labels, for a dataset whose
 /// consecutive groups of `clips` items are the clips of one sample.
 pub fn clip_averaged_scores<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     data: Arc<dyn ClipDataset>,
     clips: usize,
     batch_size: usize,
 ) -> Result<(Vec<f64>, Vec<u32>)> {
-    let classes = model.config.num_classes;
+    let classes = model.config().num_classes;
     // whole samples per batch, so a sample's clips never straddle two batches
     let batch = (batch_size / clips).max(1) * clips;
     let loader = BatchLoader::new(data, batch, false, false, 0, 0);

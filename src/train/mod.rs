@@ -7,6 +7,7 @@ pub mod datasets;
 pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
+pub mod model;
 pub mod plot;
 pub mod progress;
 pub mod step;

@@ -1,9 +1,10 @@
 //! One training step and one evaluation pass, independent of where the data comes from.
 
 use crate::backend::{Backend, Scalar};
-use crate::layers::{params_of, Entry, Module};
+use crate::layers::{params_of, Entry};
+use crate::model::recognizer::{zero_grad, Objective};
 use crate::model::stgcn::DataDims;
-use crate::model::Stgcn;
+use crate::model::Recognizer;
 use crate::nvtx;
 use crate::optim::Sgd;
 use crate::Result;
@@ -15,89 +16,51 @@ pub struct StepOutput {
     pub logits: Vec<f64>,
 }
 
-/// Buffers reused across steps for the loss and its gradient.
-pub struct LossBuffers<B: Backend> {
-    loss: B::Buf,
-    dlogits: B::Buf,
-}
-
-impl<B: Backend> LossBuffers<B> {
-    pub fn new(be: &B) -> Self {
-        Self {
-            loss: be.zeros(1),
-            dlogits: be.zeros(0),
-        }
-    }
-}
-
 /// Forward, loss, backward and an optimizer step on one batch. `seed` draws this step's dropout.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     sgd: &mut Sgd<B>,
-    bufs: &mut LossBuffers<B>,
     x: &B::Buf,
     labels: &B::IdxBuf,
     dims: DataDims,
     label_smoothing: f64,
     seed: u64,
 ) -> Result<StepOutput> {
-    let logits = step_ops(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed)?;
-    step_output(be, bufs, &logits)
+    let out = step_ops(be, model, sgd, x, labels, dims, label_smoothing, seed)?;
+    step_output(be, &out)
 }
 
-/// The device work of a step, with no read-back: what a step graph records. Returns the logits.
+/// The device work of a step, with no read-back: what a step graph records.
 #[allow(clippy::too_many_arguments)]
 fn step_ops<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     sgd: &mut Sgd<B>,
-    bufs: &mut LossBuffers<B>,
     x: &B::Buf,
     labels: &B::IdxBuf,
     dims: DataDims,
     label_smoothing: f64,
     seed: u64,
-) -> Result<B::Buf> {
-    let n = dims[0];
-    let classes = model.config.num_classes;
+) -> Result<Objective<B>> {
     let _step = nvtx::range(|| "train_step".into());
-    model.zero_grad(be);
-    let logits = {
-        let _r = nvtx::range(|| "forward".into());
-        model.forward(be, x, dims, true, seed)?
-    };
-    if be.buf_len(&bufs.dlogits) != n * classes {
-        bufs.dlogits = be.zeros(n * classes);
-    }
-    be.cross_entropy(
-        n,
-        classes,
-        &logits,
-        labels,
-        label_smoothing,
-        &mut bufs.loss,
-        &mut bufs.dlogits,
-    );
-    {
-        let _r = nvtx::range(|| "backward".into());
-        model.backward(be, &bufs.dlogits);
-    }
+    zero_grad(be, model);
+    let out = model.objective(be, x, labels, dims, label_smoothing, seed)?;
     {
         let _r = nvtx::range(|| "optimizer".into());
         let mut params: Vec<_> = params_of(model).into_iter().map(|(_, p)| p).collect();
         sgd.step(be, &mut params);
     }
-    Ok(logits)
+    Ok(out)
 }
 
 /// Checks the step's ops and reads its loss and logits back.
-fn step_output<B: Backend>(be: &B, bufs: &LossBuffers<B>, logits: &B::Buf) -> Result<StepOutput> {
+fn step_output<B: Backend>(be: &B, out: &Objective<B>) -> Result<StepOutput> {
     be.check()?;
     Ok(StepOutput {
-        loss: be.download(&bufs.loss)[0].as_f64(),
-        logits: be.download(logits).into_iter().map(Scalar::as_f64).collect(),
+        loss: be.download(&out.loss)[0].as_f64(),
+        logits: be.download(&out.logits).into_iter().map(Scalar::as_f64).collect(),
     })
 }
 
@@ -119,13 +82,14 @@ pub struct StepGraph<B: Backend> {
 struct Recorded<B: Backend> {
     graph: B::Graph,
     dims: DataDims,
-    /// The logits buffer the graph writes (allocated during recording, valid from replay to replay).
-    logits: B::Buf,
+    /// The loss and logits buffers the graph writes (allocated during recording, valid from replay
+    /// to replay).
+    out: Objective<B>,
 }
 
 impl<B: Backend> StepGraph<B> {
-    pub fn new(model: &Stgcn<B>) -> Self {
-        let cfg = &model.config;
+    pub fn new(model: &dyn Recognizer<B>) -> Self {
+        let cfg = model.config();
         let eager_reason = if !B::ON_DEVICE {
             Some("this backend has no graphs".to_string())
         } else if std::env::var("LEANGCN_CUDA_GRAPH").is_ok_and(|v| v == "0") {
@@ -161,9 +125,8 @@ impl<B: Backend> StepGraph<B> {
     pub fn step(
         &mut self,
         be: &B,
-        model: &mut Stgcn<B>,
+        model: &mut dyn Recognizer<B>,
         sgd: &mut Sgd<B>,
-        bufs: &mut LossBuffers<B>,
         x: &B::Buf,
         labels: &B::IdxBuf,
         dims: DataDims,
@@ -177,25 +140,27 @@ impl<B: Backend> StepGraph<B> {
                 be.replay(&r.graph);
                 sgd.count_replayed_step();
                 count_replayed_batch(model);
-                return step_output(be, bufs, &r.logits);
+                return step_output(be, &r.out);
             }
             // an odd batch (an epoch's last) runs eagerly, keeping the graph of the usual one
             Some(_) => false,
             None => {
                 graphed && {
                     // compressed weights of changed fixed masks are built now: a recording cannot read back
-                    model.prepare_fixed_masks(be);
+                    for (_, backbone) in model.backbones_mut() {
+                        backbone.prepare_fixed_masks(be);
+                    }
                     be.begin_capture()
                 }
             }
         };
         if !record {
             be.check()?;
-            return train_step(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);
+            return train_step(be, model, sgd, x, labels, dims, label_smoothing, seed);
         }
-        let recorded = step_ops(be, model, sgd, bufs, x, labels, dims, label_smoothing, seed);
+        let recorded = step_ops(be, model, sgd, x, labels, dims, label_smoothing, seed);
         let graph = be.end_capture();
-        let logits = recorded?;
+        let out = recorded?;
         be.check()?;
         let Some(graph) = graph else {
             return Err(crate::Error::Cuda(
@@ -204,14 +169,14 @@ impl<B: Backend> StepGraph<B> {
         };
         // recording ran nothing: this step's work is the first replay
         be.replay(&graph);
-        let out = step_output(be, bufs, &logits)?;
-        self.recorded = Some(Recorded { graph, dims, logits });
-        Ok(out)
+        let host = step_output(be, &out)?;
+        self.recorded = Some(Recorded { graph, dims, out });
+        Ok(host)
     }
 }
 
 /// Advances every `num_batches_tracked` counter as a training-mode forward would have.
-fn count_replayed_batch<B: Backend>(model: &mut Stgcn<B>) {
+fn count_replayed_batch<B: Backend>(model: &mut dyn Recognizer<B>) {
     let mut entries = Vec::new();
     model.entries("", &mut entries);
     for entry in entries {
@@ -262,9 +227,9 @@ impl<B: Backend> BatchBuffers<B> {
     }
 }
 
-/// Evaluation-mode logits for one batch.
-pub fn eval_logits<B: Backend>(be: &B, model: &mut Stgcn<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
-    let logits = model.forward(be, x, dims, false, 0)?;
+/// Evaluation-mode prediction logits for one batch (an assembly's: its fused head).
+pub fn eval_logits<B: Backend>(be: &B, model: &mut dyn Recognizer<B>, x: &B::Buf, dims: DataDims) -> Result<Vec<f64>> {
+    let logits = model.logits(be, x, dims, false, 0)?;
     be.check()?;
     Ok(be.download(&logits).into_iter().map(Scalar::as_f64).collect())
 }

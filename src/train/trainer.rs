@@ -14,13 +14,14 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{CheckpointDir, NamedTensor, TensorData};
 use super::config::TrainConfig;
 use super::metrics::{topk_correct, EpochMetrics, MetricsLog};
+use super::model::{build_model, set_sparsities};
 use super::progress::EpochProgress;
-use super::step::{cross_entropy_host, eval_logits, BatchBuffers, LossBuffers, StepGraph};
+use super::step::{cross_entropy_host, eval_logits, BatchBuffers, StepGraph};
 use crate::backend::{Backend, Scalar};
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
-use crate::layers::{load_state, params_of, Entry, Module};
-use crate::model::Stgcn;
+use crate::layers::{load_state, params_of, Entry};
+use crate::model::Recognizer;
 use crate::nvtx;
 use crate::optim::Sgd;
 use crate::{Error, Result};
@@ -64,8 +65,9 @@ pub struct Summary {
     pub final_checkpoint: PathBuf,
 }
 
-/// The model's state and the optimizer's momentum as named tensors.
-pub fn export_state<B: Backend>(be: &B, model: &mut Stgcn<B>, sgd: &mut Sgd<B>) -> Vec<NamedTensor> {
+/// The model's state (weights, buffers, every expert's scores and masks) and the optimizer's
+/// momentum as named tensors.
+pub fn export_state<B: Backend>(be: &B, model: &mut dyn Recognizer<B>, sgd: &mut Sgd<B>) -> Vec<NamedTensor> {
     let to_data = |buf: &B::Buf| {
         let host = be.download(buf);
         if B::Elem::NAME == "f64" {
@@ -102,7 +104,7 @@ pub fn export_state<B: Backend>(be: &B, model: &mut Stgcn<B>, sgd: &mut Sgd<B>) 
 pub fn import_state<B: Backend>(
     be: &B,
     tensors: &[NamedTensor],
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     sgd: Option<&mut Sgd<B>>,
     origin: &Path,
 ) -> Result<()> {
@@ -134,16 +136,17 @@ pub fn import_state<B: Backend>(
     Ok(())
 }
 
-/// Top-1/top-5 accuracy and loss of `model` on a dataset, in evaluation mode.
+/// Top-1/top-5 accuracy and loss of `model`'s prediction (an assembly's fused head) on a dataset,
+/// in evaluation mode.
 pub fn evaluate<B: Backend>(
     be: &B,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     data: Arc<dyn ClipDataset>,
     batch_size: usize,
     workers: usize,
 ) -> Result<(f64, f64, f64)> {
     let loader = BatchLoader::new(data.clone(), batch_size, false, false, 0, workers);
-    let classes = model.config.num_classes;
+    let classes = model.config().num_classes;
     let (mut loss, mut top1, mut top5, mut seen) = (0.0, 0usize, 0usize, 0usize);
     let mut inputs = BatchBuffers::default();
     for batch in loader.epoch(0, 0) {
@@ -184,12 +187,13 @@ pub fn train<B: Backend>(
             cfg.batch_size
         )));
     }
-    let mut model = Stgcn::new(be, cfg.model.clone(), cfg.seed)?;
+    let mut model = build_model(be, cfg)?;
+    let model = model.as_mut();
     if let Some(init) = &opts.init_state {
-        crate::sparse::lottery::attach_fixed_masks(be, &mut model, init);
-        import_state(be, init, &mut model, None, &opts.run_dir)?;
+        crate::sparse::lottery::attach_fixed_masks(be, model, init);
+        import_state(be, init, model, None, &opts.run_dir)?;
     }
-    let lens: Vec<usize> = params_of(&mut model).into_iter().map(|(_, p)| p.len()).collect();
+    let lens: Vec<usize> = params_of(model).into_iter().map(|(_, p)| p.len()).collect();
     let mut sgd = Sgd::new(be, cfg.sgd(), cfg.schedule(iters), cfg.max_grad_norm, &lens);
     let ckpts = CheckpointDir::new(&opts.run_dir.join("checkpoints"), cfg.keep_checkpoints.max(1))?;
     let metrics_path = opts.run_dir.join("metrics.jsonl");
@@ -218,7 +222,7 @@ pub fn train<B: Backend>(
                     path.display()
                 )));
             }
-            import_state(be, &tensors, &mut model, Some(&mut sgd), &path)?;
+            import_state(be, &tensors, model, Some(&mut sgd), &path)?;
             sgd.set_steps_taken(be, saved.step);
             state = saved;
             if !opts.quiet {
@@ -236,9 +240,8 @@ pub fn train<B: Backend>(
     let mut metrics_log = MetricsLog::open(&metrics_path, state.epoch)?;
     let interrupted = super::interrupt::install();
     let classes = cfg.model.num_classes;
-    let mut bufs = LossBuffers::new(be);
     let mut inputs = BatchBuffers::default();
-    let mut step_graph = StepGraph::new(&model);
+    let mut step_graph = StepGraph::new(model);
     if let (true, Some(why), false) = (B::ON_DEVICE, step_graph.eager_reason(), opts.quiet) {
         eprintln!("training steps run without a step graph: {why}");
     }
@@ -246,10 +249,8 @@ pub fn train<B: Backend>(
 
     while state.epoch < cfg.epochs {
         let epoch = state.epoch;
-        if let Some(schedule) = &cfg.sparsity {
-            model.set_sparsity(schedule.at_epoch(epoch, cfg.epochs));
-        }
-        // the masks' threshold rank is part of a recorded step
+        set_sparsities(model, cfg, Some(epoch));
+        // the masks' threshold ranks are part of a recorded step
         step_graph.invalidate();
         let mut progress = EpochProgress::new(epoch, cfg.epochs, iters, opts.quiet);
         let started = Instant::now();
@@ -266,9 +267,8 @@ pub fn train<B: Backend>(
             };
             let out = step_graph.step(
                 be,
-                &mut model,
+                model,
                 &mut sgd,
-                &mut bufs,
                 x,
                 labels,
                 batch.dims(),
@@ -300,7 +300,7 @@ pub fn train<B: Backend>(
             let stop_here = opts.max_steps.is_some_and(|m| state.step >= m);
             let periodic = cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every as u64 == 0;
             if periodic || stop_here || interrupted.load(Ordering::SeqCst) {
-                final_checkpoint = save(be, &ckpts, &mut model, &mut sgd, &state)?;
+                final_checkpoint = save(be, &ckpts, model, &mut sgd, &state)?;
             }
             if interrupted.load(Ordering::SeqCst) {
                 progress.finish();
@@ -319,10 +319,8 @@ pub fn train<B: Backend>(
             }
         }
         progress.finish();
-        if let Some(schedule) = &cfg.sparsity {
-            model.set_sparsity(schedule.target);
-        }
-        let (val_loss, val_top1, val_top5) = evaluate(be, &mut model, val_data.clone(), cfg.batch_size, workers)?;
+        set_sparsities(model, cfg, None);
+        let (val_loss, val_top1, val_top5) = evaluate(be, model, val_data.clone(), cfg.batch_size, workers)?;
         let samples = state.epoch_samples.max(1) as f64;
         let m = EpochMetrics {
             epoch: epoch + 1,
@@ -347,7 +345,7 @@ pub fn train<B: Backend>(
         state.epoch_correct = 0;
         state.epoch_samples = 0;
         state.epoch_seconds = 0.0;
-        final_checkpoint = save(be, &ckpts, &mut model, &mut sgd, &state)?;
+        final_checkpoint = save(be, &ckpts, model, &mut sgd, &state)?;
     }
     Ok(Summary {
         metrics: metrics_log.history().to_vec(),
@@ -358,7 +356,7 @@ pub fn train<B: Backend>(
 fn save<B: Backend>(
     be: &B,
     ckpts: &CheckpointDir,
-    model: &mut Stgcn<B>,
+    model: &mut dyn Recognizer<B>,
     sgd: &mut Sgd<B>,
     state: &RunState,
 ) -> Result<PathBuf> {
