@@ -57,6 +57,32 @@ fn i32_of(what: &str, v: usize) -> Result<i32> {
 }
 
 /// The geometry for the kernels, after checking it and that per-sample sizes fit their indices.
+/// The kernel shape of a forward after checking its buffers against `g`: x `[n, c_in, t_in, v]`,
+/// b `[c_out]`, y `[n, c_out, t_out, v]`.
+fn forward_shape(
+    g: &ConvGeom,
+    x: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    y: &CudaSlice<f32>,
+) -> Result<ConvShapeRepr> {
+    let s = shape(g)?;
+    check_len("x", x.len(), g.x_len())?;
+    check_len("y", y.len(), g.y_len())?;
+    if let Some(b) = b {
+        check_len("bias", b.len(), g.c_out)?;
+    }
+    Ok(s)
+}
+
+/// The kernel shape of an input gradient after checking its buffers: dy `[n, c_out, t_out, v]`,
+/// dx `[n, c_in, t_in, v]`.
+fn backward_input_shape(g: &ConvGeom, dy: &CudaSlice<f32>, dx: &CudaSlice<f32>) -> Result<ConvShapeRepr> {
+    let s = shape(g)?;
+    check_len("dy", dy.len(), g.y_len())?;
+    check_len("dx", dx.len(), g.x_len())?;
+    Ok(s)
+}
+
 fn shape(g: &ConvGeom) -> Result<ConvShapeRepr> {
     if g.stride == 0 || g.t_in + 2 * g.pad < g.kt {
         return Err(Error::Cuda(format!("sparse conv: invalid geometry {g:?}")));
@@ -332,13 +358,8 @@ pub fn csr_forward(
     b: Option<&CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let s = shape(g)?;
+    let s = forward_shape(g, x, b, y)?;
     sw.check(g)?;
-    check_len("x", x.len(), g.x_len())?;
-    check_len("y", y.len(), g.y_len())?;
-    if let Some(b) = b {
-        check_len("bias", b.len(), g.c_out)?;
-    }
     let csr = &sw.by_output;
     let (row_ptr, col, values) = (data(&csr.row_ptr)?, data(&csr.col)?, data(&csr.values)?);
     let null = 0u64;
@@ -366,10 +387,8 @@ pub fn csr_backward_input(
     sw: &GpuCsrWeight,
     dx: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let s = shape(g)?;
+    let s = backward_input_shape(g, dy, dx)?;
     sw.check(g)?;
-    check_len("dy", dy.len(), g.y_len())?;
-    check_len("dx", dx.len(), g.x_len())?;
     let csr = &sw.by_input;
     let (row_ptr, col, values) = (data(&csr.row_ptr)?, data(&csr.col)?, data(&csr.values)?);
     let f = dev.function(CSR, "csr_conv_backward_input_f32")?;
@@ -542,13 +561,8 @@ pub fn forward_2_4(
     b: Option<&CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let s = shape(g)?;
+    let s = forward_shape(g, x, b, y)?;
     p.check(g)?;
-    check_len("x", x.len(), g.x_len())?;
-    check_len("y", y.len(), g.y_len())?;
-    if let Some(b) = b {
-        check_len("bias", b.len(), g.c_out)?;
-    }
     let (values, meta) = (data(&p.values)?, data(&p.meta)?);
     let k_padded = i32_of("padded c_in·kt", p.k_padded)?;
     let null = 0u64;
@@ -576,10 +590,8 @@ pub fn backward_input_2_4(
     p: &GpuPacked24Weight,
     dx: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    let s = shape(g)?;
+    let s = backward_input_shape(g, dy, dx)?;
     p.check(g)?;
-    check_len("dy", dy.len(), g.y_len())?;
-    check_len("dx", dx.len(), g.x_len())?;
     let wt = data(&p.wt)?;
     let k2_padded = i32_of("padded c_out·kt", p.k2_padded)?;
     let f = dev.function(SEMI, "conv_2_4_backward_input_bf16")?;
