@@ -35,6 +35,14 @@ pub enum Error {
         last_finite: f64,
         hint: String,
     },
+    /// The GPU's memory ran out; `hint` says which batch size fits, where that is known.
+    #[error("out of device memory allocating {requested_mib} MiB ({free_mib} MiB free of {total_mib} MiB){hint}")]
+    DeviceMemory {
+        requested_mib: usize,
+        free_mib: usize,
+        total_mib: usize,
+        hint: String,
+    },
     /// The CUDA backend cannot be used (no driver, no device, no kernels, a driver error).
     #[error("CUDA: {0}")]
     Cuda(String),

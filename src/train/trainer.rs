@@ -161,6 +161,40 @@ pub fn evaluate<B: Backend>(
     Ok((loss / seen_f, top1 as f64 / seen_f, top5 as f64 / seen_f))
 }
 
+/// An out-of-memory error with the batch size that fits the device, estimated from what a sample
+/// keeps for the backward (`ModelCost`'s activations: outputs, their gradients and the copies
+/// BN and ReLU keep, about three f32 values per activation) and what the parameters need (value,
+/// gradient, momentum and mask score: four f32 each), within 90% of the device's memory.
+pub fn with_batch_hint(e: Error, cfg: &TrainConfig) -> Error {
+    let Error::DeviceMemory {
+        requested_mib,
+        free_mib,
+        total_mib,
+        ..
+    } = e
+    else {
+        return e;
+    };
+    let cost = crate::bench::count::ModelCost::of(&cfg.model, cfg.clip_len);
+    let per_sample = (cost.activations() * 3 * 4).max(1);
+    let params = cost.params() * 4 * 4;
+    let usable = (total_mib as u64 * (1 << 20)) * 9 / 10;
+    let fits = usable.saturating_sub(params) / per_sample;
+    let hint = format!(
+        "; batch {} needs about {} MiB of activations (estimated), a batch of about {} fits: use --batch-size {}",
+        cfg.batch_size,
+        (per_sample * cfg.batch_size as u64) >> 20,
+        fits,
+        fits.max(1)
+    );
+    Error::DeviceMemory {
+        requested_mib,
+        free_mib,
+        total_mib,
+        hint,
+    }
+}
+
 /// Trains `cfg` on `be`, writing metrics, plots and checkpoints into `opts.run_dir`.
 pub fn train<B: Backend>(
     be: &B,
@@ -265,16 +299,18 @@ pub fn train<B: Backend>(
                 let _r = nvtx::range(|| "data/upload".into());
                 inputs.upload(be, &batch)
             };
-            let out = step_graph.step(
-                be,
-                model,
-                &mut sgd,
-                x,
-                labels,
-                batch.dims(),
-                cfg.label_smoothing,
-                step_seed(cfg.seed, state.step),
-            )?;
+            let out = step_graph
+                .step(
+                    be,
+                    model,
+                    &mut sgd,
+                    x,
+                    labels,
+                    batch.dims(),
+                    cfg.label_smoothing,
+                    step_seed(cfg.seed, state.step),
+                )
+                .map_err(|e| with_batch_hint(e, cfg))?;
             if !out.loss.is_finite() {
                 return Err(Error::NonFiniteLoss {
                     step: state.step,

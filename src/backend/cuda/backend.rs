@@ -86,12 +86,12 @@ impl CudaBackend {
         const MIB: usize = 1 << 20;
         if e.0 == cudarc::driver::sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY {
             let (free, total) = self.dev.memory().unwrap_or((0, 0));
-            Error::Cuda(format!(
-                "out of device memory allocating {} MiB ({} MiB free of {} MiB); use a smaller batch",
-                bytes.div_ceil(MIB),
-                free / MIB,
-                total / MIB
-            ))
+            Error::DeviceMemory {
+                requested_mib: bytes.div_ceil(MIB),
+                free_mib: free / MIB,
+                total_mib: total / MIB,
+                hint: "; use a smaller batch".into(),
+            }
         } else {
             driver_err(&format!("allocating {bytes} bytes"), e)
         }
