@@ -335,18 +335,29 @@ pub fn csr_download(dev: &CudaDevice, sw: &GpuCsrWeight) -> Result<CsrWeight<f32
     Ok(out)
 }
 
-/// Grid of the CSR conv kernels over `positions` outputs and `rows` rows.
-fn csr_launch(positions: usize, rows: usize) -> LaunchConfig {
-    let per_block = u64::from(CSR_THREADS) * CSR_POSITIONS;
+/// A 2-D grid of `threads`-thread blocks: `positions` outputs across, `per_x` per block, and
+/// `rows` down, `per_y` per block.
+fn tiled_launch(positions: usize, per_x: u64, rows: usize, per_y: u64, threads: u32) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
-            (positions as u64).div_ceil(per_block).max(1) as u32,
-            (rows as u32).div_ceil(CSR_ROWS).max(1),
+            (positions as u64).div_ceil(per_x).max(1) as u32,
+            (rows as u64).div_ceil(per_y).max(1) as u32,
             1,
         ),
-        block_dim: (CSR_THREADS, 1, 1),
+        block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     }
+}
+
+/// Grid of the CSR conv kernels over `positions` outputs and `rows` rows.
+fn csr_launch(positions: usize, rows: usize) -> LaunchConfig {
+    tiled_launch(
+        positions,
+        u64::from(CSR_THREADS) * CSR_POSITIONS,
+        rows,
+        u64::from(CSR_ROWS),
+        CSR_THREADS,
+    )
 }
 
 /// See `Backend::conv_t_forward_sparse`. x: `[n, c_in, t_in, v]`, b: `[c_out]`, y: `[n, c_out, t_out, v]`.
@@ -541,15 +552,7 @@ pub fn packed_download(dev: &CudaDevice, p: &GpuPacked24Weight) -> Result<Packed
 
 /// Grid of the tensor-core kernels over `positions` and `rows`.
 fn gemm_launch(positions: usize, rows: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (
-            (positions as u64).div_ceil(TILE).max(1) as u32,
-            (rows as u64).div_ceil(TILE).max(1) as u32,
-            1,
-        ),
-        block_dim: (GEMM_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    tiled_launch(positions, TILE, rows, TILE, GEMM_THREADS)
 }
 
 /// See `Backend::conv_t_forward_2_4`. x: `[n, c_in, t_in, v]`, b: `[c_out]`, y: `[n, c_out, t_out, v]`.
