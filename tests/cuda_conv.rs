@@ -19,7 +19,9 @@
 mod conv_support;
 mod gpu_support;
 
-use conv_support::{assert_within, cases, cpu_results, f32_allowance, geom, gpu_results, terms, Inputs};
+use conv_support::{
+    assert_ops_within, assert_within, cases, cpu_results, f32_allowance, geom, gpu_results, terms, Inputs,
+};
 use gpu_support::{assert_bits, gpu};
 use leangcn::backend::{Backend, ConvGeom};
 use leangcn::model::init::InitRng;
@@ -37,15 +39,7 @@ fn conv_ops_match_the_cpu() {
         let mag = cpu_results(&g, &inputs.magnitudes());
         let got = gpu_results(&be, &g, &inputs);
         let k = terms(&g);
-        for (i, what) in ["y", "dx", "dw"].iter().enumerate() {
-            assert_within(
-                &format!("{name}: {what}"),
-                &got[i],
-                &want[i],
-                &mag[i],
-                f32_allowance(k[i]),
-            );
-        }
+        assert_ops_within(name, &got, &want, &mag, &g, f32_allowance);
         if bias {
             assert_within(&format!("{name}: db"), &got[3], &want[3], &mag[3], f32_allowance(k[3]));
         } else {

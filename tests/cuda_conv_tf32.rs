@@ -20,7 +20,7 @@
 mod conv_support;
 mod gpu_support;
 
-use conv_support::{assert_within, cases, cpu_results, f32_allowance, gpu_results, terms, Inputs};
+use conv_support::{assert_ops_within, assert_within, cases, cpu_results, f32_allowance, gpu_results, terms, Inputs};
 use gpu_support::{assert_bits, gpu_with};
 use leangcn::backend::ConvMath;
 use leangcn::model::init::InitRng;
@@ -81,10 +81,7 @@ fn tf32_conv_ops_match_the_cpu() {
         let mag = cpu_results(&g, &inputs.magnitudes());
         let got = gpu_results(&be, &g, &inputs);
         let k = terms(&g);
-        for (i, what) in ["y", "dx", "dw"].iter().enumerate() {
-            let allowance = TF32_PRODUCT + f32_allowance(k[i]);
-            assert_within(&format!("{name}: {what}"), &got[i], &want[i], &mag[i], allowance);
-        }
+        assert_ops_within(name, &got, &want, &mag, &g, |k| TF32_PRODUCT + f32_allowance(k));
         if bias {
             assert_within(&format!("{name}: db"), &got[3], &want[3], &mag[3], f32_allowance(k[3]));
         } else {
@@ -116,15 +113,7 @@ fn tf32_conv_ops_match_the_cpu_on_tf32_rounded_inputs() {
         let mag_db = &cpu_results(&g, &inputs.magnitudes())[3];
         let got = gpu_results(&be, &g, &inputs);
         let k = terms(&g);
-        for (i, what) in ["y", "dx", "dw"].iter().enumerate() {
-            assert_within(
-                &format!("{name}: {what}"),
-                &got[i],
-                &want[i],
-                &mag[i],
-                f32_allowance(k[i]),
-            );
-        }
+        assert_ops_within(name, &got, &want, &mag, &g, f32_allowance);
         if bias {
             assert_within(&format!("{name}: db"), &got[3], want_db, mag_db, f32_allowance(k[3]));
         }

@@ -80,6 +80,21 @@ fn abs(v: &[f32]) -> Vec<f32> {
 }
 
 /// Every element finite and within `allowance·mag` of the CPU's; prints the worst fraction used.
+/// `assert_within` for y, dx and dw (results 0..3), each with `allowance(number of terms)`.
+pub fn assert_ops_within(
+    name: &str,
+    got: &[Vec<f32>; 4],
+    want: &[Vec<f32>; 4],
+    mag: &[Vec<f32>; 4],
+    g: &ConvGeom,
+    allowance: impl Fn(usize) -> f64,
+) {
+    let k = terms(g);
+    for (i, what) in ["y", "dx", "dw"].iter().enumerate() {
+        assert_within(&format!("{name}: {what}"), &got[i], &want[i], &mag[i], allowance(k[i]));
+    }
+}
+
 pub fn assert_within(what: &str, got: &[f32], want: &[f32], mag: &[f32], allowance: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let mut worst = 0.0f64;
