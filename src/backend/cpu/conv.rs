@@ -149,7 +149,8 @@ pub fn backward_input<T: Scalar>(g: &ConvGeom, dy: &[T], w: &[T], dx: &mut [T]) 
         });
 }
 
-pub fn backward_weight<T: Scalar>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>) {
+/// `dw += ∂L/∂w` (the bias gradient is [`backward_bias`]).
+pub fn backward_weight<T: Scalar>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     check(g, x.len(), dw.len(), dy.len());
     let (x_per, y_per) = (g.c_in * g.t_in * g.v, g.c_out * g.t_out() * g.v);
     let cols = g.t_out() * g.v;
@@ -185,23 +186,27 @@ pub fn backward_weight<T: Scalar>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T],
             );
         }
     });
-    if let Some(db) = db {
-        // db[o] += Σ_n Σ_(t,v) dy[n, o, t, v], accumulated in f64 per channel
-        let sums: Vec<f64> = (0..g.c_out)
-            .into_par_iter()
-            .map(|o| {
-                (0..g.n)
-                    .map(|n| {
-                        dy[n * y_per + o * cols..n * y_per + (o + 1) * cols]
-                            .iter()
-                            .map(|v| v.as_f64())
-                            .sum::<f64>()
-                    })
-                    .sum()
-            })
-            .collect();
-        for (b, s) in db.iter_mut().zip(sums) {
-            *b += T::of(s);
-        }
+}
+
+/// `db[o] += Σ_n Σ_(t,v) dy[n, o, t, v]`, accumulated in f64 per channel.
+pub fn backward_bias<T: Scalar>(g: &ConvGeom, dy: &[T], db: &mut [T]) {
+    assert_eq!(dy.len(), g.y_len(), "conv: dy length for {g:?}");
+    assert_eq!(db.len(), g.c_out, "conv: db length for {g:?}");
+    let (y_per, cols) = (g.c_out * g.t_out() * g.v, g.t_out() * g.v);
+    let sums: Vec<f64> = (0..g.c_out)
+        .into_par_iter()
+        .map(|o| {
+            (0..g.n)
+                .map(|n| {
+                    dy[n * y_per + o * cols..n * y_per + (o + 1) * cols]
+                        .iter()
+                        .map(|v| v.as_f64())
+                        .sum::<f64>()
+                })
+                .sum()
+        })
+        .collect();
+    for (b, s) in db.iter_mut().zip(sums) {
+        *b += T::of(s);
     }
 }

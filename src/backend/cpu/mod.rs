@@ -17,17 +17,36 @@ mod semi_sparse;
 use std::marker::PhantomData;
 
 use super::sparse::{CsrWeight, Packed24Weight};
-use super::{Backend, BnGeom, ConvGeom, CosineSchedule, GraphGeom, Scalar, SgdHyper};
+use super::{Backend, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
 
 /// The CPU backend computing in `T` (f32 or f64).
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend<T: Scalar> {
+    /// The arithmetic of the conv GEMMs: the rounded modes emulate the GPU's tensor cores exactly
+    /// (operands rounded, products and sums in `T`), so they are the reference for those kernels.
+    conv_math: ConvMath,
     _elem: PhantomData<T>,
 }
 
 impl<T: Scalar> CpuBackend<T> {
     pub fn new() -> Self {
-        Self { _elem: PhantomData }
+        Self::with_conv_math(ConvMath::F32)
+    }
+
+    /// A backend whose conv GEMMs round their operands as `conv_math` says.
+    pub fn with_conv_math(conv_math: ConvMath) -> Self {
+        Self {
+            conv_math,
+            _elem: PhantomData,
+        }
+    }
+
+    /// `v` with every element rounded as the conv GEMMs' operands are, or `v` itself in f32 math.
+    fn conv_operand<'a>(&self, v: &'a [T]) -> std::borrow::Cow<'a, [T]> {
+        match self.conv_math {
+            ConvMath::F32 => std::borrow::Cow::Borrowed(v),
+            m => std::borrow::Cow::Owned(v.iter().map(|&x| T::of(m.round(x.as_f64() as f32) as f64)).collect()),
+        }
     }
 }
 
@@ -40,7 +59,14 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     type Graph = ();
 
     fn describe(&self) -> String {
-        format!("cpu {} ({} threads)", T::NAME, rayon::current_num_threads())
+        let math = match self.conv_math {
+            ConvMath::F32 => String::new(),
+            m => format!(", {m}-rounded conv operands"),
+        };
+        format!("cpu {} ({} threads{math})", T::NAME, rayon::current_num_threads())
+    }
+    fn conv_math(&self) -> ConvMath {
+        self.conv_math
     }
     fn zeros(&self, len: usize) -> Vec<T> {
         vec![T::zero(); len]
@@ -118,13 +144,20 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         permute::permute(x, dims, perm, y)
     }
     fn conv_t_forward(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
-        conv::forward(g, x, w, b.map(Vec::as_slice), y)
+        let (x, w) = (self.conv_operand(x), self.conv_operand(w));
+        conv::forward(g, &x, &w, b.map(Vec::as_slice), y)
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Vec<T>, w: &Vec<T>, dx: &mut Vec<T>) {
-        conv::backward_input(g, dy, w, dx)
+        let (dy, w) = (self.conv_operand(dy), self.conv_operand(w));
+        conv::backward_input(g, &dy, &w, dx)
     }
     fn conv_t_backward_weight(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, db: Option<&mut Vec<T>>) {
-        conv::backward_weight(g, x, dy, dw, db.map(Vec::as_mut_slice))
+        // the bias gradient sums the unrounded dy, as the GPU kernels do
+        if let Some(db) = db {
+            conv::backward_bias(g, dy, db);
+        }
+        let (x, dy) = (self.conv_operand(x), self.conv_operand(dy));
+        conv::backward_weight(g, &x, &dy, dw)
     }
     fn graph_forward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, y: &mut Vec<T>) {
         graph::forward(g, z, a, y)

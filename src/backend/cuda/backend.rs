@@ -42,6 +42,11 @@ impl CudaBackend {
 
     /// Opens GPU `ordinal` with the convolution GEMMs in `conv_math`.
     pub fn open_with(ordinal: usize, conv_math: ConvMath) -> Result<Self> {
+        if conv_math == ConvMath::Bf16 {
+            return Err(crate::Error::config(
+                "the bf16 tensor-core convolutions are not built yet",
+            ));
+        }
         Ok(Self {
             dev: CudaDevice::open(ordinal)?,
             conv_math,
@@ -181,7 +186,7 @@ impl Backend for CudaBackend {
     fn describe(&self) -> String {
         match self.conv_math {
             ConvMath::F32 => format!("cuda f32 {}", self.dev.describe()),
-            ConvMath::Tf32 => format!("cuda f32 (tf32 convolutions) {}", self.dev.describe()),
+            m => format!("cuda f32 ({m} convolutions) {}", self.dev.describe()),
         }
     }
 

@@ -61,7 +61,7 @@ impl TileShape {
                 wgrad: self.wgrad,
                 step: BK_F32,
             },
-            ConvMath::Tf32 => Kernels {
+            ConvMath::Tf32 | ConvMath::Bf16 => Kernels {
                 module: TF32_MODULE,
                 gemm: self.gemm_tf32,
                 wgrad: self.wgrad_tf32,
