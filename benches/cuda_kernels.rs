@@ -2,7 +2,8 @@
 //! sequences, V = 25): the 9x1 temporal convs of the three stages and the two strided ones, the 1x1
 //! graph convs (C → 3C, the first one from the 3 input channels) and the strided residual 1x1 convs;
 //! each forward, input gradient and weight + bias gradient, through the `Backend` trait, in f32
-//! (CUDA cores) and in TF32 (tensor cores; `--precision tf32`): ids `forward/f32/<shape>`, ….
+//! (CUDA cores), and in TF32 and bf16 on the tensor cores (`--precision tf32`, `bf16`): ids
+//! `forward/f32/<shape>`, `forward/bf16/<shape>`, ….
 //!
 //! Device time from CUDA events around `iters` back-to-back calls (launch latency hidden; the
 //! weight gradient's workspace allocations from the stream's pool included). Throughput is in
@@ -86,7 +87,7 @@ fn conv(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    for math in [ConvMath::F32, ConvMath::Tf32] {
+    for math in ConvMath::ALL {
         let be = match CudaBackend::open_with(0, math) {
             Ok(be) => be,
             Err(e) => {

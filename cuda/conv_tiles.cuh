@@ -1,5 +1,5 @@
 // The im2col addressing of the convolution-over-time GEMMs, shared by the f32 kernels
-// (temporal_conv.cu) and the TF32 tensor-core kernels (temporal_conv_tf32.cu): the launch
+// (temporal_conv.cu) and the tensor-core kernels (temporal_conv_tensor_core.cu): the launch
 // parameters (one layout on the host side for both) and the element → memory-offset maps.
 //
 //   x: [n, c_in, t_in, v], w: [c_out, c_in, kt], y: [n, c_out, t_out, v]

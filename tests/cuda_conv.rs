@@ -23,7 +23,7 @@ use conv_support::{
     assert_ops_within, assert_within, cases, cpu_results, f32_allowance, geom, gpu_results, terms, Inputs,
 };
 use gpu_support::{assert_bits, gpu};
-use leangcn::backend::{Backend, ConvGeom};
+use leangcn::backend::{Backend, ConvGeom, ConvMath};
 use leangcn::model::init::InitRng;
 
 #[test]
@@ -35,8 +35,8 @@ fn conv_ops_match_the_cpu() {
     for (name, g, bias) in cases() {
         println!("{name}: {g:?}, bias {bias}");
         let inputs = Inputs::new(&mut rng, &g, bias);
-        let want = cpu_results(&g, &inputs);
-        let mag = cpu_results(&g, &inputs.magnitudes());
+        let want = cpu_results(&g, &inputs, ConvMath::F32);
+        let mag = cpu_results(&g, &inputs.magnitudes(), ConvMath::F32);
         let got = gpu_results(&be, &g, &inputs);
         let k = terms(&g);
         assert_ops_within(name, &got, &want, &mag, &g, f32_allowance);

@@ -1,4 +1,4 @@
-//! The convolution cases and checks shared by the GPU conv tests (f32 and TF32): the geometries,
+//! The convolution cases and checks shared by the GPU conv tests (f32, TF32 and bf16): the geometries,
 //! random inputs, the CPU backend's results, the GPU's results into poisoned outputs, and the
 //! per-element tolerance check against the sums of |term| (see tests/cuda_conv.rs for the bound).
 
@@ -7,7 +7,7 @@
 use crate::gpu_support::{fetch, normal, poisoned};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::CudaBackend;
-use leangcn::backend::{Backend, ConvGeom};
+use leangcn::backend::{Backend, ConvGeom, ConvMath};
 use leangcn::model::init::InitRng;
 
 #[allow(clippy::too_many_arguments)]
@@ -148,9 +148,9 @@ impl Inputs {
     }
 }
 
-/// (y, dx, dw, db) of the CPU backend.
-pub fn cpu_results(g: &ConvGeom, i: &Inputs) -> [Vec<f32>; 4] {
-    let cpu = CpuBackend::<f32>::new();
+/// (y, dx, dw, db) of the CPU backend with its conv GEMMs in `math`.
+pub fn cpu_results(g: &ConvGeom, i: &Inputs, math: ConvMath) -> [Vec<f32>; 4] {
+    let cpu = CpuBackend::<f32>::with_conv_math(math);
     let mut y = vec![0.0; g.y_len()];
     cpu.conv_t_forward(g, &i.x, &i.w, i.b.as_ref(), &mut y);
     let mut dx = vec![0.0; g.x_len()];

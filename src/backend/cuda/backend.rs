@@ -42,11 +42,6 @@ impl CudaBackend {
 
     /// Opens GPU `ordinal` with the convolution GEMMs in `conv_math`.
     pub fn open_with(ordinal: usize, conv_math: ConvMath) -> Result<Self> {
-        if conv_math == ConvMath::Bf16 {
-            return Err(crate::Error::config(
-                "the bf16 tensor-core convolutions are not built yet",
-            ));
-        }
         Ok(Self {
             dev: CudaDevice::open(ordinal)?,
             conv_math,

@@ -1,5 +1,5 @@
 //! Launchers of the convolution-over-time kernels (`cuda/temporal_conv.cu` in f32,
-//! `cuda/temporal_conv_tf32.cu` on TF32 tensor cores): one implicit-GEMM kernel for the forward pass
+//! `cuda/temporal_conv_tensor_core.cu` on TF32 or bf16 tensor cores): one implicit-GEMM kernel for the forward pass
 //! and the input gradient (one launch per output phase of a strided conv, over weights repacked per
 //! phase), and a split-K kernel for the weight and bias gradients whose partials are summed in a
 //! fixed order. Both arithmetics share the launch parameters and the helper kernels (repacking, the
@@ -14,11 +14,11 @@ use crate::backend::{ConvGeom, ConvMath};
 use crate::{Error, Result};
 
 const MODULE: &str = "temporal_conv";
-const TF32_MODULE: &str = "temporal_conv_tf32";
+const TENSOR_CORE_MODULE: &str = "temporal_conv_tensor_core";
 
-/// The reduction step (`BK`) of the f32 and the TF32 kernels.
+/// The reduction step (`BK`) of the f32 and the tensor-core kernels.
 const BK_F32: usize = 8;
-const BK_TF32: usize = 16;
+const BK_TENSOR_CORE: usize = 16;
 
 /// The largest tensor (and workspace) the kernels index: their indices are 32-bit, and staying at
 /// 2^30 leaves room for the tile overhangs they add before bounds checks.
@@ -32,8 +32,8 @@ const WGRAD_TARGET_BLOCKS: usize = 1024;
 /// partial tile written out stay small against the work.
 const WGRAD_MIN_CHUNK: usize = 512;
 
-/// A block tile of the kernels and its entry points in f32 and TF32 (the same rows, columns and
-/// threads in both).
+/// A block tile of the kernels and its entry points in f32, TF32 and bf16 (the same rows, columns
+/// and threads in all three).
 struct TileShape {
     rows: usize,
     cols: usize,
@@ -42,6 +42,8 @@ struct TileShape {
     wgrad: &'static str,
     gemm_tf32: &'static str,
     wgrad_tf32: &'static str,
+    gemm_bf16: &'static str,
+    wgrad_bf16: &'static str,
 }
 
 /// (module, kernel) of conv_gemm and conv_wgrad of `tile` in `math`, and the kernels' reduction step.
@@ -61,11 +63,17 @@ impl TileShape {
                 wgrad: self.wgrad,
                 step: BK_F32,
             },
-            ConvMath::Tf32 | ConvMath::Bf16 => Kernels {
-                module: TF32_MODULE,
+            ConvMath::Tf32 => Kernels {
+                module: TENSOR_CORE_MODULE,
                 gemm: self.gemm_tf32,
                 wgrad: self.wgrad_tf32,
-                step: BK_TF32,
+                step: BK_TENSOR_CORE,
+            },
+            ConvMath::Bf16 => Kernels {
+                module: TENSOR_CORE_MODULE,
+                gemm: self.gemm_bf16,
+                wgrad: self.wgrad_bf16,
+                step: BK_TENSOR_CORE,
             },
         }
     }
@@ -80,6 +88,8 @@ const TILES: [TileShape; 3] = [
         wgrad: "conv_wgrad_32x128_f32",
         gemm_tf32: "conv_gemm_32x128_tf32",
         wgrad_tf32: "conv_wgrad_32x128_tf32",
+        gemm_bf16: "conv_gemm_32x128_bf16",
+        wgrad_bf16: "conv_wgrad_32x128_bf16",
     },
     TileShape {
         rows: 64,
@@ -89,6 +99,8 @@ const TILES: [TileShape; 3] = [
         wgrad: "conv_wgrad_64x128_f32",
         gemm_tf32: "conv_gemm_64x128_tf32",
         wgrad_tf32: "conv_wgrad_64x128_tf32",
+        gemm_bf16: "conv_gemm_64x128_bf16",
+        wgrad_bf16: "conv_wgrad_64x128_bf16",
     },
     TileShape {
         rows: 128,
@@ -98,6 +110,8 @@ const TILES: [TileShape; 3] = [
         wgrad: "conv_wgrad_128x128_f32",
         gemm_tf32: "conv_gemm_128x128_tf32",
         wgrad_tf32: "conv_wgrad_128x128_tf32",
+        gemm_bf16: "conv_gemm_128x128_bf16",
+        wgrad_bf16: "conv_wgrad_128x128_bf16",
     },
 ];
 
@@ -507,7 +521,7 @@ mod tests {
             (7, 3, 10),
         ]
         .into_iter()
-        .flat_map(|case| [(case, BK_F32), (case, BK_TF32)])
+        .flat_map(|case| [(case, BK_F32), (case, BK_TENSOR_CORE)])
         {
             let (splits, chunk) = split_reduction(length, tiles, part_len, step);
             assert_eq!(chunk % step, 0);
@@ -523,7 +537,7 @@ mod tests {
     #[test]
     fn every_tile_names_kernels_of_its_module() {
         for tile in &TILES {
-            for math in [ConvMath::F32, ConvMath::Tf32] {
+            for math in ConvMath::ALL {
                 let k = tile.kernels(math);
                 let Some(ptx) = crate::backend::cuda::kernels::module_ptx(k.module) else {
                     println!("skipped: no module {} in this build (built without nvcc)", k.module);

@@ -1,11 +1,15 @@
-// The convolution-over-time GEMMs of temporal_conv.cu on the tensor cores in TF32: forward, input
-// gradient (one launch per output phase, over the weights conv_pack_phase_f32 repacks) and split-K
-// weight and bias gradient (partials summed by conv_sum_splits_f32 in split order). Same GEMMs, same
-// launch parameters (conv_tiles.cuh), same results up to TF32's rounding of the operands.
+// The convolution-over-time GEMMs of temporal_conv.cu on the tensor cores, in TF32 or bf16: forward,
+// input gradient (one launch per output phase, over the weights conv_pack_phase_f32 repacks) and
+// split-K weight and bias gradient (partials summed by conv_sum_splits_f32 in split order). Same
+// GEMMs, same launch parameters (conv_tiles.cuh), same results up to the rounding of the operands.
 //
-// Arithmetic: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32. Each operand is rounded from f32
-// to TF32 (10 explicit mantissa bits) with cvt.rna.tf32.f32 (to nearest, ties away from zero) as it
-// leaves shared memory; products and sums are f32. Storage stays f32 everywhere.
+// Arithmetic (the Math policies below): every operand is rounded from f32 as it leaves shared memory,
+//   Tf32Math: to TF32 (10 explicit mantissa bits) with cvt.rna.tf32.f32 (to nearest, ties away from
+//             zero), multiplied by mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32;
+//   Bf16Math: to bf16 (7 explicit mantissa bits) with cvt.rn.bf16x2.f32 (to nearest even), multiplied
+//             by mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (twice TF32's rate).
+// Products and sums are f32 in both; storage stays f32 everywhere (the CPU backend's rounded conv
+// modes compute exactly this, up to the order of the f32 sums).
 //
 // Tiling: a block computes a BM x BN tile of C = A·B in BK = 16 deep steps; its WM x WN warps each
 // own a (BM/WM) x (BN/WN) warp tile of MT x NT mma tiles (16 x 8), accumulated in registers. Both
@@ -14,38 +18,151 @@
 // a cp.async with src-size 0, which writes a zero), in a ring of STAGES buffers: the copies of step
 // i + STAGES − 1 are in flight while step i is multiplied; one barrier per step.
 //
-// Shared-memory layouts, all read with 32-bit lds (ldmatrix moves 16-bit pairs, so it does not
-// fit TF32 fragments). A warp's fragment load reads element (g, t) for g = lane / 4 < 8 and
-// t = lane % 4 < 4, where g runs along m (A) or n (B) and t along k:
-//   m-major [m][k] (A always; B of the weight gradient, which is loaded along the reduction):
-//       row stride BK + 4 = 20 floats: bank (20·g + t) mod 32 takes 32 distinct values;
-//   k-major [k][n] (B of conv_gemm, loaded along its columns): row stride BN + 8 (≡ 8 mod 32):
-//       bank (8·t + g) mod 32 takes 32 distinct values.
-// So every fragment load is conflict-free; the cp.async stores are conflict-free (k-major, consecutive
-// lanes on consecutive columns) or at most 2-way (m-major, 16 lanes per row).
+// Shared-memory layouts (f32; ldmatrix moves 16-bit elements, so it does not fit f32 tiles). A
+// warp's fragment load reads element (g, t) for g = lane / 4 < 8 and t = lane % 4 < 4, where g
+// runs along m (A) or n (B) and t along k. The row paddings make every fragment load conflict-free:
+//   m-major [m][k] (A always; B of the weight gradient, loaded along the reduction):
+//     TF32: 32-bit loads of (g, t): row stride BK + 4 = 20, bank (20·g + t) mod 32 takes 32 values;
+//     bf16: 64-bit loads of (g, 2t..2t+1), served per half-warp (g < 4 or g ≥ 4): row stride
+//           BK + 8 = 24, words 24·g + 2t + {0, 1} cover the 32 banks once per half-warp;
+//   k-major [k][n] (B of conv_gemm, loaded along its columns), 32-bit loads:
+//     TF32: (t, g): row stride BN + 8 (≡ 8 mod 32), bank (8·t + g) mod 32 takes 32 values;
+//     bf16: (2t, g) and (2t + 1, g): row stride BN + 4 (≡ 4 mod 32), bank (8·t + g) mod 32 again.
+// The cp.async stores are conflict-free (k-major, consecutive lanes on consecutive columns) or at
+// most 2-way (m-major, 16 lanes per row).
 //
-// Fragments (PTX ISA, mma.m16n8k8 with .tf32): A a0 (g, t), a1 (g + 8, t), a2 (g, t + 4),
-// a3 (g + 8, t + 4) as (row, k); B b0 (t, g), b1 (t + 4, g) as (k, column); C c0 (g, 2t),
-// c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1) as (row, column).
+// Fragments (PTX ISA), (row, k) for A, (k, column) for B, (row, column) for C:
+//   m16n8k8 .tf32:  A a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4);
+//                   B b0 (t, g), b1 (t + 4, g);
+//   m16n8k16 .bf16: A a0,a1 (g, 2t..2t+1), a2,a3 (g + 8, 2t..), a4,a5 (g, 2t + 8..),
+//                   a6,a7 (g + 8, 2t + 8..), two per 32-bit register, the lower k in the low half;
+//                   B b0,b1 (2t..2t+1, g), b2,b3 (2t + 8.., g);
+//   C (both): c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
 
 #include "conv_tiles.cuh"
 
-constexpr int BK = 16;        // reduction depth of one tile step: two mma k-steps
-constexpr int MMA_K = 8;
-constexpr int M_MAJOR_LD = BK + 4;  // row stride of an m-major (or n-major) tile, floats
+constexpr int BK = 16;  // reduction depth of one tile step: two TF32 or one bf16 mma k-step
 
-// A block tile: BM x BN outputs, WM x WN warps, STAGES copy buffers; B_ALONG_K: B is loaded along
-// the reduction (the weight gradient) and stored n-major, else along its columns and stored k-major.
-template <int BM_, int BN_, int WM_, int WN_, int STAGES_, bool B_ALONG_K_>
+// acc += A·B of one 16 x 8 x 8 tile in TF32, operands already converted
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// acc += A·B of one 16 x 8 x 16 tile in bf16, operands already packed
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+// {lo, hi} rounded to bf16 in one register, lo in the low half (cvt packs its first source high)
+__device__ __forceinline__ uint32_t to_bf16x2(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// The multiply of one BK step for a warp tile: acc[mt][nt] += A[mt-th 16 rows] · B[nt-th 8 columns],
+// with A element (m, k) at a[m·M_LD + k] and B element (k, n) at b[k·B_KS + n·B_NS].
+struct Tf32Math {
+    static constexpr int M_MAJOR_PAD = 4, K_MAJOR_PAD = 8;
+
+    template <int MT, int NT, int M_LD, int B_KS, int B_NS>
+    static __device__ __forceinline__ void multiply(const float* a, const float* b, float (&acc)[MT][NT][4]) {
+        const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+        for (int ks = 0; ks < BK; ks += 8) {
+            uint32_t af[MT][4], bf[NT][2];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                const float* p = a + (mt * 16 + g) * M_LD + ks + t;
+                af[mt][0] = to_tf32(p[0]);
+                af[mt][1] = to_tf32(p[8 * M_LD]);
+                af[mt][2] = to_tf32(p[4]);
+                af[mt][3] = to_tf32(p[8 * M_LD + 4]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                const float* q = b + (nt * 8 + g) * B_NS + (ks + t) * B_KS;
+                bf[nt][0] = to_tf32(q[0]);
+                bf[nt][1] = to_tf32(q[4 * B_KS]);
+            }
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], af[mt], bf[nt]);
+        }
+    }
+};
+
+struct Bf16Math {
+    static constexpr int M_MAJOR_PAD = 8, K_MAJOR_PAD = 4;
+
+    // the bf16 pair of elements k and k + 1 at p and p + k_stride (adjacent when k_stride is 1:
+    // one 64-bit load, 8-byte aligned as every row stride and k are even)
+    template <int K_STRIDE>
+    static __device__ __forceinline__ uint32_t pair(const float* p) {
+        if constexpr (K_STRIDE == 1) {
+            const float2 v = *reinterpret_cast<const float2*>(p);
+            return to_bf16x2(v.x, v.y);
+        } else {
+            return to_bf16x2(p[0], p[K_STRIDE]);
+        }
+    }
+
+    template <int MT, int NT, int M_LD, int B_KS, int B_NS>
+    static __device__ __forceinline__ void multiply(const float* a, const float* b, float (&acc)[MT][NT][4]) {
+        const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+        uint32_t af[MT][4], bf[NT][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            const float* p = a + (mt * 16 + g) * M_LD + 2 * t;
+            af[mt][0] = pair<1>(p);
+            af[mt][1] = pair<1>(p + 8 * M_LD);
+            af[mt][2] = pair<1>(p + 8);
+            af[mt][3] = pair<1>(p + 8 * M_LD + 8);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+            const float* q = b + (nt * 8 + g) * B_NS + 2 * t * B_KS;
+            bf[nt][0] = pair<B_KS>(q);
+            bf[nt][1] = pair<B_KS>(q + 8 * B_KS);
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) mma_bf16(acc[mt][nt], af[mt], bf[nt]);
+    }
+};
+
+// A block tile: BM x BN outputs, WM x WN warps, STAGES copy buffers, the arithmetic Math; B_ALONG_K:
+// B is loaded along the reduction (the weight gradient) and stored n-major, else along its columns
+// and stored k-major.
+template <int BM_, int BN_, int WM_, int WN_, int STAGES_, bool B_ALONG_K_, class Math_>
 struct TcTile {
+    using Math = Math_;
     static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
     static constexpr bool B_ALONG_K = B_ALONG_K_;
     static constexpr int THREADS = 32 * WM * WN;
     static constexpr int MT = BM / WM / 16, NT = BN / WN / 8;  // mma tiles of a warp tile
     static constexpr int A_LOADS = BM * BK / THREADS, B_LOADS = BN * BK / THREADS;  // per thread per step
+    // row strides of an m-major (or n-major) tile and of a k-major one, floats
+    static constexpr int M_LD = BK + Math::M_MAJOR_PAD, K_LD = BN + Math::K_MAJOR_PAD;
     // B element (k, n) at k·B_KS + n·B_NS
-    static constexpr int B_KS = B_ALONG_K ? 1 : BN + 8, B_NS = B_ALONG_K ? M_MAJOR_LD : 1;
-    static constexpr int A_STAGE = BM * M_MAJOR_LD, B_STAGE = B_ALONG_K ? BN * M_MAJOR_LD : BK * (BN + 8);
+    static constexpr int B_KS = B_ALONG_K ? 1 : K_LD, B_NS = B_ALONG_K ? M_LD : 1;
+    static constexpr int A_STAGE = BM * M_LD, B_STAGE = B_ALONG_K ? BN * M_LD : BK * K_LD;
     static_assert(BM % (16 * WM) == 0 && BN % (8 * WN) == 0, "warp tiles of whole mma tiles");
     static_assert(THREADS % BK == 0 && (BM * BK) % THREADS == 0 && (BN * BK) % THREADS == 0, "load mapping");
     static_assert(B_ALONG_K || (THREADS % BN == 0 && BK % (THREADS / BN) == 0), "column load mapping");
@@ -57,21 +174,6 @@ struct TcSmem {
     float a[T::STAGES * T::A_STAGE];
     float b[T::STAGES * T::B_STAGE];
 };
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-}
-
-// d += a·b on one 16 x 8 x 8 tile
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 // *dst = ok ? *src : 0, asynchronously (src is not read when !ok, but must be a valid address)
 __device__ __forceinline__ void copy_async(float* dst, const float* src, bool ok) {
@@ -85,33 +187,11 @@ __device__ __forceinline__ void copy_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// acc += the warp tile at (wm0, wn0) of A·B over one BK step. a: [BM][M_MAJOR_LD], b: B_KS/B_NS.
+// acc += the warp tile at (wm0, wn0) of A·B over one BK step. a: [BM][M_LD], b: B_KS/B_NS.
 template <class T>
 __device__ __forceinline__ void multiply_stage(const float* a, const float* b, int wm0, int wn0,
                                                float (&acc)[T::MT][T::NT][4]) {
-    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-#pragma unroll
-    for (int ks = 0; ks < BK; ks += MMA_K) {
-        uint32_t af[T::MT][4], bf[T::NT][2];
-#pragma unroll
-        for (int mt = 0; mt < T::MT; ++mt) {
-            const float* p = a + (wm0 + mt * 16 + g) * M_MAJOR_LD + ks + t;
-            af[mt][0] = to_tf32(p[0]);
-            af[mt][1] = to_tf32(p[8 * M_MAJOR_LD]);
-            af[mt][2] = to_tf32(p[4]);
-            af[mt][3] = to_tf32(p[8 * M_MAJOR_LD + 4]);
-        }
-#pragma unroll
-        for (int nt = 0; nt < T::NT; ++nt) {
-            const float* q = b + (wn0 + nt * 8 + g) * T::B_NS + (ks + t) * T::B_KS;
-            bf[nt][0] = to_tf32(q[0]);
-            bf[nt][1] = to_tf32(q[4 * T::B_KS]);
-        }
-#pragma unroll
-        for (int mt = 0; mt < T::MT; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < T::NT; ++nt) mma_tf32(acc[mt][nt], af[mt], bf[nt]);
-    }
+    T::Math::template multiply<T::MT, T::NT, T::M_LD, T::B_KS, T::B_NS>(a + wm0 * T::M_LD, b + wn0 * T::B_NS, acc);
 }
 
 // The main loop over reduction steps [k_begin, k_end) in steps of BK. The loaders issue copy(tile,
@@ -145,7 +225,7 @@ __device__ __forceinline__ void accumulate(LoadA& la, LoadB& lb, int k_begin, in
     }
 }
 
-// An m-major operand tile [BM][M_MAJOR_LD] loaded along k: thread (r0, kk) copies element kk of rows
+// An m-major operand tile [BM][M_LD] loaded along k: thread (r0, kk) copies element kk of rows
 // r0 + i·THREADS/BK. Rows says where element (tile row r, reduction index k) is (at(r, k)) and
 // whether it is in the matrix (ok(r, k)); base() is a valid address for the copies of zeros.
 template <class T, class Rows>
@@ -159,7 +239,7 @@ struct MMajorA {
         for (int i = 0; i < T::A_LOADS; ++i) {
             const int r = r0 + i * (T::THREADS / BK);
             const bool ok = rows.ok(r, k);
-            copy_async(tile + r * M_MAJOR_LD + kk, ok ? rows.at(r, k) : rows.base(), ok);
+            copy_async(tile + r * T::M_LD + kk, ok ? rows.at(r, k) : rows.base(), ok);
         }
     }
 };
@@ -194,7 +274,7 @@ struct TcConvColumnsB {
         for (int i = 0; i < T::B_LOADS; ++i) {
             const int r = r0 + i * (T::THREADS / T::BN);
             const int off = conv_column_offset(p, column, col_ok, k0 + r);
-            copy_async(tile + r * (T::BN + 8) + col, src + max(off, 0), off >= 0);
+            copy_async(tile + r * T::K_LD + col, src + max(off, 0), off >= 0);
         }
     }
 };
@@ -268,7 +348,7 @@ struct TcConvTapsB {
 #pragma unroll
         for (int i = 0; i < T::B_LOADS; ++i) {
             const bool ok = wgrad_x_in_clip(p, row, l < l_end, taps[i]);
-            copy_async(tile + (r0 + i * (T::THREADS / BK)) * M_MAJOR_LD + kk, ok ? x + row.base + taps[i].off : x, ok);
+            copy_async(tile + (r0 + i * (T::THREADS / BK)) * T::M_LD + kk, ok ? x + row.base + taps[i].off : x, ok);
         }
     }
 };
@@ -293,7 +373,7 @@ __device__ __forceinline__ void tc_conv_wgrad(const float* __restrict__ x, const
     accumulate<T>(la, lb, l_begin, l_end, sm, wm0, wn0, acc, [&](const float* tile) {
         if (!with_bias) return;
 #pragma unroll
-        for (int i = 0; i < T::A_LOADS; ++i) sum[i] += tile[(la.r0 + i * (T::THREADS / BK)) * M_MAJOR_LD + la.kk];
+        for (int i = 0; i < T::A_LOADS; ++i) sum[i] += tile[(la.r0 + i * (T::THREADS / BK)) * T::M_LD + la.kk];
     });
 
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -328,28 +408,32 @@ __device__ __forceinline__ void tc_conv_wgrad(const float* __restrict__ x, const
     }
 }
 
-// ---- the kernels of each tile shape -------------------------------------------------------------
-// The row counts and thread counts of temporal_conv.cu's tiles (the launcher picks one for both):
-// 128x128 with 8 warps of 64x32 and 2 stages (the static 48 KiB of shared memory allow no third),
-// 64x128 with 4 warps of 32x64 and 3 stages, 32x128 with 4 warps of 32x32 and 3 stages. Launch
-// bounds cap the registers so that at least MIN_BLOCKS blocks fit on an SM (128 per thread); the
-// 64x128 weight gradient keeps 16 dw columns' taps per thread and gets 3 blocks
-// (up to 168 registers) rather than spill.
-#define TC_TILE_KERNELS(BM, BN, WM, WN, STAGES, NTHREADS, MIN_BLOCKS, WGRAD_MIN_BLOCKS)                                    \
-    static_assert(TcTile<BM, BN, WM, WN, STAGES, false>::THREADS == NTHREADS, "launch bounds");               \
-    extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                        \
-        conv_gemm_##BM##x##BN##_tf32(const float* __restrict__ a, const float* __restrict__ src,               \
-                                     const float* __restrict__ bias, float* __restrict__ dst,                  \
-                                     const __grid_constant__ ConvGemm p) {                                     \
-        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false>>(a, src, bias, dst, p);                             \
-    }                                                                                                          \
-    extern "C" __global__ void __launch_bounds__(NTHREADS, WGRAD_MIN_BLOCKS)                                  \
-        conv_wgrad_##BM##x##BN##_tf32(const float* __restrict__ x, const float* __restrict__ dy,               \
-                                      float* __restrict__ dw_parts, float* __restrict__ db_parts,              \
-                                      const __grid_constant__ ConvWgrad p) {                                   \
-        tc_conv_wgrad<TcTile<BM, BN, WM, WN, STAGES, true>>(x, dy, dw_parts, db_parts, p);                     \
+// ---- the kernels of each tile shape and arithmetic --------------------------------------------
+// The row counts and thread counts of temporal_conv.cu's tiles (the launcher picks one for all three
+// arithmetics): 128x128 with 8 warps of 64x32 and 2 stages (the static 48 KiB of shared memory allow
+// no third), 64x128 with 4 warps of 32x64 and 3 stages, 32x128 with 4 warps of 32x32 and 3 stages.
+// The bf16 64x128 weight gradient has 2 stages: its wider m-major rows (24 floats) make 3 stages
+// 54 KiB. Launch bounds cap the registers so that at least MIN_BLOCKS blocks fit on an SM (128 per
+// thread); the 64x128 weight gradient keeps 16 dw columns' taps per thread and gets 3 blocks (up to
+// 168 registers) rather than spill.
+#define TC_TILE_KERNELS(MATH, NAME, BM, BN, WM, WN, STAGES, WGRAD_STAGES, NTHREADS, MIN_BLOCKS, WGRAD_MIN_BLOCKS) \
+    static_assert(TcTile<BM, BN, WM, WN, STAGES, false, MATH>::THREADS == NTHREADS, "launch bounds");           \
+    extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                          \
+        conv_gemm_##BM##x##BN##_##NAME(const float* __restrict__ a, const float* __restrict__ src,               \
+                                       const float* __restrict__ bias, float* __restrict__ dst,                  \
+                                       const __grid_constant__ ConvGemm p) {                                     \
+        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, p);                         \
+    }                                                                                                            \
+    extern "C" __global__ void __launch_bounds__(NTHREADS, WGRAD_MIN_BLOCKS)                                    \
+        conv_wgrad_##BM##x##BN##_##NAME(const float* __restrict__ x, const float* __restrict__ dy,               \
+                                        float* __restrict__ dw_parts, float* __restrict__ db_parts,              \
+                                        const __grid_constant__ ConvWgrad p) {                                   \
+        tc_conv_wgrad<TcTile<BM, BN, WM, WN, WGRAD_STAGES, true, MATH>>(x, dy, dw_parts, db_parts, p);           \
     }
 
-TC_TILE_KERNELS(128, 128, 2, 4, 2, 256, 2, 2)
-TC_TILE_KERNELS(64, 128, 2, 2, 3, 128, 4, 3)
-TC_TILE_KERNELS(32, 128, 1, 4, 3, 128, 4, 4)
+TC_TILE_KERNELS(Tf32Math, tf32, 128, 128, 2, 4, 2, 2, 256, 2, 2)
+TC_TILE_KERNELS(Tf32Math, tf32, 64, 128, 2, 2, 3, 3, 128, 4, 3)
+TC_TILE_KERNELS(Tf32Math, tf32, 32, 128, 1, 4, 3, 3, 128, 4, 4)
+TC_TILE_KERNELS(Bf16Math, bf16, 128, 128, 2, 4, 2, 2, 256, 2, 2)
+TC_TILE_KERNELS(Bf16Math, bf16, 64, 128, 2, 2, 3, 2, 128, 4, 3)
+TC_TILE_KERNELS(Bf16Math, bf16, 32, 128, 1, 4, 3, 3, 128, 4, 4)
