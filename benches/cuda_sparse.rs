@@ -1,7 +1,8 @@
 //! Forward time of a masked conv on the GPU at ST-GCN shapes (64 person-sequences, V = 25): the
 //! 9x1 temporal conv at the three stages (C, T) = (64, 100), (128, 50), (256, 25) and the graph
-//! unit's 1x1 conv C → 3C, each as the dense kernel on `W ⊙ M`, the CSR kernel at densities 0.5,
-//! 0.1 and 0.01, and the 2:4 tensor-core kernel (density 0.5, bf16 operands). Device time of
+//! unit's 1x1 conv C → 3C, each as the dense f32 kernel on `W ⊙ M`, the dense bf16 tensor-core
+//! kernel (the baseline of the 2:4 kernel, same operand precision), the CSR kernel at densities
+//! 0.5, 0.1 and 0.01, and the 2:4 tensor-core kernel (density 0.5, bf16 operands). Device time of
 //! back-to-back launches between two CUDA events; throughput in dense multiply-adds, so the
 //! variants compare directly. Without a GPU it prints why and exits.
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use cudarc::driver::sys::CUevent_flags;
 use leangcn::backend::cuda::CudaBackend;
-use leangcn::backend::{Backend, ConvGeom};
+use leangcn::backend::{Backend, ConvGeom, ConvMath};
 use leangcn::model::init::InitRng;
 
 const BATCH: usize = 64;
@@ -77,6 +78,10 @@ fn sparse_forward(c: &mut Criterion) {
             return;
         }
     };
+    // the dense bf16 baseline: a backend of its own, whose conv GEMMs round to bf16
+    let dense_bf16 = CudaBackend::open_with(0, ConvMath::Bf16)
+        .map_err(|e| println!("dense bf16: not timed: {e}"))
+        .ok();
     let mut rng = InitRng::new(7);
     let mut group = c.benchmark_group("cuda_sparse_forward");
     group.sample_size(20);
@@ -96,6 +101,16 @@ fn sparse_forward(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("dense", &name), |bench| {
                 bench.iter_custom(|iters| device_time(&be, iters, &mut dense))
             });
+        }
+        if let Some(be16) = &dense_bf16 {
+            let (x16, w16, b16) = (be16.upload(&be.download(&x)), be16.upload(&w), be16.upload(&b));
+            let mut y16 = be16.zeros(g.y_len());
+            let mut dense16 = || be16.conv_t_forward(&g, &x16, &w16, Some(&b16), &mut y16);
+            if runs(be16, &format!("dense bf16 {name}"), &mut dense16) {
+                group.bench_function(BenchmarkId::new("dense_bf16", &name), |bench| {
+                    bench.iter_custom(|iters| device_time(be16, iters, &mut dense16))
+                });
+            }
         }
         for density in CSR_DENSITIES {
             let mask: Vec<f32> = (0..g.w_len())
