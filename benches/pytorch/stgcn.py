@@ -155,8 +155,14 @@ def timing(args):
     x = torch.randn(args.batch, 2, args.clip_len, 25, 3, device=dev)
     y = torch.randint(0, 60, (args.batch,), device=dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    step_model = torch.compile(model) if args.mode == "compile" else model
-    amp = args.mode in ("amp", "compile") and dev.type == "cuda"
+    # compile: AMP + torch.compile; compile-graphs: the same with CUDA graphs ("reduce-overhead")
+    if args.mode == "compile":
+        step_model = torch.compile(model)
+    elif args.mode == "compile-graphs":
+        step_model = torch.compile(model, mode="reduce-overhead")
+    else:
+        step_model = model
+    amp = args.mode != "eager" and dev.type == "cuda"
 
     def sync():
         if dev.type == "cuda":
@@ -200,7 +206,7 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--clip-len", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--mode", choices=["eager", "amp", "compile"], default="eager")
+    p.add_argument("--mode", choices=["eager", "amp", "compile", "compile-graphs"], default="eager")
     p.add_argument("--no-onednn", action="store_true", help="disable oneDNN (mkldnn) CPU kernels")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
