@@ -8,6 +8,7 @@ use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::{Backend, Scalar};
 use leangcn::bench::count::ModelCost;
 use leangcn::bench::report::measure_model;
+use leangcn::bench::Repeats;
 use leangcn::layers::params_of;
 use leangcn::model::config::ResidualKind;
 use leangcn::model::{BlockWidths, Stgcn, StgcnConfig};
@@ -141,7 +142,12 @@ fn saved_activations_and_times_are_reported() {
     let mut model = Stgcn::new(&be, cfg.clone(), 0).unwrap();
     let before: Vec<f32> = be.download(&model.backbone.blocks[1].tcn.conv.weight.value);
     let (batch, clip) = (3, 16);
-    let report = measure_model(&be, &mut model, batch, clip, 1, 1).unwrap();
+    let repeats = Repeats {
+        warmup: 1,
+        iters: 1,
+        per_layer: true,
+    };
+    let report = measure_model(&be, &mut model, batch, clip, repeats).unwrap();
     assert_eq!(report.element_bytes, 4);
     let nm = (batch * cfg.num_person) as u64;
     let (k, v) = (3u64, 25u64);
@@ -174,6 +180,26 @@ fn saved_activations_and_times_are_reported() {
     let tp = &report.throughput;
     assert!(tp.forward_seconds > 0.0 && tp.step_seconds > tp.forward_seconds);
     assert_eq!(tp.batch, batch);
+    // per-layer times: the data stage, every block and the head, each with both passes, in order
+    let names: Vec<&str> = tp.layer_times.iter().map(|l| l.name.as_str()).collect();
+    let mut want = vec!["backbone.data_bn".to_string()];
+    want.extend((0..cfg.blocks().len()).map(|i| format!("backbone.gcn.{i}")));
+    want.push("cls_head".into());
+    assert_eq!(names, want);
+    for l in &tp.layer_times {
+        assert!(l.forward_seconds > 0.0 && l.backward_seconds > 0.0, "{l:?}");
+    }
+    let layers: f64 = tp
+        .layer_times
+        .iter()
+        .map(|l| l.forward_seconds + l.backward_seconds)
+        .sum();
+    assert!(
+        layers < 10.0 * tp.step_seconds,
+        "clocked layers {layers} s vs step {} s",
+        tp.step_seconds
+    );
+    assert!(report.to_string().contains("| backbone.gcn.0 |"), "{report}");
     // measuring trains on random data but puts the model back as it was
     assert_eq!(be.download(&model.backbone.blocks[1].tcn.conv.weight.value), before);
     assert_eq!(model.backbone.blocks[1].tcn.bn.num_batches_tracked, 0);

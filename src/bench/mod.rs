@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, Scalar};
 use crate::layers::{params_of, DataDims};
+use crate::model::layer_clock::{LayerClock, LayerTime};
 use crate::model::{Stgcn, StgcnConfig};
 use crate::optim::Sgd;
 use crate::train::step::{train_step, StepGraph};
@@ -36,6 +37,21 @@ pub struct Throughput {
     /// Mean seconds per training step replayed from its recorded graph (device backends; what
     /// replay saves is `step_seconds - graph_step_seconds`).
     pub graph_step_seconds: Option<f64>,
+    /// Mean forward and backward seconds of each layer (the data stage, each block, the head)
+    /// over `iterations` training steps that wait for the backend at every layer boundary
+    /// ([`LayerClock`]); empty unless asked for.
+    pub layer_times: Vec<LayerTime>,
+}
+
+/// How often [`time_model`] runs what it times.
+#[derive(Clone, Copy, Debug)]
+pub struct Repeats {
+    /// Untimed training steps first (allocations, caches, lazy module loads).
+    pub warmup: usize,
+    /// Timed passes of each kind (at least 1).
+    pub iters: usize,
+    /// Also time each layer, over `iters` more training steps.
+    pub per_layer: bool,
 }
 
 /// Random input `[batch, persons, clip_len, joints, channels]` ~ N(0, 1) and cycling labels.
@@ -54,7 +70,8 @@ fn random_batch<B: Backend>(be: &B, cfg: &StgcnConfig, batch: usize, clip_len: u
 }
 
 /// Times `iters` forward passes (training mode) and `iters` full training steps (forward, loss,
-/// backward, SGD with the default recipe) on random input, after `warmup` untimed steps.
+/// backward, SGD with the default recipe) on random input, after `warmup` untimed steps; on a
+/// device backend also `iters` graph-replayed steps, and with `per_layer` `iters` clocked steps.
 /// `after_forward` sees the model right after one untimed training forward (its activations
 /// still held for the backward). The model's state (weights, BN statistics, masks) is restored
 /// afterwards, so measuring leaves it as it was.
@@ -63,11 +80,10 @@ pub fn time_model<B: Backend>(
     model: &mut Stgcn<B>,
     batch: usize,
     clip_len: usize,
-    warmup: usize,
-    iters: usize,
+    repeats: Repeats,
     after_forward: impl FnOnce(&Stgcn<B>),
 ) -> Result<Throughput> {
-    let iters = iters.max(1);
+    let (warmup, iters) = (repeats.warmup, repeats.iters.max(1));
     let (x, labels, dims) = random_batch(be, &model.config, batch, clip_len);
     model.check_input(dims)?;
     let train_cfg = TrainConfig::default();
@@ -108,6 +124,14 @@ pub fn time_model<B: Backend>(
     } else {
         None
     };
+    let mut layer_times = Vec::new();
+    if repeats.per_layer {
+        model.backbone.clock = Some(LayerClock::default());
+        let clocked: Result<()> =
+            (0..iters).try_for_each(|_| train_step(be, model, &mut sgd, &x, &labels, dims, 0.0, 0).map(|_| ()));
+        layer_times = model.backbone.clock.take().map_or_else(Vec::new, |c| c.mean(iters));
+        clocked?;
+    }
     import_state(be, &saved_state, model, None, Path::new("the measured model"))?;
     Ok(Throughput {
         backend: be.describe(),
@@ -120,6 +144,7 @@ pub fn time_model<B: Backend>(
         forward_samples_per_sec: batch as f64 / forward_seconds,
         step_samples_per_sec: batch as f64 / step_seconds,
         graph_step_seconds,
+        layer_times,
     })
 }
 

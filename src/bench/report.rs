@@ -1,14 +1,14 @@
 //! The measurement API: for a built model (any widths, any masks), per layer and in total the stored
 //! and kept parameters, dense and effective FLOPs, the activation memory a training forward keeps
-//! for the backward at a batch size, and the whole model's forward and training-step time on the
-//! backend. Per-layer times are not measured: the layers run as one forward and one backward.
+//! for the backward at a batch size, the whole model's forward and training-step time on the
+//! backend, and, when asked, each layer's forward and backward time (see [`crate::model::layer_clock`]).
 
 use std::fmt;
 
 use serde::Serialize;
 
 use super::count::{LayerCost, ModelCost};
-use super::{time_model, Throughput};
+use super::{time_model, Repeats, Throughput};
 use crate::backend::Backend;
 use crate::model::Stgcn;
 use crate::Result;
@@ -60,14 +60,13 @@ pub fn measure_model<B: Backend>(
     model: &mut Stgcn<B>,
     batch: usize,
     clip_len: usize,
-    warmup: usize,
-    iters: usize,
+    repeats: Repeats,
 ) -> Result<ModelReport> {
     model.update_masks(be);
     let cost = ModelCost::of_model(be, model, clip_len);
     let element_bytes = std::mem::size_of::<B::Elem>();
     let mut saved = Vec::new();
-    let throughput = time_model(be, model, batch, clip_len, warmup, iters, |m| {
+    let throughput = time_model(be, model, batch, clip_len, repeats, |m| {
         saved = m.saved_for_backward(be);
     })?;
     debug_assert_eq!(saved.len(), cost.layers.len());
@@ -118,6 +117,30 @@ impl fmt::Display for ModelReport {
             2.0 * self.effective_macs() as f64 / 1e6,
             mib(self.saved_bytes())
         )?;
+        let times = &self.throughput.layer_times;
+        if !times.is_empty() {
+            let total: f64 = times.iter().map(|l| l.forward_seconds + l.backward_seconds).sum();
+            writeln!(
+                f,
+                "\n| layer | forward ms | backward ms | share of the layers' time |\n|---|---:|---:|---:|"
+            )?;
+            for l in times {
+                writeln!(
+                    f,
+                    "| {} | {:.3} | {:.3} | {:.1}% |",
+                    l.name,
+                    l.forward_seconds * 1e3,
+                    l.backward_seconds * 1e3,
+                    100.0 * (l.forward_seconds + l.backward_seconds) / total
+                )?;
+            }
+            writeln!(
+                f,
+                "| **layers** (each boundary waits for the backend; loss and optimizer not included) | **{:.3}** | **{:.3}** | |\n",
+                times.iter().map(|l| l.forward_seconds).sum::<f64>() * 1e3,
+                times.iter().map(|l| l.backward_seconds).sum::<f64>() * 1e3,
+            )?;
+        }
         write!(f, "{}", self.throughput)
     }
 }

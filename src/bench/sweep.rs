@@ -18,6 +18,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::report::{measure_model, ModelReport};
+use super::Repeats;
 use crate::backend::Backend;
 use crate::model::{Stgcn, StgcnConfig};
 use crate::sparse::compact::{compact, plan_by_criterion, ChannelCriterion};
@@ -157,7 +158,12 @@ pub fn run_bench_sweep<B: Backend>(be: &B, opts: &BenchSweepOptions) -> Result<V
         let mut model = build(be, opts, kind, level)?;
         for &batch in &opts.batches {
             for &clip_len in &opts.clip_lens {
-                let report = measure_model(be, &mut model, batch, clip_len, opts.warmup, opts.iters)?;
+                let repeats = Repeats {
+                    warmup: opts.warmup,
+                    iters: opts.iters,
+                    per_layer: false,
+                };
+                let report = measure_model(be, &mut model, batch, clip_len, repeats)?;
                 let t = &report.throughput;
                 let dense_sps = rows
                     .iter()

@@ -13,6 +13,7 @@ use crate::backend::Backend;
 use crate::bench::count::ModelCost;
 use crate::bench::report::{measure_model, ModelReport};
 use crate::bench::sweep::{run_bench_sweep, BenchRow, BenchSweepOptions, SparsityKind};
+use crate::bench::Repeats;
 use crate::model::{Stgcn, StgcnConfig};
 use crate::train::TrainConfig;
 use crate::{Error, Result};
@@ -81,7 +82,12 @@ impl BackendTask for Report {
         let mut reports = Vec::new();
         for &batch in &self.batches {
             for &clip_len in &self.clip_lens {
-                reports.push(measure_model(be, &mut model, batch, clip_len, self.warmup, self.iters)?);
+                let repeats = Repeats {
+                    warmup: self.warmup,
+                    iters: self.iters,
+                    per_layer: true,
+                };
+                reports.push(measure_model(be, &mut model, batch, clip_len, repeats)?);
             }
         }
         Ok(reports)

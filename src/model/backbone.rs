@@ -5,6 +5,7 @@
 use super::config::{StgcnConfig, ThresholdScope};
 use super::graph::Adjacency;
 use super::init::InitRng;
+use super::layer_clock::{timed, LayerClock, Pass};
 use crate::backend::Backend;
 use crate::layers::{join, Conv, DataDims, DataNorm, Entry, Module, StgcnBlock};
 use crate::{Error, Result};
@@ -24,6 +25,8 @@ pub struct Backbone<B: Backend> {
     sparsity: f64,
     tau: B::Buf,
     zero: B::Buf,
+    /// When set, every pass times its layers (the data stage and each block) into it.
+    pub clock: Option<LayerClock>,
 }
 
 impl<B: Backend> Backbone<B> {
@@ -68,6 +71,7 @@ impl<B: Backend> Backbone<B> {
             sparsity: 0.0,
             tau: be.zeros(1),
             zero: be.zeros(1),
+            clock: None,
         })
     }
 
@@ -151,17 +155,22 @@ impl<B: Backend> Backbone<B> {
         let nm = n * m;
         self.acts.clear();
         self.frames.clear();
-        self.acts.push(self.data_norm.forward(be, x, dims, train));
+        let data_out = timed(&mut self.clock, be, "backbone.data_bn", Pass::Forward, || {
+            self.data_norm.forward(be, x, dims, train)
+        });
+        self.acts.push(data_out);
         let mut t_cur = t;
         for (i, block) in self.blocks.iter_mut().enumerate() {
-            let y = block.forward(
-                be,
-                &self.acts[i],
-                nm,
-                t_cur,
-                train,
-                seed ^ (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D),
-            );
+            let y = timed(&mut self.clock, be, &format!("backbone.gcn.{i}"), Pass::Forward, || {
+                block.forward(
+                    be,
+                    &self.acts[i],
+                    nm,
+                    t_cur,
+                    train,
+                    seed ^ (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D),
+                )
+            });
             self.frames.push(t_cur);
             t_cur = block.t_out(t_cur);
             self.acts.push(y);
@@ -193,10 +202,20 @@ impl<B: Backend> Backbone<B> {
         let nm = dims[0] * dims[1];
         let mut dy = dfeatures;
         for i in (0..self.blocks.len()).rev() {
-            dy = self.blocks[i].backward(be, &self.acts[i], &self.acts[i + 1], dy, nm, self.frames[i]);
+            let (block, frames) = (&mut self.blocks[i], self.frames[i]);
+            let (x, y) = (&self.acts[i], &self.acts[i + 1]);
+            dy = timed(
+                &mut self.clock,
+                be,
+                &format!("backbone.gcn.{i}"),
+                Pass::Backward,
+                || block.backward(be, x, y, dy, nm, frames),
+            );
         }
         self.acts.clear();
-        self.data_norm.backward(be, &dy, dims)
+        timed(&mut self.clock, be, "backbone.data_bn", Pass::Backward, || {
+            self.data_norm.backward(be, &dy, dims)
+        })
     }
 
     /// The data stage's output (`i = 0`) or block `i - 1`'s output of the last forward.

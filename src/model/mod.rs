@@ -6,6 +6,7 @@ pub mod backbone;
 pub mod config;
 pub mod graph;
 pub mod init;
+pub mod layer_clock;
 pub mod recognizer;
 pub mod stgcn;
 

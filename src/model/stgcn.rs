@@ -4,6 +4,7 @@
 use super::backbone::Backbone;
 use super::config::StgcnConfig;
 use super::init::InitRng;
+use super::layer_clock::{timed, Pass};
 use super::recognizer::{cross_entropy, Objective, Recognizer};
 use crate::backend::Backend;
 use crate::layers::{join, ClassifierHead, Entry, Module};
@@ -62,14 +63,24 @@ impl<B: Backend> Stgcn<B> {
         self.backbone.forward(be, x, dims, train, seed)?;
         let [n, m, ..] = dims;
         let s = self.backbone.feature_size();
-        Ok(self.head.forward(be, self.backbone.features(), n, m, s, train, seed))
+        // the clock is lent out: the features borrow the whole backbone
+        let mut clock = self.backbone.clock.take();
+        let (head, features) = (&mut self.head, self.backbone.features());
+        let logits = timed(&mut clock, be, "cls_head", Pass::Forward, || {
+            head.forward(be, features, n, m, s, train, seed)
+        });
+        self.backbone.clock = clock;
+        Ok(logits)
     }
 
     /// Backward of the last forward from dL/dlogits; accumulates every parameter gradient and returns
     /// dL/dx (`[N, M, T, V, C]`).
     pub fn backward(&mut self, be: &B, dlogits: &B::Buf) -> B::Buf {
         let [n, m, ..] = self.backbone.last_dims().expect("Stgcn::backward without a forward");
-        let dfeatures = self.head.backward(be, dlogits, n, m, self.backbone.feature_size());
+        let (head, s) = (&mut self.head, self.backbone.feature_size());
+        let dfeatures = timed(&mut self.backbone.clock, be, "cls_head", Pass::Backward, || {
+            head.backward(be, dlogits, n, m, s)
+        });
         self.backbone.backward(be, dfeatures)
     }
 
