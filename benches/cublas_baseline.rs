@@ -13,7 +13,6 @@
 //! without a GPU this prints why and measures nothing. cuBLAS is a baseline here only: the
 //! training path never calls it.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -24,14 +23,7 @@ use leangcn::backend::{Backend, ConvMath};
 
 mod conv_shapes;
 
-use conv_shapes::{data, device_time, events, shapes};
-
-/// The median of the per-call times criterion's samples measured.
-fn median_ms(samples: &RefCell<Vec<f64>>) -> f64 {
-    let mut v = samples.borrow().clone();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
+use conv_shapes::{data, events, shapes, Samples};
 
 fn cublas_baseline(c: &mut Criterion) {
     // SAFETY: only probes whether the library can be opened
@@ -96,28 +88,24 @@ fn cublas_baseline(c: &mut Criterion) {
                 stride_b: 0,
                 stride_c: (g.c_out * cols) as i64,
             };
-            let (ours_ms, blas_ms) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+            let (ours, theirs) = (Samples::default(), Samples::default());
             group.throughput(Throughput::Elements(2 * g.macs()));
             group.bench_function(BenchmarkId::new(format!("ours/{math}"), &name), |bench| {
                 bench.iter_custom(|iters| {
-                    let t = device_time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y));
-                    ours_ms.borrow_mut().push(t.as_secs_f64() * 1e3 / iters as f64);
-                    t
+                    ours.time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
                 })
             });
             let (col_s, w_s) = (col.slice().expect("col"), w.slice().expect("w"));
             let y_s = y_blas.slice_mut().expect("y");
             group.bench_function(BenchmarkId::new(format!("cublas/{math}"), &name), |bench| {
                 bench.iter_custom(|iters| {
-                    let t = device_time(&be, &events, iters, || {
+                    theirs.time(&be, &events, iters, || {
                         // SAFETY: the three buffers hold exactly the views cfg describes
                         unsafe { blas.gemm_strided_batched(cfg, col_s, w_s, y_s) }.expect("cuBLAS GEMM");
-                    });
-                    blas_ms.borrow_mut().push(t.as_secs_f64() * 1e3 / iters as f64);
-                    t
+                    })
                 })
             });
-            let (ours, theirs) = (median_ms(&ours_ms), median_ms(&blas_ms));
+            let (ours, theirs) = (ours.median_ms(), theirs.median_ms());
             table.push(format!(
                 "| {name} | {math} | {} x {cols} x {depth}, {} | {ours:.3} | {theirs:.3} | {:.2} |",
                 g.c_out,

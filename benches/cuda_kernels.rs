@@ -9,6 +9,13 @@
 //! weight gradient's workspace allocations from the stream's pool included). Throughput is in
 //! FLOP/s: criterion's "elements" are floating-point operations, 2 per multiply-add of the
 //! convolution (the same count for all three ops). Without a GPU it prints "skipped: <reason>".
+//!
+//! Then a roofline table: per kernel the median time, the achieved TFLOP/s, the GB/s of its least
+//! traffic (every operand read once, every output written once, in f32: what a kernel must move),
+//! its arithmetic intensity, and the fraction of the roofline min(peak, intensity × bandwidth)
+//! reached. The bandwidth ceiling is measured here (a device-to-device copy of 1 GiB); the compute
+//! peaks are the H100/H200 SXM datasheet's dense figures (FP32 66.9, TF32 494.7, bf16 989.4
+//! TFLOP/s), used only on those GPUs; elsewhere the table omits the fraction.
 
 use std::time::Duration;
 
@@ -18,7 +25,7 @@ use leangcn::backend::{Backend, ConvMath};
 
 mod conv_shapes;
 
-use conv_shapes::{data, device_time, events, shapes};
+use conv_shapes::{data, device_time, events, shapes, Samples};
 
 fn conv(c: &mut Criterion) {
     let mut group = c.benchmark_group("cuda_conv");
@@ -26,6 +33,8 @@ fn conv(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
+    let mut rows = Vec::new();
+    let mut bandwidth = None;
     for math in ConvMath::ALL {
         let be = match CudaBackend::open_with(0, math) {
             Ok(be) => be,
@@ -36,6 +45,8 @@ fn conv(c: &mut Criterion) {
         };
         println!("{}", be.describe());
         let events = events(&be);
+        let bandwidth = *bandwidth.get_or_insert_with(|| copy_bandwidth(&be, &events));
+        let peak = datasheet_peak(&be.describe(), math);
         for (name, g) in shapes() {
             let (x, w, b, dy) = (
                 be.upload(&data(g.x_len())),
@@ -48,26 +59,99 @@ fn conv(c: &mut Criterion) {
             be.check().expect("allocating the benchmark's buffers");
             let id = |op: &str| BenchmarkId::new(format!("{op}/{math}"), &name);
             group.throughput(Throughput::Elements(2 * g.macs()));
+            let samples: [Samples; 3] = Default::default();
             group.bench_function(id("forward"), |bench| {
                 bench.iter_custom(|iters| {
-                    device_time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
+                    samples[0].time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
                 })
             });
             group.bench_function(id("backward_input"), |bench| {
                 bench.iter_custom(|iters| {
-                    device_time(&be, &events, iters, || be.conv_t_backward_input(&g, &dy, &w, &mut dx))
+                    samples[1].time(&be, &events, iters, || be.conv_t_backward_input(&g, &dy, &w, &mut dx))
                 })
             });
             group.bench_function(id("backward_weight"), |bench| {
                 bench.iter_custom(|iters| {
-                    device_time(&be, &events, iters, || {
+                    samples[2].time(&be, &events, iters, || {
                         be.conv_t_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db))
                     })
                 })
             });
+            // least traffic in f32 values: forward x, w, b → y; input gradient dy, w → dx;
+            // weight gradient x, dy, dw, db → dw, db
+            let (xs, ws, ys, bs) = (g.x_len(), g.w_len(), g.y_len(), g.c_out);
+            let values = [xs + ws + bs + ys, ys + ws + xs, xs + ys + 2 * (ws + bs)];
+            for ((op, s), values) in ["forward", "backward_input", "backward_weight"]
+                .iter()
+                .zip(&samples)
+                .zip(values)
+            {
+                rows.push(roofline_row(
+                    &name,
+                    op,
+                    math,
+                    s.median_ms(),
+                    2 * g.macs(),
+                    4 * values,
+                    bandwidth,
+                    peak,
+                ));
+            }
         }
     }
     group.finish();
+    if let Some(bw) = bandwidth {
+        println!("\nroofline: measured device copy bandwidth {:.0} GB/s\n", bw / 1e9);
+        println!("| kernel | op | math | ms | TFLOP/s | GB/s (least traffic) | FLOP/B | % of roofline |");
+        println!("|---|---|---|---:|---:|---:|---:|---:|");
+        for r in rows {
+            println!("{r}");
+        }
+    }
+}
+
+/// Bytes per second of a 1 GiB device-to-device copy (read plus write), the median of 5.
+fn copy_bandwidth(be: &CudaBackend, events: &(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)) -> f64 {
+    let len = (1usize << 30) / 4;
+    let (src, mut dst) = (be.zeros(len), be.zeros(len));
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| device_time(be, events, 4, || be.copy(&src, &mut dst)).as_secs_f64() / 4.0)
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    2.0 * (len * 4) as f64 / runs[2]
+}
+
+/// The dense datasheet peak in FLOP/s of an H100 or H200 SXM in `math`, or `None` on other GPUs.
+fn datasheet_peak(device: &str, math: ConvMath) -> Option<f64> {
+    (device.contains("H100") || device.contains("H200")).then_some(match math {
+        ConvMath::F32 => 66.9e12,
+        ConvMath::Tf32 => 494.7e12,
+        ConvMath::Bf16 => 989.4e12,
+    })
+}
+
+/// One roofline table row.
+#[allow(clippy::too_many_arguments)]
+fn roofline_row(
+    shape: &str,
+    op: &str,
+    math: ConvMath,
+    ms: f64,
+    flop: u64,
+    bytes: usize,
+    bandwidth: f64,
+    peak: Option<f64>,
+) -> String {
+    let (secs, intensity) = (ms * 1e-3, flop as f64 / bytes as f64);
+    let achieved = flop as f64 / secs;
+    let fraction = peak.map_or("—".to_string(), |p| {
+        format!("{:.0}%", 100.0 * achieved / p.min(intensity * bandwidth))
+    });
+    format!(
+        "| {shape} | {op} | {math} | {ms:.3} | {:.1} | {:.0} | {intensity:.0} | {fraction} |",
+        achieved / 1e12,
+        bytes as f64 / secs / 1e9
+    )
 }
 
 criterion_group!(benches, conv);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each bench uses a different subset
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use cudarc::driver::sys::CUevent_flags;
@@ -82,4 +83,23 @@ pub fn events(be: &CudaBackend) -> (CudaEvent, CudaEvent) {
             .expect("creating a timing event")
     };
     (new_event(), new_event())
+}
+
+/// Per-call times (ms) of the samples criterion takes of one benchmark, and their median.
+#[derive(Default)]
+pub struct Samples(RefCell<Vec<f64>>);
+
+impl Samples {
+    /// `device_time` of `iters` calls, recorded per call.
+    pub fn time(&self, be: &CudaBackend, events: &(CudaEvent, CudaEvent), iters: u64, op: impl FnMut()) -> Duration {
+        let t = device_time(be, events, iters, op);
+        self.0.borrow_mut().push(t.as_secs_f64() * 1e3 / iters as f64);
+        t
+    }
+
+    pub fn median_ms(&self) -> f64 {
+        let mut v = self.0.borrow().clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
 }
