@@ -4,6 +4,19 @@
 //! Conventions every implementation follows:
 //! - Buffers are flat and contiguous; the shapes in the comments are row-major, last index fastest.
 //! - Activations inside the network are `[n, c, t, v]`: sample (person-sequence), channel, frame, joint.
+//!   Why this layout (T·V contiguous per channel) and not channels-last `[n, t, v, c]`:
+//!   - the conv GEMMs' columns are (sample, frame, joint): for one input channel and tap,
+//!     consecutive columns are consecutive addresses, so the kernels' operand gathers coalesce
+//!     (a warp reads 32 consecutive floats), a strided conv reads whole V-rows of every other
+//!     frame, and the 1x1 convs are plain GEMMs over each sample's `[c, t·v]` matrix;
+//!   - graph aggregation applies a small `[v, w]` matrix per subset to contiguous V-rows;
+//!   - batch norm reduces each channel over one contiguous run of T·V values per sample;
+//!   - it is PyTorch's layout, so activations, gradients and weights compare with the reference
+//!     without permutes; the input `[N, M, T, V, C]` is permuted once, at the data stage.
+//!
+//!   What channels-last would buy is contiguous reduction runs (16-byte copies of 4 channels in
+//!   the GEMM loaders, which now copy 4-byte elements because the im2col gather is along T·V);
+//!   that is the change to measure once the kernels are profiled on a GPU.
 //! - Outputs named `y`, `dx`, `dz` are overwritten. Parameter gradients (`dw`, `db`, `da`, `dgamma`,
 //!   `dbeta`) are accumulated (`+=`), so the caller zeroes them once per step and gradients of
 //!   micro-batches add up.
