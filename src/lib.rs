@@ -10,7 +10,7 @@
 //! - [`data`]: the built-in synthetic dataset, batch loading.
 //! - [`train`]: the trainer, checkpoints, metrics; [`golden`]: parity with PyTorch's vectors.
 //! - [`sparse`]: learned masks, lottery tickets, N:M masks and channel compaction.
-//! - [`bench`]: parameter and FLOP counts, the per-layer measurement of a built model, the
+//! - [`bench`](mod@bench): parameter and FLOP counts, the per-layer measurement of a built model, the
 //!   throughput sweep over sparsity kinds.
 
 pub mod backend;
