@@ -34,22 +34,27 @@ fn product_bound(math: ConvMath) -> f64 {
     2.0 * u + u * u
 }
 
-#[test]
-fn tensor_core_conv_ops_match_the_f32_cpu_within_the_rounding_bound() {
-    for (seed, math) in (31..).zip(TENSOR_CORE_MATH) {
-        let test = format!("{math}_conv_ops_match_the_f32_cpu_within_the_rounding_bound");
-        let Some(be) = gpu_with(&test, math) else {
+/// Every case in both arithmetics against the CPU computing in `reference(math)`, each y, dx and dw
+/// element within `allowance(math, terms)` of M, db within the f32 allowance (or untouched).
+fn check_against_the_cpu(
+    what: &str,
+    seed: u64,
+    reference: impl Fn(ConvMath) -> ConvMath,
+    allowance: impl Fn(ConvMath, usize) -> f64,
+) {
+    for (seed, math) in (seed..).zip(TENSOR_CORE_MATH) {
+        let Some(be) = gpu_with(&format!("{math}_conv_ops_match_{what}"), math) else {
             continue;
         };
         let mut rng = InitRng::new(seed);
         for (name, g, bias) in cases() {
             println!("{math} {name}: {g:?}, bias {bias}");
             let inputs = Inputs::new(&mut rng, &g, bias);
-            let want = cpu_results(&g, &inputs, ConvMath::F32);
-            let mag = cpu_results(&g, &inputs.magnitudes(), ConvMath::F32);
+            let want = cpu_results(&g, &inputs, reference(math));
+            let mag = cpu_results(&g, &inputs.magnitudes(), reference(math));
             let got = gpu_results(&be, &g, &inputs);
             let k = terms(&g);
-            assert_ops_within(name, &got, &want, &mag, &g, |k| product_bound(math) + f32_allowance(k));
+            assert_ops_within(name, &got, &want, &mag, &g, |k| allowance(math, k));
             if bias {
                 assert_within(&format!("{name}: db"), &got[3], &want[3], &mag[3], f32_allowance(k[3]));
             } else {
@@ -60,26 +65,23 @@ fn tensor_core_conv_ops_match_the_f32_cpu_within_the_rounding_bound() {
 }
 
 #[test]
+fn tensor_core_conv_ops_match_the_f32_cpu_within_the_rounding_bound() {
+    check_against_the_cpu(
+        "the_f32_cpu_within_the_rounding_bound",
+        31,
+        |_| ConvMath::F32,
+        |math, k| product_bound(math) + f32_allowance(k),
+    );
+}
+
+#[test]
 fn tensor_core_conv_ops_match_the_cpu_in_the_same_arithmetic() {
-    for (seed, math) in (41..).zip(TENSOR_CORE_MATH) {
-        let test = format!("{math}_conv_ops_match_the_cpu_in_the_same_arithmetic");
-        let Some(be) = gpu_with(&test, math) else {
-            continue;
-        };
-        let mut rng = InitRng::new(seed);
-        for (name, g, bias) in cases() {
-            println!("{math} {name}: {g:?}, bias {bias}");
-            let inputs = Inputs::new(&mut rng, &g, bias);
-            let want = cpu_results(&g, &inputs, math);
-            let mag = cpu_results(&g, &inputs.magnitudes(), math);
-            let got = gpu_results(&be, &g, &inputs);
-            let k = terms(&g);
-            assert_ops_within(name, &got, &want, &mag, &g, f32_allowance);
-            if bias {
-                assert_within(&format!("{name}: db"), &got[3], &want[3], &mag[3], f32_allowance(k[3]));
-            }
-        }
-    }
+    check_against_the_cpu(
+        "the_cpu_in_the_same_arithmetic",
+        41,
+        |math| math,
+        |_, k| f32_allowance(k),
+    );
 }
 
 #[test]
