@@ -15,8 +15,7 @@ use super::lottery::layer_densities;
 use crate::backend::Backend;
 use crate::bench::count::ModelCost;
 use crate::layers::{Entry, Module};
-use crate::model::config::ResidualKind;
-use crate::model::{Recognizer, StgcnConfig};
+use crate::model::Recognizer;
 
 /// Parameter counts of a model and of the dense single model of the same configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -91,39 +90,21 @@ pub fn count_params<B: Backend>(be: &B, model: &mut dyn Recognizer<B>) -> ParamC
     }
 }
 
-/// Forward MACs per sample of each maskable conv of one backbone, in `named_convs_mut` order.
-fn conv_macs(cfg: &StgcnConfig, clip_len: usize) -> Vec<u64> {
-    let (m, v, kt) = (
-        cfg.num_person as u64,
-        cfg.layout.num_joints() as u64,
-        cfg.tcn_kernel as u64,
-    );
-    let mut t = clip_len as u64;
-    let mut out = Vec::new();
-    for b in cfg.blocks() {
-        let (ci, co) = (b.c_in as u64, b.c_out as u64);
-        let t_out = t.div_ceil(b.stride as u64);
-        out.push(m * t * v * ci * 3 * co);
-        out.push(m * t_out * v * co * kt * co);
-        if b.residual == ResidualKind::Conv {
-            out.push(m * t_out * v * ci * co);
-        }
-        t = t_out;
-    }
-    out
-}
-
 /// Measures a model: parameters both ways, effective and dense MACs of a prediction, densities.
 pub fn measure<B: Backend>(be: &B, model: &mut dyn Recognizer<B>, clip_len: usize) -> Measured {
     let params = count_params(be, model);
     let densities = layer_densities(be, model);
     let cfg = model.config().clone();
     let experts = model.backbones_mut().len() as u64;
-    let macs = conv_macs(&cfg, clip_len);
+    let single_cost = ModelCost::of(&cfg, clip_len);
+    // the forward MACs of each maskable conv of one backbone, in `named_convs_mut` order: every
+    // layer between the data stage and the head holds one (graph 1x1, temporal, residual 1x1)
+    let layers = &single_cost.layers;
+    let macs: Vec<u64> = layers[1..layers.len() - 1].iter().map(|l| l.conv_macs).collect();
     let conv_dense: u64 = macs.iter().sum();
     // every expert runs the same convs; one head (the fused one) predicts
     let conv_effective: f64 = macs.iter().cycle().zip(&densities).map(|(m, d)| *m as f64 * d.2).sum();
-    let single = ModelCost::of(&cfg, clip_len).macs();
+    let single = single_cost.macs();
     let head = (cfg.out_channels() * cfg.num_classes) as u64;
     let backbone_other = single - head - conv_dense;
     Measured {
