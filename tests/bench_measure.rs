@@ -110,6 +110,10 @@ fn counts_follow_widths_and_masks() {
         assert!((m.effective_macs as f64 - expected).abs() <= 0.5, "{}", m.name);
     }
     assert!(masked.effective_macs() < dense.macs());
+    // the sparsity accounting of the same model agrees with the per-layer table
+    let measured = leangcn::sparse::accounting::measure(&be, &mut model, 16);
+    assert_eq!(measured.dense_macs, dense.macs());
+    assert_eq!(measured.effective_macs, masked.effective_macs(), "effective MACs");
 
     // 2:4: every temporal conv (rows of 9·c_mid, a multiple of 4) costs exactly half
     let mut model = Stgcn::new(&be, small_config(), 0).unwrap();
