@@ -82,6 +82,7 @@ def main():
     bad("bad_no_person.pkl", keypoint=np.zeros((0, 7, 25, 3), np.float32))
     bad("bad_label.pkl", label=-3)
     bad("bad_label_type.pkl", label="2")
+    bad("bad_label_huge.pkl", label=np.int64(4_000_000_000))
     # Joint counts: an openpose-sized sample among nturgb+d ones in xsub_train (annotation 2).
     bad("bad_mixed_joints.pkl", index=2, keypoint=keypoint(2, 3, 18, 3, np.float32, "C"))
     # Not zero, but nowhere beyond np.isclose's 1e-8: PreNormalize3D keeps no frame.

@@ -129,6 +129,10 @@ fn bad_inputs_are_named() {
         ("bad_label.pkl", &[sample, ": label: -3 is out of range"]),
         ("bad_label_type.pkl", &[sample, ": label: is a str, not an int"]),
         (
+            "bad_label_huge.pkl",
+            &[sample, ": label: 4000000000 is out of range (0..65536)"],
+        ),
+        (
             "bad_img_shape.pkl",
             &["sample gym_0001: img_shape: is not an (h, w) pair of positive ints"],
         ),

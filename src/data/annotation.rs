@@ -6,6 +6,11 @@ use super::pickle::{DTypeKind, Node, Pickle};
 use super::Sequence;
 use crate::{Error, Result};
 
+/// The most classes a dataset may have, far above every skeleton benchmark (NTU-120 has 120,
+/// Kinetics 400): a label beyond it is a corrupt file rather than a class, and would otherwise
+/// size the classifier by itself.
+pub const MAX_CLASSES: u32 = 1 << 16;
+
 /// One annotation: the sequence (keypoints as f32) and PYSKL's optional fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Annotation {
@@ -135,7 +140,10 @@ fn read_annotation(path: &Path, index: usize, node: Node) -> Result<Annotation> 
     let label = label
         .as_i64()
         .ok_or_else(|| err(name, "label", format!("is a {}, not an int", label.type_name())))?;
-    let label = u32::try_from(label).map_err(|_| err(name, "label", format!("{label} is out of range (0..2^32)")))?;
+    let label = u32::try_from(label)
+        .ok()
+        .filter(|&l| l < MAX_CLASSES)
+        .ok_or_else(|| err(name, "label", format!("{label} is out of range (0..{MAX_CLASSES})")))?;
 
     let kp = node.get("keypoint").ok_or_else(|| {
         let hint = if node.get("raw_file").is_some() {
