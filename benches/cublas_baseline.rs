@@ -1,5 +1,5 @@
 //! Our conv forward kernels beside cuBLAS at the same GEMM shapes: the ratio the f32 GEMM target is
-//! stated in. For each conv of ST-GCN at batch 128 x 2 persons (benches/conv_shapes), the forward is
+//! stated in. For each conv of ST-GCN at batch 128 x 2 persons (benches/gpu_timing), the forward is
 //! per sequence `y_n [c_out, t_out·v] = w [c_out, c_in·kt] · col_n [c_in·kt, t_out·v]`; cuBLAS runs
 //! exactly that product as one strided-batched GEMM over the 256 sequences, on an im2col matrix
 //! materialised beforehand (its construction is not timed: cuBLAS gets the GEMM alone, ours also
@@ -21,9 +21,9 @@ use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
 use leangcn::backend::cuda::CudaBackend;
 use leangcn::backend::{Backend, ConvMath};
 
-mod conv_shapes;
+mod gpu_timing;
 
-use conv_shapes::{data, events, shapes, Samples};
+use gpu_timing::{data, events, shapes, Samples};
 
 fn cublas_baseline(c: &mut Criterion) {
     // SAFETY: only probes whether the library can be opened

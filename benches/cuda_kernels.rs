@@ -23,9 +23,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use leangcn::backend::cuda::CudaBackend;
 use leangcn::backend::{Backend, ConvMath};
 
-mod conv_shapes;
+mod gpu_timing;
 
-use conv_shapes::{data, device_time, events, shapes, Samples};
+use gpu_timing::{copy_bandwidth, data, events, shapes, Samples};
 
 fn conv(c: &mut Criterion) {
     let mut group = c.benchmark_group("cuda_conv");
@@ -108,17 +108,6 @@ fn conv(c: &mut Criterion) {
             println!("{r}");
         }
     }
-}
-
-/// Bytes per second of a 1 GiB device-to-device copy (read plus write), the median of 5.
-fn copy_bandwidth(be: &CudaBackend, events: &(cudarc::driver::CudaEvent, cudarc::driver::CudaEvent)) -> f64 {
-    let len = (1usize << 30) / 4;
-    let (src, mut dst) = (be.zeros(len), be.zeros(len));
-    let mut runs: Vec<f64> = (0..5)
-        .map(|_| device_time(be, events, 4, || be.copy(&src, &mut dst)).as_secs_f64() / 4.0)
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    2.0 * (len * 4) as f64 / runs[2]
 }
 
 /// The dense datasheet peak in FLOP/s of an H100 or H200 SXM in `math`, or `None` on other GPUs.

@@ -1,5 +1,5 @@
-//! What the GPU conv benchmarks share: ST-GCN's conv shapes at batch 128 x 2 persons, their input
-//! data, and device time from CUDA events.
+//! What the GPU benchmarks share: ST-GCN's conv shapes at batch 128 x 2 persons, input data,
+//! device time from CUDA events, and the measured copy bandwidth (the memory ceiling).
 
 #![allow(dead_code)] // each bench uses a different subset
 
@@ -102,4 +102,15 @@ impl Samples {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     }
+}
+
+/// Bytes per second of a 1 GiB device-to-device copy (read plus write), the median of 5.
+pub fn copy_bandwidth(be: &CudaBackend, events: &(CudaEvent, CudaEvent)) -> f64 {
+    let len = (1usize << 30) / 4;
+    let (src, mut dst) = (be.zeros(len), be.zeros(len));
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| device_time(be, events, 4, || be.copy(&src, &mut dst)).as_secs_f64() / 4.0)
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    2.0 * (len * 4) as f64 / runs[2]
 }

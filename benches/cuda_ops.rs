@@ -1,0 +1,219 @@
+//! GPU time of every kernel of the training step other than the convolutions (those are
+//! benches/cuda_kernels.rs), at ST-GCN's shapes for batch 128 x 2 persons (256 sequences, V = 25)
+//! at the three stages (C, T) = (64, 100), (128, 50), (256, 25): graph aggregation forward and
+//! backward, batch norm train / eval / backward, ReLU forward and backward, the residual add,
+//! dropout; then the stage-independent ones: the input permute, pooling, the loss, and one fused
+//! SGD step over the 3.1M parameters of ST-GCN in their 90-odd tensors.
+//!
+//! These kernels are memory-bound, so throughput is in bytes: criterion's "bytes" are each op's
+//! least traffic (every operand read once, every output written once, in f32). After the criterion
+//! runs, a table gives each op's GB/s and its fraction of the device-to-device copy bandwidth
+//! measured here, the ceiling of a streaming kernel. Without a GPU it prints why and stops.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use leangcn::backend::cpu::CpuBackend;
+use leangcn::backend::cuda::{CudaBackend, GpuBuf};
+use leangcn::backend::{Backend, BnGeom, GraphGeom, SgdHyper};
+use leangcn::layers::params_of;
+use leangcn::model::{Stgcn, StgcnConfig};
+
+mod gpu_timing;
+
+use gpu_timing::{copy_bandwidth, data, events, Samples, JOINTS, SEQUENCES, SUBSETS};
+
+const STAGES: [(usize, usize); 3] = [(64, 100), (128, 50), (256, 25)];
+const BATCH: usize = SEQUENCES / 2;
+const CLASSES: usize = 60;
+
+/// Times `op` under `id` with `bytes` of least traffic; returns the row of the bandwidth table.
+struct Timer<'a> {
+    be: &'a CudaBackend,
+    events: (cudarc::driver::CudaEvent, cudarc::driver::CudaEvent),
+    rows: Vec<(String, f64, u64)>,
+}
+
+impl Timer<'_> {
+    fn bench(
+        &mut self,
+        group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        op: &str,
+        shape: &str,
+        bytes: u64,
+        mut f: impl FnMut(),
+    ) {
+        let samples = Samples::default();
+        group.throughput(Throughput::Bytes(bytes));
+        group.bench_function(BenchmarkId::new(op, shape), |bench| {
+            bench.iter_custom(|iters| samples.time(self.be, &self.events, iters, &mut f))
+        });
+        self.be.check().expect("a benchmarked op failed");
+        self.rows.push((format!("{op} | {shape}"), samples.median_ms(), bytes));
+    }
+}
+
+fn up(be: &CudaBackend, len: usize) -> GpuBuf<f32> {
+    be.upload(&data(len))
+}
+
+fn ops(c: &mut Criterion) {
+    let be = match CudaBackend::open(0) {
+        Ok(be) => be,
+        Err(e) => {
+            println!("skipped: {e}");
+            return;
+        }
+    };
+    println!("{}", be.describe());
+    let mut group = c.benchmark_group("cuda_ops");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1));
+    let events = events(&be);
+    let bandwidth = copy_bandwidth(&be, &events);
+    let mut timer = Timer {
+        be: &be,
+        events,
+        rows: Vec::new(),
+    };
+    let f = 4u64; // bytes per f32 value
+    for (c_mid, t) in STAGES {
+        let shape = format!("c{c_mid}_t{t}");
+        let g = GraphGeom {
+            n: SEQUENCES,
+            k: SUBSETS,
+            c: c_mid,
+            t,
+            v: JOINTS,
+        };
+        let (z, a, dy) = (up(&be, g.z_len()), up(&be, g.a_len()), up(&be, g.y_len()));
+        let (mut y, mut dz, mut da) = (be.zeros(g.y_len()), be.zeros(g.z_len()), be.zeros(g.a_len()));
+        let (zl, yl, al) = (g.z_len() as u64, g.y_len() as u64, g.a_len() as u64);
+        timer.bench(&mut group, "graph_forward", &shape, f * (zl + al + yl), || {
+            be.graph_forward(&g, &z, &a, &mut y)
+        });
+        timer.bench(
+            &mut group,
+            "graph_backward",
+            &shape,
+            f * (2 * zl + al + yl + 2 * al),
+            || be.graph_backward(&g, &z, &a, &dy, &mut dz, &mut da),
+        );
+
+        let bn = BnGeom {
+            n: SEQUENCES,
+            c: c_mid,
+            s: t * JOINTS,
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        let len = bn.len() as u64;
+        let (x, dy) = (up(&be, bn.len()), up(&be, bn.len()));
+        let (gamma, beta) = (up(&be, c_mid), up(&be, c_mid));
+        let (mut rm, mut rv) = (be.zeros(c_mid), be.zeros(c_mid));
+        be.fill(&mut rv, 1.0);
+        let (mut y, mut dx) = (be.zeros(bn.len()), be.zeros(bn.len()));
+        let (mut mean, mut invstd) = (be.zeros(c_mid), be.zeros(c_mid));
+        let (mut dgamma, mut dbeta) = (be.zeros(c_mid), be.zeros(c_mid));
+        // train: statistics read x once, the normalisation reads it again and writes y
+        timer.bench(&mut group, "batch_norm_train", &shape, f * 3 * len, || {
+            be.batch_norm_train(&bn, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd)
+        });
+        timer.bench(&mut group, "batch_norm_eval", &shape, f * 2 * len, || {
+            be.batch_norm_eval(&bn, &x, &gamma, &beta, &rm, &rv, &mut y)
+        });
+        // backward: the reductions read x and dy, the input gradient reads them again and writes dx
+        timer.bench(&mut group, "batch_norm_backward", &shape, f * 5 * len, || {
+            be.batch_norm_backward(&bn, &x, &dy, &gamma, &mean, &invstd, &mut dx, &mut dgamma, &mut dbeta)
+        });
+        timer.bench(&mut group, "relu_forward", &shape, f * 2 * len, || {
+            be.relu_forward(&mut y)
+        });
+        timer.bench(&mut group, "relu_backward", &shape, f * 3 * len, || {
+            be.relu_backward(&x, &mut dx)
+        });
+        timer.bench(&mut group, "add_assign", &shape, f * 3 * len, || {
+            be.add_assign(&mut y, &x)
+        });
+        timer.bench(&mut group, "dropout", &shape, f * 2 * len, || {
+            be.dropout(&mut y, 0.5, 7)
+        });
+    }
+
+    // the input [N, M, T, V, C] → the data stage's [N, M, V, C, T]
+    let dims = [BATCH, 2, 100, JOINTS, 3];
+    let input_len: usize = dims.iter().product();
+    let (x, mut y) = (up(&be, input_len), be.zeros(input_len));
+    timer.bench(&mut group, "permute", "input_t100", f * 2 * input_len as u64, || {
+        be.permute(&x, &dims, &[0, 1, 3, 4, 2], &mut y)
+    });
+
+    // pooling of the last stage [N·M, 256, 25·25] → [N, 256], and its backward
+    let (c, s) = (256, 25 * JOINTS);
+    let (x, dpooled) = (up(&be, SEQUENCES * c * s), up(&be, BATCH * c));
+    let (mut pooled, mut dx) = (be.zeros(BATCH * c), be.zeros(SEQUENCES * c * s));
+    let pool_bytes = f * (SEQUENCES * c * s + BATCH * c) as u64;
+    timer.bench(&mut group, "mean_pool_forward", "c256_t25", pool_bytes, || {
+        be.mean_pool_forward(BATCH, 2, c, s, &x, &mut pooled)
+    });
+    timer.bench(&mut group, "mean_pool_backward", "c256_t25", pool_bytes, || {
+        be.mean_pool_backward(BATCH, 2, c, s, &dpooled, &mut dx)
+    });
+
+    let logits = up(&be, BATCH * CLASSES);
+    let labels = be.upload_idx(&(0..BATCH as u32).map(|i| i % CLASSES as u32).collect::<Vec<_>>());
+    let (mut loss, mut dlogits) = (be.zeros(1), be.zeros(BATCH * CLASSES));
+    timer.bench(
+        &mut group,
+        "cross_entropy",
+        "n128_classes60",
+        f * 2 * (BATCH * CLASSES) as u64,
+        || be.cross_entropy(BATCH, CLASSES, &logits, &labels, 0.1, &mut loss, &mut dlogits),
+    );
+
+    // one SGD step over ST-GCN's parameters, tensor by tensor as the trainer holds them
+    let cpu = CpuBackend::<f32>::new();
+    let mut model = Stgcn::new(&cpu, StgcnConfig::default(), 0).expect("the default ST-GCN");
+    let lens: Vec<usize> = params_of(&mut model).into_iter().map(|(_, p)| p.len()).collect();
+    let total: usize = lens.iter().sum();
+    let mut params: Vec<GpuBuf<f32>> = lens.iter().map(|&l| up(&be, l)).collect();
+    let grads: Vec<GpuBuf<f32>> = lens.iter().map(|&l| up(&be, l)).collect();
+    let mut momentum: Vec<GpuBuf<f32>> = lens.iter().map(|&l| be.zeros(l)).collect();
+    let lr = be.upload(&[0.1]);
+    let hyper = SgdHyper {
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 5e-4,
+        nesterov: true,
+    };
+    // reads parameter, gradient, momentum; writes parameter, momentum
+    timer.bench(
+        &mut group,
+        "sgd_step",
+        &format!("{}_tensors_{total}_values", lens.len()),
+        f * 5 * total as u64,
+        || {
+            let mut p: Vec<&mut GpuBuf<f32>> = params.iter_mut().collect();
+            let g: Vec<&GpuBuf<f32>> = grads.iter().collect();
+            let mut m: Vec<&mut GpuBuf<f32>> = momentum.iter_mut().collect();
+            be.sgd_step(&mut p, &g, &mut m, &hyper, &lr, None, false)
+        },
+    );
+    group.finish();
+
+    println!("\nmeasured device copy bandwidth {:.0} GB/s\n", bandwidth / 1e9);
+    println!("| op | shape | ms | GB/s (least traffic) | % of copy bandwidth |\n|---|---|---:|---:|---:|");
+    for (what, ms, bytes) in timer.rows {
+        let rate = bytes as f64 / (ms * 1e-3);
+        println!(
+            "| {what} | {ms:.3} | {:.0} | {:.0}% |",
+            rate / 1e9,
+            100.0 * rate / bandwidth
+        );
+    }
+}
+
+criterion_group!(benches, ops);
+criterion_main!(benches);
