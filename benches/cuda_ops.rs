@@ -27,7 +27,7 @@ const STAGES: [(usize, usize); 3] = [(64, 100), (128, 50), (256, 25)];
 const BATCH: usize = SEQUENCES / 2;
 const CLASSES: usize = 60;
 
-/// Times `op` under `id` with `bytes` of least traffic; returns the row of the bandwidth table.
+/// Benchmarks ops with criterion and keeps each one's median time and least traffic for the table.
 struct Timer<'a> {
     be: &'a CudaBackend,
     events: (cudarc::driver::CudaEvent, cudarc::driver::CudaEvent),
