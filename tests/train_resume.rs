@@ -1,5 +1,6 @@
 //! A training run killed with SIGKILL and resumed from its last checkpoint ends with exactly the
-//! weights of a run that was never interrupted (CPU backend, whose reductions have a fixed order).
+//! weights of a run that was never interrupted (CPU backend, whose reductions have a fixed order);
+//! a checkpoint records the run's full precision, and resuming it in another one is refused.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -80,4 +81,29 @@ fn sigkill_then_resume_ends_with_identical_weights() {
             "{name_a} differs after resume"
         );
     }
+}
+
+#[test]
+fn a_bf16_checkpoint_says_bf16_and_refuses_to_resume_in_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = leangcn(tmp.path())
+        .args(["--precision", "bf16", "--max-steps", "1"])
+        .status()
+        .unwrap();
+    assert!(run.success());
+    let dir = CheckpointDir::new(&tmp.path().join("checkpoints"), 2).unwrap();
+    let (_, state) = load_checkpoint(&dir.latest().unwrap().expect("a checkpoint at the last step")).unwrap();
+    assert_eq!(state["precision"], "bf16", "f32 tensors with bf16 conv operands");
+
+    let out = leangcn(tmp.path())
+        .args(["--precision", "f32", "--resume"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "resumed a bf16 run in f32");
+    assert!(
+        stderr.contains("written by a bf16 run, and this run computes in f32; resume with --precision bf16"),
+        "{stderr}"
+    );
 }

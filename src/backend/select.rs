@@ -1,11 +1,12 @@
-//! Choosing a backend at run time: the CPU in f32 or f64, or the GPU in f32 or with TF32
-//! tensor-core convolutions, with a clear message when the GPU cannot be used.
+//! Choosing a backend at run time: the CPU or the GPU, in f64 (the CPU only), f32, or f32 with the
+//! convolution GEMMs' operands rounded to TF32 or bf16 (tensor cores on the GPU, their exact
+//! emulation on the CPU), with a clear message when the GPU cannot be used.
 
 use std::str::FromStr;
 
 use super::cpu::CpuBackend;
 use super::cuda::CudaBackend;
-use super::{Backend, ConvMath};
+use super::{Backend, ConvMath, Scalar};
 use crate::{Error, Result};
 
 /// The backend a user asks for.
@@ -31,8 +32,30 @@ impl FromStr for BackendChoice {
     }
 }
 
-/// The precisions `--precision` accepts.
-pub const PRECISIONS: [&str; 3] = ["f32", "f64", "tf32"];
+/// The precisions `--precision` accepts: `f64`, or f32 storage with one of the conv maths.
+pub const PRECISIONS: [&str; 4] = ["f32", "f64", "tf32", "bf16"];
+
+/// The conv math of an f32 precision (`f32`, `tf32`, `bf16`), `None` for `f64`, or an error that
+/// lists every precision.
+pub fn parse_precision(precision: &str) -> Result<Option<ConvMath>> {
+    match (precision, ConvMath::from_name(precision)) {
+        ("f64", _) => Ok(None),
+        (_, Some(math)) => Ok(Some(math)),
+        _ => Err(Error::config(format!(
+            "precision must be one of {}, got '{precision}'",
+            PRECISIONS.join(", ")
+        ))),
+    }
+}
+
+/// The precision `be` computes in, as `--precision` names it: the conv math when it rounds
+/// (`tf32`, `bf16`: f32 elements with rounded conv operands), else the element type.
+pub fn precision_of<B: Backend>(be: &B) -> &'static str {
+    match be.conv_math() {
+        ConvMath::F32 => B::Elem::NAME,
+        math => math.name(),
+    }
+}
 
 /// Work that runs on whichever backend is chosen.
 pub trait BackendTask {
@@ -40,39 +63,33 @@ pub trait BackendTask {
     fn run<B: Backend>(self, be: &B) -> Result<Self::Output>;
 }
 
-/// Runs `task` on the chosen backend in the given precision: `f32`, `f64` (the CPU only; `auto`
-/// runs it there), or `tf32` (the GPU only: f32 with the convolution GEMMs on TF32 tensor cores;
-/// refused on the CPU rather than silently computed in f32, so that a tf32 result is always one).
+/// Runs `task` on the chosen backend in the given precision: `f64` (the CPU only; `auto` runs it
+/// there), or `f32`, `tf32`, `bf16` (f32 with the conv GEMMs' operands rounded: the tensor cores on
+/// the GPU, their exact emulation on the CPU). `auto` takes the GPU when it can open it in that
+/// precision, else says why and takes the CPU.
 pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -> Result<T::Output> {
-    if !PRECISIONS.contains(&precision) {
-        return Err(Error::config(format!(
-            "precision must be f32, f64 or tf32, got '{precision}'"
-        )));
-    }
-    match (choice, precision) {
-        (BackendChoice::Cuda, "f64") => Err(Error::config(
-            "the CUDA backend computes in f32; use --precision f32 or --backend cpu",
-        )),
-        (BackendChoice::Cpu, "tf32") => Err(Error::config(
-            "tf32 runs the convolutions on a GPU's tensor cores; use --backend cuda, or --precision f32 on the CPU",
-        )),
-        (BackendChoice::Cuda | BackendChoice::Auto, "tf32") => CudaBackend::open_with(0, ConvMath::Tf32)
-            .map_err(|e| Error::config(format!("tf32 needs the GPU, which cannot be used: {e}")))
-            .and_then(|gpu| task.run(&gpu)),
-        (BackendChoice::Cuda, _) => task.run(&CudaBackend::open(0)?),
-        (BackendChoice::Auto, "f32") => match CudaBackend::open(0) {
+    let Some(math) = parse_precision(precision)? else {
+        return match choice {
+            BackendChoice::Cuda => Err(Error::config(
+                "the CUDA backend computes in f32; use --precision f32, tf32 or bf16, or --backend cpu",
+            )),
+            BackendChoice::Auto => {
+                eprintln!("using the CPU: f64 runs on the CPU only");
+                task.run(&CpuBackend::<f64>::new())
+            }
+            BackendChoice::Cpu => task.run(&CpuBackend::<f64>::new()),
+        };
+    };
+    match choice {
+        BackendChoice::Cuda => task.run(&CudaBackend::open_with(0, math)?),
+        BackendChoice::Auto => match CudaBackend::open_with(0, math) {
             Ok(gpu) => task.run(&gpu),
             Err(e) => {
                 eprintln!("using the CPU: {e}");
-                task.run(&CpuBackend::<f32>::new())
+                task.run(&CpuBackend::<f32>::with_conv_math(math))
             }
         },
-        (BackendChoice::Auto, _) => {
-            eprintln!("using the CPU: f64 runs on the CPU only");
-            task.run(&CpuBackend::<f64>::new())
-        }
-        (BackendChoice::Cpu, "f32") => task.run(&CpuBackend::<f32>::new()),
-        (BackendChoice::Cpu, _) => task.run(&CpuBackend::<f64>::new()),
+        BackendChoice::Cpu => task.run(&CpuBackend::<f32>::with_conv_math(math)),
     }
 }
 
@@ -80,19 +97,36 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
 mod tests {
     use super::*;
 
+    /// What a task sees of its backend: the precision it computes in and its description.
     struct Describe;
     impl BackendTask for Describe {
-        type Output = String;
-        fn run<B: Backend>(self, be: &B) -> Result<String> {
-            Ok(be.describe())
+        type Output = (&'static str, String);
+        fn run<B: Backend>(self, be: &B) -> Result<Self::Output> {
+            Ok((precision_of(be), be.describe()))
         }
     }
 
     #[test]
-    fn tf32_on_the_cpu_is_refused() {
-        let e = run_on(BackendChoice::Cpu, "tf32", Describe).expect_err("tf32 on the CPU");
-        assert!(e.to_string().contains("tensor cores"), "{e}");
-        let e = run_on(BackendChoice::Cpu, "bf16", Describe).expect_err("an unknown precision");
-        assert!(e.to_string().contains("f32, f64 or tf32"), "{e}");
+    fn every_precision_runs_as_itself_on_the_cpu_and_on_auto() {
+        // `auto` takes the GPU where it opens in that precision, else the CPU: the same precision
+        for choice in [BackendChoice::Cpu, BackendChoice::Auto] {
+            for precision in PRECISIONS {
+                let (ran, describe) = run_on(choice, precision, Describe).expect(precision);
+                assert_eq!(ran, precision, "{describe}");
+            }
+        }
+        let (_, describe) = run_on(BackendChoice::Cpu, "bf16", Describe).unwrap();
+        assert!(
+            describe.contains("cpu f32") && describe.contains("bf16-rounded conv operands"),
+            "{describe}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_precision_is_refused_naming_all_four() {
+        let e = run_on(BackendChoice::Cpu, "fp16", Describe).expect_err("an unknown precision");
+        assert!(e.to_string().contains("f32, f64, tf32, bf16, got 'fp16'"), "{e}");
+        let e = run_on(BackendChoice::Cuda, "f64", Describe).expect_err("f64 on the GPU");
+        assert!(e.to_string().contains("--backend cpu"), "{e}");
     }
 }

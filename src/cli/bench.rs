@@ -1,4 +1,4 @@
-//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100] [--precision f32|f64|tf32]`:
+//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100] [--precision f32|f64|tf32|bf16]`:
 //! the per-layer report (parameters, FLOPs, saved activations) and the forward and training-step
 //! throughput; `--count-only` prints the parameter and FLOP table without running anything;
 //! `--sweep` measures sparse and compacted variants over batch sizes and clip lengths and writes
@@ -33,7 +33,8 @@ pub struct BenchArgs {
     clip_len: Vec<usize>,
     #[arg(long)]
     classes: Option<usize>,
-    /// `f32`, `f64` (CPU) or `tf32` (CUDA: the convolutions on TF32 tensor cores).
+    /// `f32`, `f64` (CPU), `tf32` or `bf16` (the conv GEMMs' operands rounded: tensor cores on the
+    /// GPU, their exact emulation on the CPU).
     #[arg(long, default_value = "f32")]
     precision: String,
     #[arg(long, default_value_t = 2)]

@@ -1,4 +1,4 @@
-//! `leangcn check-golden FILE [--precision f64|f32|tf32] [--backend cpu|cuda]`
+//! `leangcn check-golden FILE [--precision f64|f32|tf32|bf16] [--backend cpu|cuda]`
 
 use std::path::PathBuf;
 
@@ -13,8 +13,9 @@ use crate::Result;
 pub struct CheckGoldenArgs {
     /// A golden-vector file (safetensors with `stgcn_golden` metadata).
     file: PathBuf,
-    /// f64 follows PyTorch's float64 run through every step; f32 is checked to step 2; tf32 (CUDA:
-    /// TF32 tensor-core convolutions) likewise, with the looser TF32 tolerance.
+    /// f64 follows PyTorch's float64 run through every step; f32 is checked to step 2; tf32 and
+    /// bf16 (rounded conv operands, on the GPU's tensor cores or the CPU's emulation) likewise, with
+    /// tolerances derived from their unit roundoff.
     #[arg(long, default_value = "f64")]
     precision: String,
     #[arg(long, default_value = "cpu")]

@@ -30,8 +30,8 @@ pub struct EvalArgs {
     /// Evaluate on this annotation file instead of each run's own data.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Compute in this precision (`f32`, `f64`, or `tf32` for TF32 tensor-core convolutions on the
-    /// GPU) instead of each checkpoint's own.
+    /// Compute in this precision (`f32`, `f64`, `tf32` or `bf16`, as for `train`) instead of each
+    /// checkpoint's own.
     #[arg(long)]
     precision: Option<String>,
 }

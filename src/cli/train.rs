@@ -45,8 +45,8 @@ pub struct TrainArgs {
     lr: Option<f64>,
     #[arg(long)]
     seed: Option<u64>,
-    /// `f32`, `f64` for the exact reference path (CPU), or `tf32`: f32 with the convolutions on
-    /// TF32 tensor cores (CUDA).
+    /// `f32`, `f64` for the exact reference path (CPU), or `tf32` / `bf16`: f32 with the conv
+    /// GEMMs' operands rounded to TF32 / bf16 (tensor cores on the GPU, exactly emulated on the CPU).
     #[arg(long)]
     precision: Option<String>,
     /// Any other key, TOML syntax: `--set model.base_channels=32 --set max_grad_norm=5.0`.

@@ -2,7 +2,9 @@
 //! BN running stats), then every recorded SGD step (parameters, deltas, losses), with the tolerances
 //! of the golden format. Float32 cannot follow the whole trajectory (ReLU masks flip once the
 //! parameters drift by an ulp), so an f32 run checks iteration 0 and the first two steps tightly and
-//! marks the rest as not testable.
+//! marks the rest as not testable. With TF32 or bf16 conv operands the forward quantities and the
+//! losses of steps 1 and 2 are checked to bounds derived from the unit roundoff; the gradients are
+//! not testable at that scale and are listed with their errors.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -113,26 +115,43 @@ struct Tolerances {
     /// f32 on a GPU: the kernels sum in another order than the CPU reference (tiled, split
     /// reductions), so their f32 bound is 1e-4 instead of the CPU's 1e-5.
     device: bool,
-    /// The convolutions on TF32 tensor cores: each operand is rounded to 11 significant bits (unit
-    /// roundoff 2⁻¹¹), so a product errs by up to 2·2⁻¹¹ = 2⁻¹⁰ ≈ 1e-3 of its magnitude, and one
-    /// conv's result by up to 1e-3 of Σ|term| (the rounding errors have random signs, so typically
-    /// less). The ~20 convs in sequence from the input to the logits (and back, for the gradients)
-    /// add such errors independently, ≈ √20·1e-3 ≈ 4.5e-3: the bound is 5e-3 for every tensor,
-    /// output and loss.
-    tf32: bool,
+    /// The convolutions' GEMM operands rounded to TF32 or bf16 (see [`Tolerances::rounded_bound`]).
+    conv_math: ConvMath,
 }
 
 impl Tolerances {
-    /// See `tf32`.
-    const TF32_BOUND: f64 = 5e-3;
+    /// Forward quantities with rounded conv operands (unit roundoff u: 2⁻¹¹ for TF32, 2⁻⁸ for
+    /// bf16): a product of two rounded operands errs by up to 2u of its magnitude, so one conv's
+    /// result by up to 2u of Σ|term| (the rounding errors have random signs, so typically less).
+    /// The ~20 convs in sequence from the input to the logits add such errors independently,
+    /// ≈ 2u·√20: 4.4e-3 for TF32, bounded by 5e-3, and 3.5e-2 for bf16 (8× TF32's u), bounded by
+    /// 4e-2, for every activation, output, running statistic and the losses of steps 1 and 2.
+    /// Measured on the CPU's exact emulation (stgcn_ntu_small, 2026-12-01): the worst forward
+    /// quantity is block 9's output, 2.1e-3 in TF32 and 1.9e-2 in bf16, so both bounds leave a
+    /// margin of 2.2–2.4×. `None` without rounding.
+    fn rounded_bound(&self) -> Option<f64> {
+        match self.conv_math {
+            ConvMath::F32 => None,
+            ConvMath::Tf32 => Some(5e-3),
+            ConvMath::Bf16 => Some(4e-2),
+        }
+    }
+
+    /// Why gradients (and the parameters they step) are not testable with rounded conv operands:
+    /// this reference's gradient at iteration 0 is not continuous at that scale. Perturbing the f64
+    /// input by a relative 1e-6 moves the f64 gradients by 5e-6, by 1e-5 already by 5.5e-2, and by
+    /// 2⁻¹¹ (a TF32 rounding) by 1.3e-1 (measured 2026-12-01 on the CPU in f64): ReLU masks flip, and
+    /// the TF32 and bf16 runs land 2.4e-1 and 4.0e-1 away. f32's errors (≤ 1.4e-6) stay below the
+    /// first flip, so f32 checks them; the rounded GEMMs themselves are tested op by op against
+    /// exact references.
+    const UNTESTABLE_GRADIENTS: &'static str =
+        "untestable with rounded conv operands: a 1e-5 input change moves the reference's gradients by 5e-2";
 
     fn f32_bound(&self) -> f64 {
-        if self.tf32 {
-            Self::TF32_BOUND
-        } else if self.device {
-            1e-4
-        } else {
-            1e-5
+        match self.rounded_bound() {
+            Some(bound) => bound,
+            None if self.device => 1e-4,
+            None => 1e-5,
         }
     }
     /// Logits, pooled features and the first loss (stored in f64 by the reference).
@@ -143,12 +162,20 @@ impl Tolerances {
             self.f32_bound()
         }
     }
-    /// Activations and gradients (stored as f64 rounded to f32), parameters after steps 1 and 2.
-    fn tensors(&self) -> f64 {
+    /// Activations (stored as f64 rounded to f32).
+    fn activations(&self) -> f64 {
         if self.exact {
             1e-7
         } else {
             self.f32_bound()
+        }
+    }
+    /// Gradients and the parameters after steps 1 and 2; `None` where they are not testable (see
+    /// [`Tolerances::UNTESTABLE_GRADIENTS`]).
+    fn gradients(&self) -> Option<f64> {
+        match self.rounded_bound() {
+            Some(_) => None,
+            None => Some(self.activations()),
         }
     }
     fn running_stats(&self) -> f64 {
@@ -158,13 +185,24 @@ impl Tolerances {
             self.f32_bound()
         }
     }
-    /// Losses after SGD steps.
-    fn step_loss(&self, step: usize) -> f64 {
-        match (self.exact, step) {
-            (true, _) => 1e-10,
-            (false, _) if self.tf32 => Self::TF32_BOUND,
-            (false, 1) => 1e-5,
-            (false, _) => 1e-3,
+    /// Losses after SGD steps; `None` where not testable: with rounded conv operands, steps 1 and
+    /// 2 stay within the forward bound (measured 2.4e-3 TF32, 1.2e-2 bf16) but step 3's loss has
+    /// taken three steps along untestable gradients (1.0e-1 TF32, 2.8e-2 bf16).
+    fn step_loss(&self, step: usize) -> Option<f64> {
+        match (self.exact, self.rounded_bound(), step) {
+            (true, _, _) => Some(1e-10),
+            (false, Some(bound), 1 | 2) => Some(bound),
+            (false, Some(_), _) => None,
+            (false, None, 1) => Some(1e-5),
+            (false, None, _) => Some(1e-3),
+        }
+    }
+
+    /// Checks one gradient-like quantity, or records its error as untestable.
+    fn push_gradient(&self, report: &mut Report, name: impl Into<String>, error: f64) {
+        match self.gradients() {
+            Some(tolerance) => report.push(name, error, tolerance),
+            None => report.skip(name, format!("{error:9.2e} {}", Self::UNTESTABLE_GRADIENTS)),
         }
     }
 }
@@ -208,7 +246,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
     let tol = Tolerances {
         exact: B::Elem::NAME == "f64",
         device: B::ON_DEVICE,
-        tf32: be.conv_math() == ConvMath::Tf32,
+        conv_math: be.conv_math(),
     };
     let mut report = Report {
         path: file.path.clone(),
@@ -279,10 +317,10 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
 
     // Iteration 0: backward.
     let dx = model.backward(be, &dlogits);
-    report.push(
+    tol.push_gradient(
+        &mut report,
         "ref.grad_input",
         max_rel_error(&host(be, &dx), file.get("ref.grad_input", n * m * t * v * c)?),
-        tol.tensors(),
     );
     be.check()?;
     check_gradients(be, file, &mut model, "ref.grad0.", &tol, &mut report)?;
@@ -314,13 +352,17 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
         let logits = model.forward(be, &x, cfg.dims, true, 0)?;
         be.cross_entropy(n, classes, &logits, &labels, 0.0, &mut loss, &mut dlogits);
         let ours = host(be, &loss)[0];
-        match losses.get(step) {
-            Some(&l) => report.push(
-                format!("ref.losses[{step}]"),
-                ((ours - l) / l).abs(),
-                tol.step_loss(step),
+        let name = format!("ref.losses[{step}]");
+        match (losses.get(step), tol.step_loss(step)) {
+            (Some(&l), Some(tolerance)) => report.push(name, ((ours - l) / l).abs(), tolerance),
+            (Some(&l), None) => report.skip(
+                name,
+                format!(
+                    "{:9.2e} untestable after three steps along untestable gradients",
+                    ((ours - l) / l).abs()
+                ),
             ),
-            None => report.skip(format!("ref.losses[{step}]"), "not in this file"),
+            (None, _) => report.skip(name, "not in this file"),
         }
         if step < cfg.steps {
             model.backward(be, &dlogits);
@@ -381,19 +423,19 @@ fn check_activations<B: Backend>(
         let t = shape.last().copied().unwrap_or(0);
         let theirs = permute(theirs, &[n * m, v, c, t], &[0, 2, 3, 1]);
         let ours = host(be, model.activation(0).expect("data stage output"));
-        report.push("ref.act.data_bn", max_rel_error(&ours, &theirs), tol.tensors());
+        report.push("ref.act.data_bn", max_rel_error(&ours, &theirs), tol.activations());
     }
     for (i, block) in model.backbone.blocks.iter().enumerate() {
         let name = format!("ref.act.block{i}");
         if let Some((_, theirs)) = file.tensor(&name) {
             let ours = host(be, model.activation(i + 1).expect("block output"));
-            report.push(name, max_rel_error(&ours, theirs), tol.tensors());
+            report.push(name, max_rel_error(&ours, theirs), tol.activations());
         }
         let parts = [("gcn", block.gcn_output()), ("tcn", block.tcn_out.as_ref())];
         for (part, ours) in parts {
             let name = format!("ref.act.block{i}.{part}");
             if let (Some((_, theirs)), Some(ours)) = (file.tensor(&name), ours) {
-                report.push(name, max_rel_error(&host(be, ours), theirs), tol.tensors());
+                report.push(name, max_rel_error(&host(be, ours), theirs), tol.activations());
             }
         }
     }
@@ -427,7 +469,7 @@ fn check_gradients<B: Backend>(
                 let err = ours.iter().zip(theirs).fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
                 report.push(format!("{prefix}{name} (abs, zero by construction)"), err, 1e-6 * scale);
             }
-            None => report.push(format!("{prefix}{name}"), max_rel_error(ours, theirs), tol.tensors()),
+            None => tol.push_gradient(report, format!("{prefix}{name}"), max_rel_error(ours, theirs)),
         }
     }
     Ok(())
@@ -484,17 +526,17 @@ fn check_step<B: Backend>(
         let ours = host(be, &p.value);
         let delta = file.get(&format!("ref.delta{step}.{name}"), ours.len())?;
         let expected: Vec<f64> = p0.iter().zip(delta).map(|(a, d)| a + d).collect();
-        report.push(
+        tol.push_gradient(
+            report,
             format!("params after step {step}: {name}"),
             max_rel_error(&ours, &expected),
-            tol.tensors(),
         );
         if tol.exact {
             let our_delta: Vec<f64> = ours.iter().zip(p0).map(|(a, b)| a - b).collect();
-            report.push(
+            tol.push_gradient(
+                report,
                 format!("ref.delta{step}.{name}"),
                 max_rel_error(&our_delta, delta),
-                tol.tensors(),
             );
         }
     }

@@ -59,8 +59,8 @@ pub struct TrainConfig {
     pub max_grad_norm: Option<f64>,
     pub label_smoothing: f64,
     pub seed: u64,
-    /// `f32`, `f64` (the exact reference path, CPU only) or `tf32` (f32 with the convolutions on
-    /// TF32 tensor cores, CUDA only).
+    /// `f32`, `f64` (the exact reference path, CPU only), `tf32` or `bf16` (f32 with the conv GEMMs'
+    /// operands rounded to TF32 or bf16: tensor cores on the GPU, their exact emulation on the CPU).
     pub precision: String,
     /// Save a checkpoint every this many iterations as well as at each epoch's end (0: epochs only).
     pub checkpoint_every: usize,
@@ -196,12 +196,7 @@ impl TrainConfig {
                 self.label_smoothing
             )));
         }
-        if !crate::backend::select::PRECISIONS.contains(&self.precision.as_str()) {
-            return Err(Error::config(format!(
-                "precision must be f32, f64 or tf32, got '{}'",
-                self.precision
-            )));
-        }
+        crate::backend::select::parse_precision(&self.precision)?;
         match (&self.sparsity, &self.model.sparse) {
             (Some(s), Some(_)) if !(0.0..1.0).contains(&s.target) => {
                 return Err(Error::config(format!(

@@ -17,6 +17,7 @@ use super::metrics::{topk_correct, EpochMetrics, MetricsLog};
 use super::model::{build_model, set_sparsities};
 use super::progress::EpochProgress;
 use super::step::{cross_entropy_host, eval_logits, BatchBuffers, StepGraph};
+use crate::backend::select::precision_of;
 use crate::backend::{Backend, Scalar};
 use crate::data::loader::BatchLoader;
 use crate::data::ClipDataset;
@@ -41,6 +42,7 @@ pub struct RunState {
     pub epoch_samples: u64,
     pub epoch_seconds: f64,
     pub last_finite_loss: f64,
+    /// What the run computes in, as `--precision` names it (`bf16`: f32 tensors, bf16 conv operands).
     pub precision: String,
 }
 
@@ -242,13 +244,24 @@ pub fn train<B: Backend>(
         epoch_samples: 0,
         epoch_seconds: 0.0,
         last_finite_loss: f64::NAN,
-        precision: B::Elem::NAME.to_string(),
+        precision: precision_of(be).to_string(),
     };
     if opts.resume {
         if let Some(path) = ckpts.latest()? {
             let (tensors, json) = super::checkpoint::load_checkpoint(&path)?;
             let saved: RunState =
                 serde_json::from_value(json).map_err(|e| Error::format(&path, format!("checkpoint state: {e}")))?;
+            // before the configuration (which names the requested precision too), so that the
+            // error says what differs
+            if saved.precision != state.precision {
+                return Err(Error::config(format!(
+                    "{} was written by a {} run, and this run computes in {}; resume with --precision {}",
+                    path.display(),
+                    saved.precision,
+                    state.precision,
+                    saved.precision
+                )));
+            }
             if saved.config != *cfg {
                 return Err(Error::config(format!(
                     "{} was written with a different configuration; resume with the same settings (see {}.json)",
