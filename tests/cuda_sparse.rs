@@ -1,14 +1,15 @@
 //! The sparse conv kernels against the CPU backend on fresh random data with poisoned (NaN)
 //! outputs: the CSR built on the GPU equals the CPU's, the CSR conv agrees bit for bit (same
 //! products, same order of sums), the 2:4 pruning and packing agree exactly, and the 2:4 tensor-core
-//! conv agrees to f32 summation order. Without a GPU each test prints why it was skipped.
+//! conv agrees to f32 summation order, with the CPU and with the dense bf16 tensor-core conv on the
+//! same pruned weights. Without a GPU each test prints why it was skipped.
 
 mod gpu_support;
 
-use gpu_support::{assert_bits, assert_close, fetch, gpu, normal, poisoned};
+use gpu_support::{assert_bits, assert_close, fetch, gpu, gpu_with, normal, poisoned};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::kernels::MODULES;
-use leangcn::backend::{Backend, ConvGeom};
+use leangcn::backend::{Backend, ConvGeom, ConvMath};
 use leangcn::model::init::InitRng;
 
 const DENSITIES: [f64; 4] = [0.0, 0.1, 0.5, 1.0];
@@ -203,6 +204,67 @@ fn conv_2_4_kernels_match_the_cpu_to_summation_order() {
             &format!("2:4 input gradient {g:?}"),
             &fetch(&be, &got),
             &want,
+            1e-4,
+            atol,
+        );
+    }
+}
+
+/// The 2:4 kernels against the dense bf16 tensor-core conv of the same pruned weights `W ⊙ M`:
+/// both round the same operands to bf16 and sum exact products in f32, so they agree to the order
+/// of the sums (the dense kernel rounds the zeros the mask leaves, which stay zero).
+#[test]
+fn conv_2_4_kernels_match_the_dense_bf16_kernel_on_the_pruned_weights() {
+    let test = "conv_2_4_kernels_match_the_dense_bf16_kernel_on_the_pruned_weights";
+    let Some(be) = gpu(test) else {
+        return;
+    };
+    let Some(dense) = gpu_with(test, ConvMath::Bf16) else {
+        return;
+    };
+    let mut rng = InitRng::new(25);
+    for g in geometries() {
+        let (w, x, dy, b) = (
+            normal(&mut rng, g.w_len()),
+            normal(&mut rng, g.x_len()),
+            normal(&mut rng, g.y_len()),
+            normal(&mut rng, g.c_out),
+        );
+        let mut mask = be.zeros(w.len());
+        let gw = be.upload(&w);
+        be.prune_2_4(&gw, g.c_out, g.c_in, g.kt, &mut mask);
+        let packed = be
+            .pack_2_4(&gw, &mask, g.c_out, g.c_in, g.kt)
+            .expect("pruned weights pack on the GPU");
+        let pruned: Vec<f32> = w.iter().zip(fetch(&be, &mask)).map(|(w, m)| w * m).collect();
+        let atol = 5e-5 * ((g.c_in.max(g.c_out) * g.kt) as f32).sqrt();
+
+        let mut want = poisoned(&dense, g.y_len());
+        dense.conv_t_forward(
+            &g,
+            &dense.upload(&x),
+            &dense.upload(&pruned),
+            Some(&dense.upload(&b)),
+            &mut want,
+        );
+        let mut got = poisoned(&be, g.y_len());
+        be.conv_t_forward_2_4(&g, &be.upload(&x), &packed, Some(&be.upload(&b)), &mut got);
+        assert_close(
+            &format!("2:4 vs dense bf16 forward {g:?}"),
+            &fetch(&be, &got),
+            &fetch(&dense, &want),
+            1e-4,
+            atol,
+        );
+
+        let mut want = poisoned(&dense, g.x_len());
+        dense.conv_t_backward_input(&g, &dense.upload(&dy), &dense.upload(&pruned), &mut want);
+        let mut got = poisoned(&be, g.x_len());
+        be.conv_t_backward_input_2_4(&g, &be.upload(&dy), &packed, &mut got);
+        assert_close(
+            &format!("2:4 vs dense bf16 input gradient {g:?}"),
+            &fetch(&be, &got),
+            &fetch(&dense, &want),
             1e-4,
             atol,
         );

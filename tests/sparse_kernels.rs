@@ -7,8 +7,8 @@ mod cpu_support;
 
 use cpu_support::{assert_close, to_f32, Rng};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::sparse::{bf16_to_f32, padded_columns, round_to_bf16, CsrWeight};
-use leangcn::backend::{Backend, ConvGeom};
+use leangcn::backend::sparse::{bf16_to_f32, padded_columns, CsrWeight};
+use leangcn::backend::{Backend, ConvGeom, ConvMath};
 use leangcn::layers::conv_sparse::{choose_format, ConvFormat};
 use leangcn::layers::{Conv, Entry, Module};
 use leangcn::model::init::InitRng;
@@ -208,7 +208,7 @@ fn packing_keeps_the_pruned_weights_in_bf16_with_valid_metadata() {
                 );
             }
         }
-        let want: Vec<f32> = w.iter().zip(&mask).map(|(w, m)| round_to_bf16(w * m)).collect();
+        let want: Vec<f32> = w.iter().zip(&mask).map(|(w, m)| ConvMath::Bf16.round(w * m)).collect();
         assert_eq!(packed.to_dense(), want, "[{c_out}, {c_in}, {kt}]");
         assert!(packed.values.iter().all(|&v| bf16_to_f32(v).is_finite()));
     }
@@ -239,8 +239,8 @@ fn conv_2_4_matches_the_dense_conv_on_bf16_rounded_pruned_weights() {
         let packed = be
             .pack_2_4(&w, &mask, g.c_out, g.c_in, g.kt)
             .expect("pruned weights pack");
-        let wq: Vec<f32> = w.iter().zip(&mask).map(|(w, m)| round_to_bf16(w * m)).collect();
-        let round = |v: &[f32]| v.iter().map(|&x| round_to_bf16(x)).collect::<Vec<_>>();
+        let wq: Vec<f32> = w.iter().zip(&mask).map(|(w, m)| ConvMath::Bf16.round(w * m)).collect();
+        let round = |v: &[f32]| v.iter().map(|&x| ConvMath::Bf16.round(x)).collect::<Vec<_>>();
 
         let (mut want, mut got) = (vec![0.0; g.y_len()], vec![f32::NAN; g.y_len()]);
         be.conv_t_forward(&g, &round(&x), &wq, Some(&b), &mut want);

@@ -129,8 +129,3 @@ pub fn f32_to_bf16(x: f32) -> u16 {
 pub fn bf16_to_f32(bits: u16) -> f32 {
     half::bf16::from_bits(bits).to_f32()
 }
-
-/// `x` rounded to bf16 and widened back (what the 2:4 kernels compute with).
-pub fn round_to_bf16(x: f32) -> f32 {
-    bf16_to_f32(f32_to_bf16(x))
-}

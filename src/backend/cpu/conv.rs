@@ -7,7 +7,16 @@
 use rayon::prelude::*;
 
 use super::parallel::reduce_over_samples;
-use crate::backend::{ConvGeom, Scalar};
+use crate::backend::{ConvGeom, ConvMath, Scalar};
+
+/// `v` with every element rounded as a GEMM operand in `math` ([`ConvMath::round`]), or `v`
+/// itself in f32 math.
+pub fn rounded_operand<T: Scalar>(math: ConvMath, v: &[T]) -> std::borrow::Cow<'_, [T]> {
+    match math {
+        ConvMath::F32 => std::borrow::Cow::Borrowed(v),
+        m => std::borrow::Cow::Owned(v.iter().map(|&x| T::of(m.round(x.as_f64() as f32) as f64)).collect()),
+    }
+}
 
 fn is_pointwise(g: &ConvGeom) -> bool {
     g.kt == 1 && g.stride == 1 && g.pad == 0

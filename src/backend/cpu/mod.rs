@@ -40,14 +40,6 @@ impl<T: Scalar> CpuBackend<T> {
             _elem: PhantomData,
         }
     }
-
-    /// `v` with every element rounded as the conv GEMMs' operands are, or `v` itself in f32 math.
-    fn conv_operand<'a>(&self, v: &'a [T]) -> std::borrow::Cow<'a, [T]> {
-        match self.conv_math {
-            ConvMath::F32 => std::borrow::Cow::Borrowed(v),
-            m => std::borrow::Cow::Owned(v.iter().map(|&x| T::of(m.round(x.as_f64() as f32) as f64)).collect()),
-        }
-    }
 }
 
 // The trait takes `&Vec<T>` because `Buf = Vec<T>`.
@@ -144,11 +136,17 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         permute::permute(x, dims, perm, y)
     }
     fn conv_t_forward(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
-        let (x, w) = (self.conv_operand(x), self.conv_operand(w));
+        let (x, w) = (
+            conv::rounded_operand(self.conv_math, x),
+            conv::rounded_operand(self.conv_math, w),
+        );
         conv::forward(g, &x, &w, b.map(Vec::as_slice), y)
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Vec<T>, w: &Vec<T>, dx: &mut Vec<T>) {
-        let (dy, w) = (self.conv_operand(dy), self.conv_operand(w));
+        let (dy, w) = (
+            conv::rounded_operand(self.conv_math, dy),
+            conv::rounded_operand(self.conv_math, w),
+        );
         conv::backward_input(g, &dy, &w, dx)
     }
     fn conv_t_backward_weight(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, db: Option<&mut Vec<T>>) {
@@ -156,7 +154,10 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         if let Some(db) = db {
             conv::backward_bias(g, dy, db);
         }
-        let (x, dy) = (self.conv_operand(x), self.conv_operand(dy));
+        let (x, dy) = (
+            conv::rounded_operand(self.conv_math, x),
+            conv::rounded_operand(self.conv_math, dy),
+        );
         conv::backward_weight(g, &x, &dy, dw)
     }
     fn graph_forward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, y: &mut Vec<T>) {

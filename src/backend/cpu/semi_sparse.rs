@@ -4,8 +4,8 @@
 //! bf16, products and sums in the backend's precision; only the order of the sums differs.
 
 use super::conv;
-use crate::backend::sparse::{f32_to_bf16, nibble, not_2_4_error, padded_columns, round_to_bf16, Packed24Weight};
-use crate::backend::{ConvGeom, Scalar};
+use crate::backend::sparse::{f32_to_bf16, nibble, not_2_4_error, padded_columns, Packed24Weight};
+use crate::backend::{ConvGeom, ConvMath, Scalar};
 use crate::Result;
 
 /// Positions (within a group of `a.len()` ≤ 4 magnitudes) that 2:4 pruning keeps: all of a group
@@ -118,18 +118,12 @@ fn dense_weight<T: Scalar>(p: &Packed24Weight, g: &ConvGeom) -> Vec<T> {
     p.to_dense().into_iter().map(|v| T::of(f64::from(v))).collect()
 }
 
-fn bf16_rounded<T: Scalar>(x: &[T]) -> Vec<T> {
-    x.iter()
-        .map(|v| T::of(f64::from(round_to_bf16(v.as_f64() as f32))))
-        .collect()
-}
-
 /// The dense conv of bf16(x) with the packed (bf16) weights, plus the bias in full precision.
 pub fn forward<T: Scalar>(g: &ConvGeom, x: &[T], p: &Packed24Weight, b: Option<&[T]>, y: &mut [T]) {
-    conv::forward(g, &bf16_rounded(x), &dense_weight(p, g), b, y)
+    conv::forward(g, &conv::rounded_operand(ConvMath::Bf16, x), &dense_weight(p, g), b, y)
 }
 
 /// The dense input gradient of bf16(dy) with the packed (bf16) weights (dx overwritten).
 pub fn backward_input<T: Scalar>(g: &ConvGeom, dy: &[T], p: &Packed24Weight, dx: &mut [T]) {
-    conv::backward_input(g, &bf16_rounded(dy), &dense_weight(p, g), dx)
+    conv::backward_input(g, &conv::rounded_operand(ConvMath::Bf16, dy), &dense_weight(p, g), dx)
 }
