@@ -2,7 +2,7 @@
 //! over the K adjacency subsets, BatchNorm2d and ReLU.
 
 use super::{join, BatchNorm, Buffer, Conv, Entry, Module, Param};
-use crate::backend::{Backend, GraphGeom};
+use crate::backend::{Backend, BnEpilogue, GraphGeom};
 use crate::model::init::InitRng;
 use crate::model::{Adaptive, Adjacency, StgcnConfig};
 
@@ -94,7 +94,7 @@ impl<B: Backend> GraphConv<B> {
         let g = self.graph_geom(n, t);
         let mut agg = be.zeros(g.y_len());
         be.graph_forward(&g, &z, &a_eff, &mut agg);
-        let mut out = self.bn.forward(be, &agg, n, t * self.v, train);
+        let mut out = self.bn.forward(be, &agg, n, t * self.v, train, BnEpilogue::none());
         be.relu_forward(&mut out);
         self.cache = Some(Cache { a_eff, z, agg });
         out
@@ -115,7 +115,7 @@ impl<B: Backend> GraphConv<B> {
     pub fn backward(&mut self, be: &B, x: &B::Buf, out: &B::Buf, mut dout: B::Buf, n: usize, t: usize) -> B::Buf {
         let cache = self.cache.take().expect("GraphConv::backward without a forward");
         be.relu_backward(out, &mut dout);
-        let dagg = self.bn.backward(be, &cache.agg, &dout, n, t * self.v);
+        let dagg = self.bn.backward(be, &cache.agg, &dout, None, n, t * self.v);
         let g = self.graph_geom(n, t);
         let mut dz = be.zeros(g.z_len());
         let mut da_eff = be.zeros(g.a_len());

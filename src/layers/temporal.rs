@@ -2,7 +2,7 @@
 //! dropout. With kt = 1 it is the strided residual branch of a block.
 
 use super::{held, join, BatchNorm, Conv, Entry, Module};
-use crate::backend::Backend;
+use crate::backend::{Backend, BnEpilogue};
 use crate::model::init::InitRng;
 use crate::model::StgcnConfig;
 
@@ -48,7 +48,9 @@ impl<B: Backend> TemporalUnit<B> {
     /// dropout mask (training only).
     pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, train: bool, seed: u64) -> B::Buf {
         let u = self.conv.forward(be, x, n, t_in, self.v);
-        let mut y = self.bn.forward(be, &u, n, self.t_out(t_in) * self.v, train);
+        let mut y = self
+            .bn
+            .forward(be, &u, n, self.t_out(t_in) * self.v, train, BnEpilogue::none());
         if train && self.dropout > 0.0 {
             be.dropout(&mut y, self.dropout, seed);
         }
@@ -69,7 +71,7 @@ impl<B: Backend> TemporalUnit<B> {
         if self.dropout > 0.0 {
             be.dropout(&mut dy, self.dropout, self.dropout_seed);
         }
-        let du = self.bn.backward(be, &u, &dy, n, self.t_out(t_in) * self.v);
+        let du = self.bn.backward(be, &u, &dy, None, n, self.t_out(t_in) * self.v);
         self.conv.backward(be, x, &du, n, t_in, self.v)
     }
 }
