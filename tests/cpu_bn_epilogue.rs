@@ -1,13 +1,17 @@
 //! The batch-norm epilogue (`y = relu?(bn(x) + residual?)`) and the backward's ReLU mask on the
 //! CPU equal the unfused sequence (the plain BN, then `add_assign` and `relu_forward`; or
 //! `relu_backward`, then the plain BN backward) bit for bit, in f32 and in f64, training and
-//! evaluation, on random data with several shapes (BatchNorm1d s = t, BatchNorm2d s = t·v).
+//! evaluation, on random data with several shapes (BatchNorm1d s = t, BatchNorm2d s = t·v); and a
+//! model whose blocks take the fused tail equals the same model with every block recording its
+//! temporal output (which takes the unfused tail).
 
 mod cpu_support;
 
 use cpu_support::Rng;
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::{Backend, BnEpilogue, BnGeom, Scalar};
+use leangcn::layers::params_of;
+use leangcn::model::{Stgcn, StgcnConfig};
 
 fn geom(n: usize, c: usize, s: usize) -> BnGeom {
     BnGeom {
@@ -185,4 +189,61 @@ fn backward_relu_mask_equals_relu_backward_f64() {
 #[test]
 fn backward_relu_mask_equals_relu_backward_f32() {
     backward_mask_equals_relu_backward::<f32>(74);
+}
+
+/// The training logits, dx and every parameter gradient of one step, then the evaluation logits,
+/// of a small model with identity and conv residuals, with every block recording its temporal
+/// output (the unfused tail) or none (the fused one). With `tcn_dropout` the temporal units drop
+/// out between their BN and the tail.
+fn one_step<T: Scalar>(recording: bool, tcn_dropout: f64) -> Vec<Vec<T>> {
+    let be = CpuBackend::<T>::new();
+    let cfg = StgcnConfig {
+        in_channels: 3,
+        base_channels: 4,
+        num_stages: 4,
+        inflate_stages: vec![3],
+        down_stages: vec![3],
+        num_classes: 5,
+        tcn_dropout,
+        ..StgcnConfig::default()
+    };
+    let dims = [2, cfg.num_person, 8, cfg.layout.num_joints(), cfg.in_channels];
+    let mut model = Stgcn::new(&be, cfg, 3).unwrap();
+    for block in &mut model.backbone.blocks {
+        block.record = recording;
+    }
+    let mut rng = Rng::new(75);
+    let x: Vec<T> = random(&mut rng, dims.iter().product());
+    model.zero_grad(&be);
+    let logits = model.forward(&be, &x, dims, true, 9).unwrap();
+    let dlogits: Vec<T> = random(&mut rng, logits.len());
+    let dx = model.backward(&be, &dlogits);
+    let mut out = vec![logits, dx];
+    out.extend(params_of(&mut model).into_iter().map(|(_, p)| p.grad.clone()));
+    out.push(model.forward(&be, &x, dims, false, 0).unwrap());
+    out
+}
+
+fn fused_tail_equals_the_recording_path<T: Scalar>() {
+    for tcn_dropout in [0.0, 0.3] {
+        let (fused, unfused) = (one_step::<T>(false, tcn_dropout), one_step::<T>(true, tcn_dropout));
+        assert_eq!(fused.len(), unfused.len());
+        for (i, (a, b)) in fused.iter().zip(&unfused).enumerate() {
+            assert_bits(
+                &format!("{} model output {i}, tcn_dropout {tcn_dropout}", T::NAME),
+                a,
+                b,
+            );
+        }
+    }
+}
+
+#[test]
+fn block_fused_tail_equals_the_recording_path_f64() {
+    fused_tail_equals_the_recording_path::<f64>();
+}
+
+#[test]
+fn block_fused_tail_equals_the_recording_path_f32() {
+    fused_tail_equals_the_recording_path::<f32>();
 }

@@ -127,6 +127,17 @@ impl<B: Backend> BatchNorm<B> {
     }
 }
 
+/// `y = epilogue(y)` in separate passes (`add_assign`, `relu_forward`): for an output that is
+/// changed between the BN and its epilogue (dropout) or kept before it.
+pub fn apply_epilogue<B: Backend>(be: &B, epilogue: BnEpilogue<'_, B::Buf>, y: &mut B::Buf) {
+    if let Some(r) = epilogue.residual {
+        be.add_assign(y, r);
+    }
+    if epilogue.relu {
+        be.relu_forward(y);
+    }
+}
+
 impl<B: Backend> Module<B> for BatchNorm<B> {
     fn entries<'a>(&'a mut self, prefix: &str, out: &mut Vec<Entry<'a, B>>) {
         out.push(Entry::Param(join(prefix, "weight"), &mut self.weight));
