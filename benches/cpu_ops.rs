@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::{Backend, BnGeom, ConvGeom, GraphGeom};
+use leangcn::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, GraphGeom};
 
 const BATCH: usize = 8;
 const JOINTS: usize = 25;
@@ -115,10 +115,36 @@ fn batch_norm(c: &mut Criterion) {
         let id = format!("c{ch}_t{t}");
         group.throughput(Throughput::Elements(g.len() as u64));
         group.bench_function(BenchmarkId::new("train", &id), |bench| {
-            bench.iter(|| be.batch_norm_train(&g, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd))
+            bench.iter(|| {
+                be.batch_norm_train(
+                    &g,
+                    &x,
+                    BnEpilogue::none(),
+                    &gamma,
+                    &beta,
+                    &mut rm,
+                    &mut rv,
+                    &mut y,
+                    &mut mean,
+                    &mut invstd,
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("backward", &id), |bench| {
-            bench.iter(|| be.batch_norm_backward(&g, &x, &dy, &gamma, &mean, &invstd, &mut dx, &mut dgamma, &mut dbeta))
+            bench.iter(|| {
+                be.batch_norm_backward(
+                    &g,
+                    &x,
+                    &dy,
+                    None,
+                    &gamma,
+                    &mean,
+                    &invstd,
+                    &mut dx,
+                    &mut dgamma,
+                    &mut dbeta,
+                )
+            })
         });
     }
     group.finish();

@@ -4,6 +4,11 @@
 //             running stats as PyTorch (momentum; the unbiased variance for running_var)
 //   eval      y from the running stats
 //   backward  dx = γ·invstd/m·(m·dy − Σdy − x̂·Σ(dy·x̂)) overwritten; dgamma += Σ dy·x̂, dbeta += Σ dy
+// Fused around them (so neither costs a pass over the activation of its own):
+//   epilogue  train and eval write y = relu?(bn(x) + residual?): bn(x) rounded to f32, then an f32
+//             add and `v < 0 → 0`, the operations of add_assign_f32 and relu_forward_f32
+//   ReLU mask the backward reads dy through the mask of the ReLU that followed: 0 where its output
+//             y <= 0, as relu_backward_f32 (the kernels take y, or null for no ReLU)
 //
 // The variance is a shifted sum, Σ(x − x₀)² − (Σ(x − x₀))²/m with x₀ = x[0, ch, 0] (a sample of the
 // channel, so |x₀ − mean| is of the order of the spread) in double: unlike E[x²] − E[x]², it does
@@ -104,20 +109,34 @@ extern "C" __global__ void batch_norm_eval_coefficients_f32(const float* __restr
     }
 }
 
-// y = x·scale + shift per channel, in double, rounded once to f32. x, y: rows (n, ch) of s columns.
+// y = relu?(x·scale + shift + residual?) per channel: the affine in double rounded once to f32, then
+// the epilogue in f32. x, residual (null for none), y: rows (n, ch) of s columns; relu: 0 or 1.
 extern "C" __global__ void batch_norm_apply_f32(const float* __restrict__ x, const double* __restrict__ coef,
-                                                BnShape g, float* __restrict__ y) {
+                                                BnShape g, const float* __restrict__ residual, uint32_t relu,
+                                                float* __restrict__ y) {
     FOR_ROWS(row, g.n * g.c) {
         const uint32_t ch = row % g.c;
         const double scale = coef[2 * ch], shift = coef[2 * ch + 1];
         const uint64_t base = (uint64_t)row * g.s;
-        FOR_COLS(j, g.s) y[base + j] = (float)__dadd_rn(__dmul_rn((double)x[base + j], scale), shift);
+        FOR_COLS(j, g.s) {
+            float v = (float)__dadd_rn(__dmul_rn((double)x[base + j], scale), shift);
+            if (residual != nullptr) v = __fadd_rn(v, residual[base + j]);
+            if (relu && v < 0.0f) v = 0.0f;
+            y[base + j] = v;
+        }
     }
 }
 
+// dy[i] masked by the ReLU whose output was relu_y (null for no ReLU): 0 where relu_y[i] <= 0.
+static __device__ __forceinline__ float relu_masked(const float* __restrict__ dy, const float* __restrict__ relu_y,
+                                                    uint64_t i) {
+    return relu_y != nullptr && relu_y[i] <= 0.0f ? 0.0f : dy[i];
+}
+
 // Block (x, ch): partials[(ch·gridDim.x + x)·2 + {0, 1}] = Σ dy, Σ dy·x̂ over its elements, with
-// x̂ = (x − mean)·invstd from the saved (f32) statistics.
+// x̂ = (x − mean)·invstd from the saved (f32) statistics, dy masked by relu_y (null for none).
 extern "C" __global__ void batch_norm_backward_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
+                                                           const float* __restrict__ relu_y,
                                                            const float* __restrict__ save_mean,
                                                            const float* __restrict__ save_invstd, BnShape g,
                                                            double* __restrict__ partials) {
@@ -126,7 +145,7 @@ extern "C" __global__ void batch_norm_backward_partial_f32(const float* __restri
     const double mean = (double)save_mean[ch], invstd = (double)save_invstd[ch];
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for_block_channel_elements(g, ch, [&](uint64_t i) {
-        const double d = (double)dy[i];
+        const double d = (double)relu_masked(dy, relu_y, i);
         sum_dy += d;
         sum_dy_xhat += __dmul_rn(__dmul_rn(d, (double)x[i] - mean), invstd);
     });
@@ -168,8 +187,10 @@ extern "C" __global__ void batch_norm_backward_finalize_f32(const double* __rest
 }
 
 // dx = k·(m·dy − Σdy − x̂·Σ(dy·x̂)) per channel in double with the CPU's order of operations,
-// rounded once to f32, m = n·s. x, dy, dx: rows (n, ch) of s columns.
+// rounded once to f32, m = n·s, dy masked by relu_y (null for none). x, dy, relu_y, dx: rows (n, ch)
+// of s columns.
 extern "C" __global__ void batch_norm_backward_input_f32(const float* __restrict__ x, const float* __restrict__ dy,
+                                                         const float* __restrict__ relu_y,
                                                          const double* __restrict__ coef, BnShape g,
                                                          float* __restrict__ dx) {
     const double count = (double)g.n * (double)g.s;
@@ -179,7 +200,8 @@ extern "C" __global__ void batch_norm_backward_input_f32(const float* __restrict
         const uint64_t base = (uint64_t)row * g.s;
         FOR_COLS(j, g.s) {
             const double xhat = __dmul_rn(__dadd_rn((double)x[base + j], -mean), invstd);
-            const double centred = __dadd_rn(__dadd_rn(__dmul_rn(count, (double)dy[base + j]), -sum_dy),
+            const double d = (double)relu_masked(dy, relu_y, base + j);
+            const double centred = __dadd_rn(__dadd_rn(__dmul_rn(count, d), -sum_dy),
                                              -__dmul_rn(xhat, sum_dy_xhat));
             dx[base + j] = (float)__dmul_rn(k, centred);
         }

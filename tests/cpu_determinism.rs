@@ -5,7 +5,7 @@ mod cpu_support;
 
 use cpu_support::{to_f32, Rng};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::{Backend, BnGeom, ConvGeom, GraphGeom};
+use leangcn::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, GraphGeom};
 
 /// Every output of the reductions, as bits.
 fn run_reductions() -> Vec<Vec<u32>> {
@@ -59,9 +59,31 @@ fn run_reductions() -> Vec<Vec<u32>> {
     let (gamma, beta) = (to_f32(&rng.vec(bn.c)), to_f32(&rng.vec(bn.c)));
     let (mut rm, mut rv) = (vec![0f32; bn.c], vec![1f32; bn.c]);
     let (mut y, mut mean, mut invstd) = (vec![0f32; bn.len()], vec![0f32; bn.c], vec![0f32; bn.c]);
-    be.batch_norm_train(&bn, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
+    be.batch_norm_train(
+        &bn,
+        &x,
+        BnEpilogue::none(),
+        &gamma,
+        &beta,
+        &mut rm,
+        &mut rv,
+        &mut y,
+        &mut mean,
+        &mut invstd,
+    );
     let (mut dx, mut dgamma, mut dbeta) = (vec![0f32; bn.len()], vec![0f32; bn.c], vec![0f32; bn.c]);
-    be.batch_norm_backward(&bn, &x, &dy, &gamma, &mean, &invstd, &mut dx, &mut dgamma, &mut dbeta);
+    be.batch_norm_backward(
+        &bn,
+        &x,
+        &dy,
+        None,
+        &gamma,
+        &mean,
+        &invstd,
+        &mut dx,
+        &mut dgamma,
+        &mut dbeta,
+    );
     outputs.extend([rm, rv, y, mean, invstd, dx, dgamma, dbeta]);
 
     let big = to_f32(&rng.vec(100_003));

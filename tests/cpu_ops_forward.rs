@@ -5,7 +5,7 @@ mod cpu_support;
 
 use cpu_support::{assert_close, to_f32, Rng};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::{dropout_uniform, Backend, BnGeom, ConvGeom, GraphGeom};
+use leangcn::backend::{dropout_uniform, Backend, BnEpilogue, BnGeom, ConvGeom, GraphGeom};
 
 /// f64 results against a naive f64 loop: only summation order differs.
 const F64_TOL: f64 = 1e-13;
@@ -158,7 +158,18 @@ fn batch_norm_train_normalises_and_updates_running_stats() {
     let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
     let mut y = vec![f64::NAN; g.len()];
     let (mut mean, mut invstd) = (vec![f64::NAN; g.c], vec![f64::NAN; g.c]);
-    be.batch_norm_train(&g, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
+    be.batch_norm_train(
+        &g,
+        &x,
+        BnEpilogue::none(),
+        &gamma,
+        &beta,
+        &mut rm,
+        &mut rv,
+        &mut y,
+        &mut mean,
+        &mut invstd,
+    );
     assert_close("bn y", &y, &want_y, F64_TOL);
     assert_close("bn save_mean", &mean, &want_mean, F64_TOL);
     assert_close("bn save_invstd", &invstd, &want_invstd, F64_TOL);
@@ -173,6 +184,7 @@ fn batch_norm_train_normalises_and_updates_running_stats() {
     be32.batch_norm_train(
         &g,
         &x32,
+        BnEpilogue::none(),
         &gamma32,
         &beta32,
         &mut rm32,
@@ -204,7 +216,7 @@ fn batch_norm_eval_uses_running_stats() {
         })
         .collect();
     let mut y = vec![f64::NAN; g.len()];
-    CpuBackend::<f64>::new().batch_norm_eval(&g, &x, &gamma, &beta, &rm, &rv, &mut y);
+    CpuBackend::<f64>::new().batch_norm_eval(&g, &x, BnEpilogue::none(), &gamma, &beta, &rm, &rv, &mut y);
     assert_close("bn eval", &y, &want, F64_TOL);
 }
 

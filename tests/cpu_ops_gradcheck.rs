@@ -9,7 +9,7 @@ mod cpu_support;
 
 use cpu_support::{assert_gradient, dot, Rng};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::{Backend, BnGeom, ConvGeom, GraphGeom};
+use leangcn::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, GraphGeom};
 
 /// What parameter gradients hold before a backward; the backward must add to it.
 const PRIOR: f64 = 0.25;
@@ -147,7 +147,18 @@ fn batch_norm_training_mode() {
         let mut y = vec![f64::NAN; g.len()];
         let (mut mean, mut invstd) = (vec![f64::NAN; g.c], vec![f64::NAN; g.c]);
         let (x, gamma, beta) = (&inp[0], &inp[1], &inp[2]);
-        be.batch_norm_train(&g, x, gamma, beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
+        be.batch_norm_train(
+            &g,
+            x,
+            BnEpilogue::none(),
+            gamma,
+            beta,
+            &mut rm,
+            &mut rv,
+            &mut y,
+            &mut mean,
+            &mut invstd,
+        );
         (y, mean, invstd)
     };
     let loss = |inp: &[Vec<f64>]| dot(&r, &forward(inp).0);
@@ -159,6 +170,7 @@ fn batch_norm_training_mode() {
         &g,
         &inputs[0],
         &r,
+        None,
         &inputs[1],
         &mean,
         &invstd,

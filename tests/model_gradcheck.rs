@@ -147,3 +147,18 @@ fn fixed_adjacency_binary_one_subset() {
     cfg.in_channels = 4; // equal to base_channels: no stage-1 block, PYSKL's 9-block form
     check(cfg);
 }
+
+#[test]
+fn temporal_dropout_spatial_ntu() {
+    // the temporal units drop out between their BN and the block's tail (the unfused forward path;
+    // the backward's ReLU mask then follows the dropout's)
+    check(StgcnConfig {
+        tcn_dropout: 0.3,
+        ..small(
+            Adaptive::Importance,
+            DataBnType::Vc,
+            GraphMode::Spatial,
+            Layout::NtuRgbd,
+        )
+    });
+}

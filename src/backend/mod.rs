@@ -27,11 +27,14 @@ pub mod cuda;
 pub mod select;
 pub mod sparse;
 
+pub mod epilogue;
+
 mod conv_math;
 mod geometry;
 mod scalar;
 
 pub use conv_math::ConvMath;
+pub use epilogue::BnEpilogue;
 pub use geometry::{BnGeom, ConvGeom, GraphGeom};
 pub use scalar::Scalar;
 
@@ -208,11 +211,13 @@ pub trait Backend: Send + Sync {
     /// Training mode: normalise with the batch statistics over (n, s), write `save_mean` and
     /// `save_invstd = 1/sqrt(var_biased + eps)` (each `[c]`), and update the running stats as PyTorch
     /// does: `r = (1 - momentum)·r + momentum·stat`, with the unbiased variance for `running_var`.
+    /// `epilogue` is applied to `y` in the same pass (its residual is `[n, c, s]`, like `x`).
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_train(
         &self,
         g: &BnGeom,
         x: &Self::Buf,
+        epilogue: BnEpilogue<'_, Self::Buf>,
         gamma: &Self::Buf,
         beta: &Self::Buf,
         running_mean: &mut Self::Buf,
@@ -221,12 +226,13 @@ pub trait Backend: Send + Sync {
         save_mean: &mut Self::Buf,
         save_invstd: &mut Self::Buf,
     );
-    /// Evaluation mode: `y = (x - running_mean)/sqrt(running_var + eps)·gamma + beta`.
+    /// Evaluation mode: `y = (x - running_mean)/sqrt(running_var + eps)·gamma + beta`, then `epilogue`.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_eval(
         &self,
         g: &BnGeom,
         x: &Self::Buf,
+        epilogue: BnEpilogue<'_, Self::Buf>,
         gamma: &Self::Buf,
         beta: &Self::Buf,
         running_mean: &Self::Buf,
@@ -234,12 +240,16 @@ pub trait Backend: Send + Sync {
         y: &mut Self::Buf,
     );
     /// Backward of the training-mode forward: `dx` overwritten, `dgamma`, `dbeta` accumulated.
+    /// With `relu_output` (`[n, c, s]`: the output `y` of a forward whose epilogue had the ReLU,
+    /// with or without a residual), `dy` is the gradient of that output and is masked by `y > 0` on
+    /// the fly, exactly as `relu_backward` would have masked it; `dy` itself is not changed.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward(
         &self,
         g: &BnGeom,
         x: &Self::Buf,
         dy: &Self::Buf,
+        relu_output: Option<&Self::Buf>,
         gamma: &Self::Buf,
         save_mean: &Self::Buf,
         save_invstd: &Self::Buf,

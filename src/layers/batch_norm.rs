@@ -2,7 +2,7 @@
 //! PyTorch's defaults: eps 1e-5, momentum 0.1, affine, running statistics.
 
 use super::{join, Buffer, Entry, Module, Param};
-use crate::backend::{Backend, BnGeom};
+use crate::backend::{Backend, BnEpilogue, BnGeom};
 
 pub struct BatchNorm<B: Backend> {
     pub channels: usize,
@@ -42,9 +42,17 @@ impl<B: Backend> BatchNorm<B> {
         }
     }
 
-    /// x: `[n, c, s]` → y: `[n, c, s]`. Training mode uses batch statistics and updates the running
-    /// ones; evaluation mode uses the running statistics.
-    pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, s: usize, train: bool) -> B::Buf {
+    /// x: `[n, c, s]` → y = `epilogue(bn(x))`: `[n, c, s]`. Training mode uses batch statistics and
+    /// updates the running ones; evaluation mode uses the running statistics.
+    pub fn forward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        s: usize,
+        train: bool,
+        epilogue: BnEpilogue<'_, B::Buf>,
+    ) -> B::Buf {
         let g = self.geom(n, s);
         let mut y = be.zeros(g.len());
         if train {
@@ -53,6 +61,7 @@ impl<B: Backend> BatchNorm<B> {
             be.batch_norm_train(
                 &g,
                 x,
+                epilogue,
                 &self.weight.value,
                 &self.bias.value,
                 &mut self.running_mean.value,
@@ -67,6 +76,7 @@ impl<B: Backend> BatchNorm<B> {
             be.batch_norm_eval(
                 &g,
                 x,
+                epilogue,
                 &self.weight.value,
                 &self.bias.value,
                 &self.running_mean.value,
@@ -84,7 +94,17 @@ impl<B: Backend> BatchNorm<B> {
     }
 
     /// Backward of the last training forward (whose input was `x`): accumulates dγ, dβ, returns dx.
-    pub fn backward(&mut self, be: &B, x: &B::Buf, dy: &B::Buf, n: usize, s: usize) -> B::Buf {
+    /// `relu_output` is that forward's output when its epilogue had the ReLU: `dy` (the gradient
+    /// of that output) is then masked by it on the fly.
+    pub fn backward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        dy: &B::Buf,
+        relu_output: Option<&B::Buf>,
+        n: usize,
+        s: usize,
+    ) -> B::Buf {
         let g = self.geom(n, s);
         let (mean, invstd) = self
             .saved
@@ -95,6 +115,7 @@ impl<B: Backend> BatchNorm<B> {
             &g,
             x,
             dy,
+            relu_output,
             &self.weight.value,
             mean,
             invstd,
@@ -103,6 +124,17 @@ impl<B: Backend> BatchNorm<B> {
             &mut self.bias.grad,
         );
         dx
+    }
+}
+
+/// `y = epilogue(y)` in separate passes (`add_assign`, `relu_forward`): for an output that is
+/// changed between the BN and its epilogue (dropout) or kept before it.
+pub fn apply_epilogue<B: Backend>(be: &B, epilogue: BnEpilogue<'_, B::Buf>, y: &mut B::Buf) {
+    if let Some(r) = epilogue.residual {
+        be.add_assign(y, r);
+    }
+    if epilogue.relu {
+        be.relu_forward(y);
     }
 }
 

@@ -1,7 +1,8 @@
 //! PYSKL's `STGCNBlock`: `relu(tcn(gcn(x)) + residual(x))`.
 
+use super::batch_norm::apply_epilogue;
 use super::{held, join, Conv, Entry, GraphConv, Module, TemporalUnit};
-use crate::backend::Backend;
+use crate::backend::{Backend, BnEpilogue};
 use crate::model::config::{BlockPlan, ResidualKind};
 use crate::model::init::InitRng;
 use crate::model::{Adjacency, StgcnConfig};
@@ -77,46 +78,51 @@ impl<B: Backend> StgcnBlock<B> {
         self.gcn_out.as_ref()
     }
 
-    /// x: `[n, c_in, t_in, v]` → y: `[n, c_out, t_out, v]`.
+    /// x: `[n, c_in, t_in, v]` → y: `[n, c_out, t_out, v]`. The residual is computed first, so the
+    /// temporal unit's BN adds it and applies the ReLU in its own pass (the residual unit has no
+    /// dropout, so the order draws no different mask); when recording, they run after the copy.
     pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, train: bool, seed: u64) -> B::Buf {
         let h = self.gcn.forward(be, x, n, t_in, train);
-        let mut y = self.tcn.forward(be, &h, n, t_in, train, seed);
-        if self.record {
+        let conv_residual = match &mut self.residual {
+            Residual::Conv(unit) => Some(unit.forward(be, x, n, t_in, train, seed, BnEpilogue::none())),
+            Residual::None | Residual::Identity => None,
+        };
+        let residual = match self.residual {
+            Residual::None => None,
+            Residual::Identity => Some(x),
+            Residual::Conv(_) => conv_residual.as_ref(),
+        };
+        let tail = BnEpilogue { residual, relu: true };
+        let y = if self.record {
+            let mut y = self.tcn.forward(be, &h, n, t_in, train, seed, BnEpilogue::none());
             let mut kept = be.zeros(be.buf_len(&y));
             be.copy(&y, &mut kept);
             self.tcn_out = Some(kept);
-        }
-        match &mut self.residual {
-            Residual::None => {}
-            Residual::Identity => be.add_assign(&mut y, x),
-            Residual::Conv(unit) => {
-                let r = unit.forward(be, x, n, t_in, train, seed);
-                be.add_assign(&mut y, &r);
-            }
-        }
-        be.relu_forward(&mut y);
+            apply_epilogue(be, tail, &mut y);
+            y
+        } else {
+            self.tcn.forward(be, &h, n, t_in, train, seed, tail)
+        };
         self.gcn_out = Some(h);
         y
     }
 
-    /// Backward given the forward's input `x` and output `y`; returns dx.
-    pub fn backward(&mut self, be: &B, x: &B::Buf, y: &B::Buf, mut dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
+    /// Backward given the forward's input `x` and output `y`; returns dx. The tail's ReLU backward
+    /// is the mask of the temporal (and residual) unit's BN backward; only the identity residual
+    /// needs the masked gradient itself.
+    pub fn backward(&mut self, be: &B, x: &B::Buf, y: &B::Buf, dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
         let h = self.gcn_out.take().expect("StgcnBlock::backward without a forward");
-        be.relu_backward(y, &mut dy);
         let residual_dx = match &mut self.residual {
             Residual::None => None,
             Residual::Identity => {
                 let mut d = be.zeros(be.buf_len(&dy));
                 be.copy(&dy, &mut d);
+                be.relu_backward(y, &mut d);
                 Some(d)
             }
-            Residual::Conv(unit) => {
-                let mut d = be.zeros(be.buf_len(&dy));
-                be.copy(&dy, &mut d);
-                Some(unit.backward(be, x, d, n, t_in))
-            }
+            Residual::Conv(unit) => Some(unit.backward(be, x, &dy, Some(y), n, t_in)),
         };
-        let dh = self.tcn.backward(be, &h, dy, n, t_in);
+        let dh = self.tcn.backward(be, &h, &dy, Some(y), n, t_in);
         let mut dx = self.gcn.backward(be, x, &h, dh, n, t_in);
         if let Some(r) = residual_dx {
             be.add_assign(&mut dx, &r);

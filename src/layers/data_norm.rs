@@ -3,7 +3,7 @@
 //! network layout `[N·M, C, T, V]`.
 
 use super::{held, BatchNorm, Entry, Module};
-use crate::backend::Backend;
+use crate::backend::{Backend, BnEpilogue};
 use crate::model::{DataBnType, StgcnConfig};
 
 /// `[N, M, T, V, C]` → `[N, M, V, C, T]`, the layout whose `(V·C, T)` view the data BN normalises;
@@ -52,7 +52,7 @@ impl<B: Backend> DataNorm<B> {
         be.permute(x, &dims, &TO_CHANNELS_TIME, &mut vct);
         let (bn_n, bn_s) = self.bn_batch(dims);
         let normed = match &mut self.bn {
-            Some(bn) => bn.forward(be, &vct, bn_n, bn_s, train),
+            Some(bn) => bn.forward(be, &vct, bn_n, bn_s, train, BnEpilogue::none()),
             None => {
                 let mut out = be.zeros(be.buf_len(x));
                 be.copy(&vct, &mut out);
@@ -78,7 +78,7 @@ impl<B: Backend> DataNorm<B> {
         be.permute(dy, &[n, m, c, t, v], &FROM_CHANNELS_TIME, &mut dnormed);
         let (bn_n, bn_s) = self.bn_batch(dims);
         let dvct = match &mut self.bn {
-            Some(bn) => bn.backward(be, &bn_in, &dnormed, bn_n, bn_s),
+            Some(bn) => bn.backward(be, &bn_in, &dnormed, None, bn_n, bn_s),
             None => dnormed,
         };
         let mut dx = be.zeros(be.buf_len(dy));

@@ -2,7 +2,7 @@
 //! over the K adjacency subsets, BatchNorm2d and ReLU.
 
 use super::{join, BatchNorm, Buffer, Conv, Entry, Module, Param};
-use crate::backend::{Backend, GraphGeom};
+use crate::backend::{Backend, BnEpilogue, GraphGeom};
 use crate::model::init::InitRng;
 use crate::model::{Adaptive, Adjacency, StgcnConfig};
 
@@ -94,8 +94,7 @@ impl<B: Backend> GraphConv<B> {
         let g = self.graph_geom(n, t);
         let mut agg = be.zeros(g.y_len());
         be.graph_forward(&g, &z, &a_eff, &mut agg);
-        let mut out = self.bn.forward(be, &agg, n, t * self.v, train);
-        be.relu_forward(&mut out);
+        let out = self.bn.forward(be, &agg, n, t * self.v, train, BnEpilogue::relu());
         self.cache = Some(Cache { a_eff, z, agg });
         out
     }
@@ -112,10 +111,10 @@ impl<B: Backend> GraphConv<B> {
 
     /// Backward given the forward's input `x` and output `out`; accumulates every parameter gradient
     /// and returns dx.
-    pub fn backward(&mut self, be: &B, x: &B::Buf, out: &B::Buf, mut dout: B::Buf, n: usize, t: usize) -> B::Buf {
+    pub fn backward(&mut self, be: &B, x: &B::Buf, out: &B::Buf, dout: B::Buf, n: usize, t: usize) -> B::Buf {
         let cache = self.cache.take().expect("GraphConv::backward without a forward");
-        be.relu_backward(out, &mut dout);
-        let dagg = self.bn.backward(be, &cache.agg, &dout, n, t * self.v);
+        // the ReLU's backward is the BN backward's mask
+        let dagg = self.bn.backward(be, &cache.agg, &dout, Some(out), n, t * self.v);
         let g = self.graph_geom(n, t);
         let mut dz = be.zeros(g.z_len());
         let mut da_eff = be.zeros(g.a_len());

@@ -1,8 +1,9 @@
 //! PYSKL's `unit_tcn`: a `kt x 1` temporal conv with padding (kt-1)/2 and a stride, BatchNorm2d and
 //! dropout. With kt = 1 it is the strided residual branch of a block.
 
+use super::batch_norm::apply_epilogue;
 use super::{held, join, BatchNorm, Conv, Entry, Module};
-use crate::backend::Backend;
+use crate::backend::{Backend, BnEpilogue};
 use crate::model::init::InitRng;
 use crate::model::StgcnConfig;
 
@@ -44,14 +45,29 @@ impl<B: Backend> TemporalUnit<B> {
         self.conv.geom(1, t_in, self.v).t_out()
     }
 
-    /// x: `[n, c_in, t_in, v]` → `dropout(bn(conv(x)))`: `[n, c_out, t_out, v]`. `seed` draws the
-    /// dropout mask (training only).
-    pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, train: bool, seed: u64) -> B::Buf {
+    /// x: `[n, c_in, t_in, v]` → `epilogue(dropout(bn(conv(x))))`: `[n, c_out, t_out, v]`. `seed`
+    /// draws the dropout mask (training only). Without dropout the epilogue runs in the BN's pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        t_in: usize,
+        train: bool,
+        seed: u64,
+        epilogue: BnEpilogue<'_, B::Buf>,
+    ) -> B::Buf {
         let u = self.conv.forward(be, x, n, t_in, self.v);
-        let mut y = self.bn.forward(be, &u, n, self.t_out(t_in) * self.v, train);
-        if train && self.dropout > 0.0 {
+        let s = self.t_out(t_in) * self.v;
+        let y = if train && self.dropout > 0.0 {
+            let mut y = self.bn.forward(be, &u, n, s, train, BnEpilogue::none());
             be.dropout(&mut y, self.dropout, seed);
-        }
+            apply_epilogue(be, epilogue, &mut y);
+            y
+        } else {
+            self.bn.forward(be, &u, n, s, train, epilogue)
+        };
         self.conv_out = Some(u);
         self.dropout_seed = seed;
         y
@@ -63,13 +79,28 @@ impl<B: Backend> TemporalUnit<B> {
         held(be, self.conv_out.as_ref()) + self.bn.saved_for_backward(be)
     }
 
-    /// Accumulates the conv and BN gradients and returns dx.
-    pub fn backward(&mut self, be: &B, x: &B::Buf, mut dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
+    /// Accumulates the conv and BN gradients and returns dx, given `dy`, the gradient of the
+    /// output, or, with `relu_output`, of a ReLU that followed it (whose output that is): the BN
+    /// backward then masks `dy` itself (the mask commutes with the dropout's, element by element).
+    pub fn backward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        dy: &B::Buf,
+        relu_output: Option<&B::Buf>,
+        n: usize,
+        t_in: usize,
+    ) -> B::Buf {
         let u = self.conv_out.take().expect("TemporalUnit::backward without a forward");
-        if self.dropout > 0.0 {
-            be.dropout(&mut dy, self.dropout, self.dropout_seed);
-        }
-        let du = self.bn.backward(be, &u, &dy, n, self.t_out(t_in) * self.v);
+        let s = self.t_out(t_in) * self.v;
+        let du = if self.dropout > 0.0 {
+            let mut dropped = be.zeros(be.buf_len(dy));
+            be.copy(dy, &mut dropped);
+            be.dropout(&mut dropped, self.dropout, self.dropout_seed);
+            self.bn.backward(be, &u, &dropped, relu_output, n, s)
+        } else {
+            self.bn.backward(be, &u, dy, relu_output, n, s)
+        };
         self.conv.backward(be, x, &du, n, t_in, self.v)
     }
 }

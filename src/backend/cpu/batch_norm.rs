@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-use crate::backend::{BnGeom, Scalar};
+use crate::backend::epilogue::{relu, relu_grad};
+use crate::backend::{BnEpilogue, BnGeom, Scalar};
 
 /// Σ over (n, s) of `f(x)` for channel `ch`, in f64.
 fn channel_sum<T: Scalar>(g: &BnGeom, x: &[T], ch: usize, f: impl Fn(f64) -> f64) -> f64 {
@@ -17,18 +18,32 @@ fn channel_sum<T: Scalar>(g: &BnGeom, x: &[T], ch: usize, f: impl Fn(f64) -> f64
         .sum()
 }
 
-/// `y[n, ch, :] = x[n, ch, :]·scale[ch] + shift[ch]`, parallel over samples.
-fn affine<T: Scalar>(g: &BnGeom, x: &[T], scale: &[f64], shift: &[f64], y: &mut [T]) {
-    y.par_chunks_mut(g.c * g.s)
-        .zip(x.par_chunks(g.c * g.s))
-        .for_each(|(yn, xn)| {
+/// `y[n, ch, :] = epilogue(x[n, ch, :]·scale[ch] + shift[ch])`, parallel over samples: the affine
+/// rounded to `T`, then `+= residual` and the ReLU in `T`, the operations of `add_assign` and
+/// `relu_forward` in their order, so the result equals the unfused sequence bit for bit.
+fn affine<T: Scalar>(g: &BnGeom, x: &[T], scale: &[f64], shift: &[f64], epilogue: BnEpilogue<'_, [T]>, y: &mut [T]) {
+    let sample = g.c * g.s;
+    if let Some(r) = epilogue.residual {
+        assert_eq!(r.len(), g.len(), "batch_norm: residual length for {g:?}");
+    }
+    y.par_chunks_mut(sample)
+        .zip(x.par_chunks(sample))
+        .enumerate()
+        .for_each(|(n, (yn, xn))| {
+            let rn = epilogue.residual.map(|r| &r[n * sample..(n + 1) * sample]);
             for ch in 0..g.c {
                 let (a, b) = (scale[ch], shift[ch]);
-                for (y, &x) in yn[ch * g.s..(ch + 1) * g.s]
-                    .iter_mut()
-                    .zip(&xn[ch * g.s..(ch + 1) * g.s])
-                {
-                    *y = T::of(x.as_f64() * a + b);
+                let cols = ch * g.s..(ch + 1) * g.s;
+                let rc = rn.map(|r| &r[cols.clone()]);
+                for (j, (y, &x)) in yn[cols.clone()].iter_mut().zip(&xn[cols.clone()]).enumerate() {
+                    let mut v = T::of(x.as_f64() * a + b);
+                    if let Some(r) = rc {
+                        v += r[j];
+                    }
+                    if epilogue.relu {
+                        v = relu(v);
+                    }
+                    *y = v;
                 }
             }
         });
@@ -46,6 +61,7 @@ fn check<T>(g: &BnGeom, x: &[T], params: &[&[T]]) {
 pub fn train<T: Scalar>(
     g: &BnGeom,
     x: &[T],
+    epilogue: BnEpilogue<'_, [T]>,
     gamma: &[T],
     beta: &[T],
     running_mean: &mut [T],
@@ -76,12 +92,14 @@ pub fn train<T: Scalar>(
         running_mean[ch] = T::of((1.0 - g.momentum) * running_mean[ch].as_f64() + g.momentum * mean);
         running_var[ch] = T::of((1.0 - g.momentum) * running_var[ch].as_f64() + g.momentum * unbiased);
     }
-    affine(g, x, &scale, &shift, y);
+    affine(g, x, &scale, &shift, epilogue, y);
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn eval<T: Scalar>(
     g: &BnGeom,
     x: &[T],
+    epilogue: BnEpilogue<'_, [T]>,
     gamma: &[T],
     beta: &[T],
     running_mean: &[T],
@@ -95,7 +113,7 @@ pub fn eval<T: Scalar>(
     let shift: Vec<f64> = (0..g.c)
         .map(|ch| beta[ch].as_f64() - running_mean[ch].as_f64() * scale[ch])
         .collect();
-    affine(g, x, &scale, &shift, y);
+    affine(g, x, &scale, &shift, epilogue, y);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -103,6 +121,7 @@ pub fn backward<T: Scalar>(
     g: &BnGeom,
     x: &[T],
     dy: &[T],
+    relu_output: Option<&[T]>,
     gamma: &[T],
     save_mean: &[T],
     save_invstd: &[T],
@@ -113,6 +132,11 @@ pub fn backward<T: Scalar>(
     check(g, x, &[gamma, save_mean, save_invstd, dgamma, dbeta]);
     assert_eq!(dy.len(), g.len(), "batch_norm: dy length");
     assert_eq!(dx.len(), g.len(), "batch_norm: dx length");
+    if let Some(y) = relu_output {
+        assert_eq!(y.len(), g.len(), "batch_norm: relu_output length");
+    }
+    // dy masked by the ReLU that followed the forward, element by element as relu_backward
+    let dy_at = |i: usize| relu_output.map_or(dy[i], |y| relu_grad(y[i], dy[i])).as_f64();
     let count = (g.n * g.s) as f64;
     // per channel: Σ dy and Σ dy·x̂
     let sums: Vec<(f64, f64)> = (0..g.c)
@@ -121,9 +145,9 @@ pub fn backward<T: Scalar>(
             let (mean, invstd) = (save_mean[ch].as_f64(), save_invstd[ch].as_f64());
             let (mut sum_dy, mut sum_dy_xhat) = (0.0, 0.0);
             for n in 0..g.n {
-                let range = (n * g.c + ch) * g.s..(n * g.c + ch + 1) * g.s;
-                for (&d, &v) in dy[range.clone()].iter().zip(&x[range]) {
-                    let d = d.as_f64();
+                let base = (n * g.c + ch) * g.s;
+                for (j, &v) in x[base..base + g.s].iter().enumerate() {
+                    let d = dy_at(base + j);
                     sum_dy += d;
                     sum_dy_xhat += d * (v.as_f64() - mean) * invstd;
                 }
@@ -144,7 +168,7 @@ pub fn backward<T: Scalar>(
             let base = (n * g.c + ch) * g.s;
             for (j, d) in dxn[ch * g.s..(ch + 1) * g.s].iter_mut().enumerate() {
                 let xhat = (x[base + j].as_f64() - mean) * invstd;
-                *d = T::of(k * (count * dy[base + j].as_f64() - sum_dy - xhat * sum_dy_xhat));
+                *d = T::of(k * (count * dy_at(base + j) - sum_dy - xhat * sum_dy_xhat));
             }
         }
     });

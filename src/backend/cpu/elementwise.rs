@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use crate::backend::epilogue::{relu, relu_grad};
 use crate::backend::{dropout_uniform, Scalar};
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
@@ -38,9 +39,7 @@ pub fn scale<T: Scalar>(x: &mut [T], s: f64) {
 pub fn relu_forward<T: Scalar>(x: &mut [T]) {
     x.par_chunks_mut(CHUNK).for_each(|c| {
         for v in c {
-            if *v < T::zero() {
-                *v = T::zero();
-            }
+            *v = relu(*v);
         }
     });
 }
@@ -49,9 +48,7 @@ pub fn relu_backward<T: Scalar>(y: &[T], dy: &mut [T]) {
     assert_eq!(y.len(), dy.len(), "relu_backward: length mismatch");
     dy.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).for_each(|(d, y)| {
         for (d, &y) in d.iter_mut().zip(y) {
-            if y <= T::zero() {
-                *d = T::zero();
-            }
+            *d = relu_grad(y, *d);
         }
     });
 }

@@ -17,7 +17,7 @@ mod semi_sparse;
 use std::marker::PhantomData;
 
 use super::sparse::{CsrWeight, Packed24Weight};
-use super::{Backend, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
+use super::{Backend, BnEpilogue, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
 
 /// The CPU backend computing in `T` (f32 or f64).
 #[derive(Clone, Debug, Default)]
@@ -170,6 +170,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         &self,
         g: &BnGeom,
         x: &Vec<T>,
+        epilogue: BnEpilogue<'_, Vec<T>>,
         gamma: &Vec<T>,
         beta: &Vec<T>,
         running_mean: &mut Vec<T>,
@@ -178,25 +179,47 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         save_mean: &mut Vec<T>,
         save_invstd: &mut Vec<T>,
     ) {
-        batch_norm::train(g, x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd)
+        batch_norm::train(
+            g,
+            x,
+            epilogue.map(Vec::as_slice),
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            y,
+            save_mean,
+            save_invstd,
+        )
     }
     fn batch_norm_eval(
         &self,
         g: &BnGeom,
         x: &Vec<T>,
+        epilogue: BnEpilogue<'_, Vec<T>>,
         gamma: &Vec<T>,
         beta: &Vec<T>,
         running_mean: &Vec<T>,
         running_var: &Vec<T>,
         y: &mut Vec<T>,
     ) {
-        batch_norm::eval(g, x, gamma, beta, running_mean, running_var, y)
+        batch_norm::eval(
+            g,
+            x,
+            epilogue.map(Vec::as_slice),
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            y,
+        )
     }
     fn batch_norm_backward(
         &self,
         g: &BnGeom,
         x: &Vec<T>,
         dy: &Vec<T>,
+        relu_output: Option<&Vec<T>>,
         gamma: &Vec<T>,
         save_mean: &Vec<T>,
         save_invstd: &Vec<T>,
@@ -204,7 +227,18 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         dgamma: &mut Vec<T>,
         dbeta: &mut Vec<T>,
     ) {
-        batch_norm::backward(g, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta)
+        batch_norm::backward(
+            g,
+            x,
+            dy,
+            relu_output.map(Vec::as_slice),
+            gamma,
+            save_mean,
+            save_invstd,
+            dx,
+            dgamma,
+            dbeta,
+        )
     }
     fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Vec<T>, y: &mut Vec<T>) {
         pool::forward(n, persons, c, s, x, y)

@@ -14,7 +14,7 @@ use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::sparse::{CsrWeight, Packed24Weight};
-use crate::backend::{Backend, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, SgdHyper};
+use crate::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, SgdHyper};
 use crate::{Error, Result};
 
 pub struct CudaBackend {
@@ -155,6 +155,14 @@ impl CudaBackend {
 pub(super) fn data<T: DeviceRepr + 'static>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
     b.slice()
         .ok_or_else(|| Error::Cuda(format!("an op read an unallocated buffer of {} elements", b.len())))
+}
+
+/// The epilogue over the device slices.
+fn device_epilogue(e: BnEpilogue<'_, GpuBuf<f32>>) -> Result<BnEpilogue<'_, CudaSlice<f32>>> {
+    Ok(BnEpilogue {
+        residual: e.residual.map(data).transpose()?,
+        relu: e.relu,
+    })
 }
 
 pub(super) fn data_mut<T: DeviceRepr + 'static>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
@@ -393,6 +401,7 @@ impl Backend for CudaBackend {
         &self,
         g: &BnGeom,
         x: &GpuBuf<f32>,
+        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
         gamma: &GpuBuf<f32>,
         beta: &GpuBuf<f32>,
         running_mean: &mut GpuBuf<f32>,
@@ -406,6 +415,7 @@ impl Backend for CudaBackend {
                 dev,
                 g,
                 data(x)?,
+                device_epilogue(epilogue)?,
                 data(gamma)?,
                 data(beta)?,
                 data_mut(running_mean)?,
@@ -420,6 +430,7 @@ impl Backend for CudaBackend {
         &self,
         g: &BnGeom,
         x: &GpuBuf<f32>,
+        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
         gamma: &GpuBuf<f32>,
         beta: &GpuBuf<f32>,
         running_mean: &GpuBuf<f32>,
@@ -431,6 +442,7 @@ impl Backend for CudaBackend {
                 dev,
                 g,
                 data(x)?,
+                device_epilogue(epilogue)?,
                 data(gamma)?,
                 data(beta)?,
                 data(running_mean)?,
@@ -444,6 +456,7 @@ impl Backend for CudaBackend {
         g: &BnGeom,
         x: &GpuBuf<f32>,
         dy: &GpuBuf<f32>,
+        relu_output: Option<&GpuBuf<f32>>,
         gamma: &GpuBuf<f32>,
         save_mean: &GpuBuf<f32>,
         save_invstd: &GpuBuf<f32>,
@@ -457,6 +470,7 @@ impl Backend for CudaBackend {
                 g,
                 data(x)?,
                 data(dy)?,
+                relu_output.map(data).transpose()?,
                 data(gamma)?,
                 data(save_mean)?,
                 data(save_invstd)?,

@@ -1,12 +1,13 @@
 //! Launchers of the batch-normalisation kernels (`cuda/batch_norm.cu`): per-channel reductions
-//! over a fixed partition into double partials, a per-channel finalize, then the per-element pass.
+//! over a fixed partition into double partials, a per-channel finalize, then the per-element pass,
+//! which also applies the forward's epilogue (residual add, ReLU) or the backward's ReLU mask.
 
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg};
 
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
 use super::launch::{expect_len, rows_launch, size_u32, workspace, THREADS};
-use crate::backend::BnGeom;
+use crate::backend::{BnEpilogue, BnGeom};
 use crate::Result;
 
 const MODULE: &str = "batch_norm";
@@ -68,26 +69,47 @@ fn reduction_launch(blocks: u32, sh: &BnShapeRepr) -> LaunchConfig {
     }
 }
 
-/// `y = x·scale + shift` with the per-channel coefficients `coef: [c, 2]` double.
+/// The kernels' `(name, length)` of an optional `[n, c, s]` input (the residual, the ReLU output).
+fn optional_tensor<'a>(what: &'a str, buf: Option<&CudaSlice<f32>>) -> Option<(&'a str, usize)> {
+    buf.map(|b| (what, b.len()))
+}
+
+/// Null, the kernels' "none" for an optional pointer.
+const NULL: u64 = 0;
+
+/// Pushes `buf`'s device pointer, or null.
+fn optional_arg<'a>(b: &mut LaunchArgs<'a>, buf: Option<&'a CudaSlice<f32>>) {
+    match buf {
+        Some(buf) => b.arg(buf),
+        None => b.arg(&NULL),
+    };
+}
+
+/// `y = relu?(x·scale + shift + residual?)` with the per-channel coefficients `coef: [c, 2]` double.
 fn apply(
     dev: &CudaDevice,
     sh: &BnShapeRepr,
     x: &CudaSlice<f32>,
     coef: &CudaSlice<f64>,
+    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let f = dev.function(MODULE, "batch_norm_apply_f32")?;
+    let relu = u32::from(epilogue.relu);
     dev.launch(&f, "batch_norm_apply_f32", rows_launch(sh.n * sh.c, sh.s), |b| {
-        b.arg(x).arg(coef).arg(sh).arg(y);
+        b.arg(x).arg(coef).arg(sh);
+        optional_arg(b, epilogue.residual);
+        b.arg(&relu).arg(y);
     })
 }
 
-/// See `Backend::batch_norm_train`. x, y: `[n, c, s]`; the rest `[c]`.
+/// See `Backend::batch_norm_train`. x, y, the residual: `[n, c, s]`; the rest `[c]`.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     dev: &CudaDevice,
     g: &BnGeom,
     x: &CudaSlice<f32>,
+    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
     gamma: &CudaSlice<f32>,
     beta: &CudaSlice<f32>,
     running_mean: &mut CudaSlice<f32>,
@@ -99,7 +121,10 @@ pub fn train(
     let sh = shape(
         "batch_norm train",
         g,
-        &[("x", x.len()), ("y", y.len())],
+        &[("x", x.len()), ("y", y.len())]
+            .into_iter()
+            .chain(optional_tensor("residual", epilogue.residual))
+            .collect::<Vec<_>>(),
         &[
             ("gamma", gamma.len()),
             ("beta", beta.len()),
@@ -135,7 +160,7 @@ pub fn train(
             .arg(save_invstd)
             .arg(&mut coef);
     })?;
-    apply(dev, &sh, x, &coef, y)
+    apply(dev, &sh, x, &coef, epilogue, y)
 }
 
 /// See `Backend::batch_norm_eval`.
@@ -144,6 +169,7 @@ pub fn eval(
     dev: &CudaDevice,
     g: &BnGeom,
     x: &CudaSlice<f32>,
+    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
     gamma: &CudaSlice<f32>,
     beta: &CudaSlice<f32>,
     running_mean: &CudaSlice<f32>,
@@ -153,7 +179,10 @@ pub fn eval(
     let sh = shape(
         "batch_norm eval",
         g,
-        &[("x", x.len()), ("y", y.len())],
+        &[("x", x.len()), ("y", y.len())]
+            .into_iter()
+            .chain(optional_tensor("residual", epilogue.residual))
+            .collect::<Vec<_>>(),
         &[
             ("gamma", gamma.len()),
             ("beta", beta.len()),
@@ -174,16 +203,18 @@ pub fn eval(
             .arg(&eps)
             .arg(&mut coef);
     })?;
-    apply(dev, &sh, x, &coef, y)
+    apply(dev, &sh, x, &coef, epilogue, y)
 }
 
-/// See `Backend::batch_norm_backward`: dx overwritten, `dgamma +=`, `dbeta +=`.
+/// See `Backend::batch_norm_backward`: dx overwritten, `dgamma +=`, `dbeta +=`; dy masked by the
+/// ReLU output `relu_output` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     dev: &CudaDevice,
     g: &BnGeom,
     x: &CudaSlice<f32>,
     dy: &CudaSlice<f32>,
+    relu_output: Option<&CudaSlice<f32>>,
     gamma: &CudaSlice<f32>,
     save_mean: &CudaSlice<f32>,
     save_invstd: &CudaSlice<f32>,
@@ -194,7 +225,10 @@ pub fn backward(
     let sh = shape(
         "batch_norm backward",
         g,
-        &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
+        &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())]
+            .into_iter()
+            .chain(optional_tensor("relu_output", relu_output))
+            .collect::<Vec<_>>(),
         &[
             ("gamma", gamma.len()),
             ("save_mean", save_mean.len()),
@@ -212,12 +246,9 @@ pub fn backward(
         "batch_norm_backward_partial_f32",
         reduction_launch(blocks, &sh),
         |b| {
-            b.arg(x)
-                .arg(dy)
-                .arg(save_mean)
-                .arg(save_invstd)
-                .arg(&sh)
-                .arg(&mut partials);
+            b.arg(x).arg(dy);
+            optional_arg(b, relu_output);
+            b.arg(save_mean).arg(save_invstd).arg(&sh).arg(&mut partials);
         },
     )?;
     // SAFETY: the finalize writes all five coefficients of every channel.
@@ -240,7 +271,9 @@ pub fn backward(
         "batch_norm_backward_input_f32",
         rows_launch(sh.n * sh.c, sh.s),
         |b| {
-            b.arg(x).arg(dy).arg(&coef).arg(&sh).arg(dx);
+            b.arg(x).arg(dy);
+            optional_arg(b, relu_output);
+            b.arg(&coef).arg(&sh).arg(dx);
         },
     )
 }

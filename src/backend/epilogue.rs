@@ -1,0 +1,68 @@
+//! What a batch-norm forward does to its output before writing it: `y = relu?(bn(x) + residual?)`,
+//! so the residual add and the ReLU cost no pass of their own over the activation.
+
+use super::Scalar;
+
+/// The epilogue of `Backend::batch_norm_train`/`batch_norm_eval`. Applied per element in this
+/// order, with exactly the operations of the unfused ops: `y = bn(x)` rounded to the element type,
+/// then `y += residual` (as `add_assign`), then `y = max(y, 0)` (as `relu_forward`).
+pub struct BnEpilogue<'a, Buf: ?Sized> {
+    /// Added to the normalised output: `[n, c, s]`, the shape of `x` and `y`.
+    pub residual: Option<&'a Buf>,
+    /// Whether a ReLU follows (after the residual add).
+    pub relu: bool,
+}
+
+impl<'a, Buf: ?Sized> BnEpilogue<'a, Buf> {
+    /// Plain batch norm: `y = bn(x)`.
+    pub fn none() -> Self {
+        Self {
+            residual: None,
+            relu: false,
+        }
+    }
+
+    /// `y = max(bn(x), 0)`.
+    pub fn relu() -> Self {
+        Self {
+            residual: None,
+            relu: true,
+        }
+    }
+
+    /// The same epilogue over another view of the residual (`Vec<T>` → `[T]`).
+    pub fn map<Other: ?Sized>(self, view: impl FnOnce(&'a Buf) -> &'a Other) -> BnEpilogue<'a, Other> {
+        BnEpilogue {
+            residual: self.residual.map(view),
+            relu: self.relu,
+        }
+    }
+}
+
+// Manual impls: a derive would require `Buf: Clone`, but only a reference is held.
+impl<Buf: ?Sized> Clone for BnEpilogue<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Buf: ?Sized> Copy for BnEpilogue<'_, Buf> {}
+
+/// `max(v, 0)` as `relu_forward` computes it: only `v < 0` is replaced, so a NaN stays NaN and
+/// `-0` stays `-0`. The CPU's fused and unfused ops both call this, so they agree bit for bit.
+pub fn relu<T: Scalar>(v: T) -> T {
+    if v < T::zero() {
+        T::zero()
+    } else {
+        v
+    }
+}
+
+/// The ReLU backward of one element as `relu_backward` computes it: `dy` where the ReLU output
+/// `y > 0` (or NaN), else 0.
+pub fn relu_grad<T: Scalar>(y: T, dy: T) -> T {
+    if y <= T::zero() {
+        T::zero()
+    } else {
+        dy
+    }
+}

@@ -1,0 +1,249 @@
+//! The batch-norm epilogue (`y = relu?(bn(x) + residual?)`) and the backward's ReLU mask on the
+//! CPU equal the unfused sequence (the plain BN, then `add_assign` and `relu_forward`; or
+//! `relu_backward`, then the plain BN backward) bit for bit, in f32 and in f64, training and
+//! evaluation, on random data with several shapes (BatchNorm1d s = t, BatchNorm2d s = t·v); and a
+//! model whose blocks take the fused tail equals the same model with every block recording its
+//! temporal output (which takes the unfused tail).
+
+mod cpu_support;
+
+use cpu_support::Rng;
+use leangcn::backend::cpu::CpuBackend;
+use leangcn::backend::{Backend, BnEpilogue, BnGeom, Scalar};
+use leangcn::layers::params_of;
+use leangcn::model::{Stgcn, StgcnConfig};
+
+fn geom(n: usize, c: usize, s: usize) -> BnGeom {
+    BnGeom {
+        n,
+        c,
+        s,
+        eps: 1e-5,
+        momentum: 0.1,
+    }
+}
+
+fn shapes() -> [BnGeom; 4] {
+    [geom(1, 1, 1), geom(3, 5, 7), geom(2, 4, 300), geom(8, 16, 25 * 12)]
+}
+
+/// Random values in [-1, 1) (about half negative, so the ReLU masks about half), as `T`.
+fn random<T: Scalar>(rng: &mut Rng, len: usize) -> Vec<T> {
+    rng.vec(len).into_iter().map(T::of).collect()
+}
+
+fn assert_bits<T: Scalar>(what: &str, got: &[T], want: &[T]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let differs = |(a, b): (&T, &T)| a.as_f64().to_bits() != b.as_f64().to_bits();
+    if let Some(i) = got.iter().zip(want).position(differs) {
+        panic!("{what}: element {i} is {} but the unfused ops give {}", got[i], want[i]);
+    }
+}
+
+/// The unfused epilogue: `y += residual`, then `y = max(y, 0)`, each as its own op.
+fn unfused<T: Scalar>(be: &CpuBackend<T>, residual: Option<&Vec<T>>, relu: bool, y: &mut Vec<T>) {
+    if let Some(r) = residual {
+        be.add_assign(y, r);
+    }
+    if relu {
+        be.relu_forward(y);
+    }
+}
+
+fn forward_equals_unfused<T: Scalar>(seed: u64) {
+    let be = CpuBackend::<T>::new();
+    let mut rng = Rng::new(seed);
+    for g in shapes() {
+        // gamma of both signs and beta shift the outputs around zero; x away from zero in mean
+        let x: Vec<T> = rng.vec(g.len()).into_iter().map(|v| T::of(3.0 * v + 0.25)).collect();
+        let (gamma, beta) = (random::<T>(&mut rng, g.c), random::<T>(&mut rng, g.c));
+        let residual = random::<T>(&mut rng, g.len());
+        let rm: Vec<T> = random(&mut rng, g.c);
+        let rv: Vec<T> = rng.vec(g.c).into_iter().map(|v| T::of(1.0 + 0.5 * v.abs())).collect();
+        for (with_residual, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+            let what = |name: &str| format!("{} {name} {g:?} residual {with_residual} relu {relu}", T::NAME);
+            let res = with_residual.then_some(&residual);
+            let epilogue = BnEpilogue { residual: res, relu };
+
+            let train = |epi: BnEpilogue<'_, Vec<T>>| {
+                let (mut rm, mut rv) = (rm.clone(), rv.clone());
+                let mut y = vec![T::nan(); g.len()];
+                let (mut mean, mut invstd) = (vec![T::nan(); g.c], vec![T::nan(); g.c]);
+                be.batch_norm_train(
+                    &g,
+                    &x,
+                    epi,
+                    &gamma,
+                    &beta,
+                    &mut rm,
+                    &mut rv,
+                    &mut y,
+                    &mut mean,
+                    &mut invstd,
+                );
+                (y, [rm, rv, mean, invstd])
+            };
+            let (fused, fused_stats) = train(epilogue);
+            let (mut want, want_stats) = train(BnEpilogue::none());
+            unfused(&be, res, relu, &mut want);
+            assert_bits(&what("train y"), &fused, &want);
+            for (name, (a, b)) in ["running_mean", "running_var", "save_mean", "save_invstd"]
+                .iter()
+                .zip(fused_stats.iter().zip(&want_stats))
+            {
+                assert_bits(&what(name), a, b);
+            }
+            if relu && g.len() >= 100 {
+                assert!(
+                    fused.iter().any(|v| *v == T::zero()),
+                    "{}: the ReLU masked nothing",
+                    what("train y")
+                );
+            }
+
+            let mut fused = vec![T::nan(); g.len()];
+            be.batch_norm_eval(&g, &x, epilogue, &gamma, &beta, &rm, &rv, &mut fused);
+            let mut want = vec![T::nan(); g.len()];
+            be.batch_norm_eval(&g, &x, BnEpilogue::none(), &gamma, &beta, &rm, &rv, &mut want);
+            unfused(&be, res, relu, &mut want);
+            assert_bits(&what("eval y"), &fused, &want);
+        }
+    }
+}
+
+fn backward_mask_equals_relu_backward<T: Scalar>(seed: u64) {
+    let be = CpuBackend::<T>::new();
+    let mut rng = Rng::new(seed);
+    for g in shapes() {
+        let what = |name: &str| format!("{} masked backward {name} {g:?}", T::NAME);
+        let x: Vec<T> = random(&mut rng, g.len());
+        let (gamma, beta, residual) = (
+            random::<T>(&mut rng, g.c),
+            random::<T>(&mut rng, g.c),
+            random(&mut rng, g.len()),
+        );
+        let (mut rm, mut rv) = (vec![T::zero(); g.c], vec![T::one(); g.c]);
+        let (mut y, mut mean, mut invstd) = (vec![T::nan(); g.len()], vec![T::nan(); g.c], vec![T::nan(); g.c]);
+        // the block tail's forward: the ReLU output after a residual add
+        let epilogue = BnEpilogue {
+            residual: Some(&residual),
+            relu: true,
+        };
+        be.batch_norm_train(
+            &g,
+            &x,
+            epilogue,
+            &gamma,
+            &beta,
+            &mut rm,
+            &mut rv,
+            &mut y,
+            &mut mean,
+            &mut invstd,
+        );
+        let dy: Vec<T> = random(&mut rng, g.len());
+        let (dgamma0, dbeta0) = (random::<T>(&mut rng, g.c), random::<T>(&mut rng, g.c));
+        let backward = |dy: &Vec<T>, relu_output: Option<&Vec<T>>| {
+            let mut dx = vec![T::nan(); g.len()];
+            let (mut dgamma, mut dbeta) = (dgamma0.clone(), dbeta0.clone());
+            be.batch_norm_backward(
+                &g,
+                &x,
+                dy,
+                relu_output,
+                &gamma,
+                &mean,
+                &invstd,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            );
+            [dx, dgamma, dbeta]
+        };
+        let fused = backward(&dy, Some(&y));
+        let mut masked = dy.clone();
+        be.relu_backward(&y, &mut masked);
+        assert!(g.len() < 100 || masked != dy, "{}: the ReLU masked nothing", what("dy"));
+        let want = backward(&masked, None);
+        for (name, (a, b)) in ["dx", "dgamma", "dbeta"].iter().zip(fused.iter().zip(&want)) {
+            assert_bits(&what(name), a, b);
+        }
+    }
+}
+
+#[test]
+fn forward_epilogue_equals_the_unfused_ops_f64() {
+    forward_equals_unfused::<f64>(71);
+}
+
+#[test]
+fn forward_epilogue_equals_the_unfused_ops_f32() {
+    forward_equals_unfused::<f32>(72);
+}
+
+#[test]
+fn backward_relu_mask_equals_relu_backward_f64() {
+    backward_mask_equals_relu_backward::<f64>(73);
+}
+
+#[test]
+fn backward_relu_mask_equals_relu_backward_f32() {
+    backward_mask_equals_relu_backward::<f32>(74);
+}
+
+/// The training logits, dx and every parameter gradient of one step, then the evaluation logits,
+/// of a small model with identity and conv residuals, with every block recording its temporal
+/// output (the unfused tail) or none (the fused one). With `tcn_dropout` the temporal units drop
+/// out between their BN and the tail.
+fn one_step<T: Scalar>(recording: bool, tcn_dropout: f64) -> Vec<Vec<T>> {
+    let be = CpuBackend::<T>::new();
+    let cfg = StgcnConfig {
+        in_channels: 3,
+        base_channels: 4,
+        num_stages: 4,
+        inflate_stages: vec![3],
+        down_stages: vec![3],
+        num_classes: 5,
+        tcn_dropout,
+        ..StgcnConfig::default()
+    };
+    let dims = [2, cfg.num_person, 8, cfg.layout.num_joints(), cfg.in_channels];
+    let mut model = Stgcn::new(&be, cfg, 3).unwrap();
+    for block in &mut model.backbone.blocks {
+        block.record = recording;
+    }
+    let mut rng = Rng::new(75);
+    let x: Vec<T> = random(&mut rng, dims.iter().product());
+    model.zero_grad(&be);
+    let logits = model.forward(&be, &x, dims, true, 9).unwrap();
+    let dlogits: Vec<T> = random(&mut rng, logits.len());
+    let dx = model.backward(&be, &dlogits);
+    let mut out = vec![logits, dx];
+    out.extend(params_of(&mut model).into_iter().map(|(_, p)| p.grad.clone()));
+    out.push(model.forward(&be, &x, dims, false, 0).unwrap());
+    out
+}
+
+fn fused_tail_equals_the_recording_path<T: Scalar>() {
+    for tcn_dropout in [0.0, 0.3] {
+        let (fused, unfused) = (one_step::<T>(false, tcn_dropout), one_step::<T>(true, tcn_dropout));
+        assert_eq!(fused.len(), unfused.len());
+        for (i, (a, b)) in fused.iter().zip(&unfused).enumerate() {
+            assert_bits(
+                &format!("{} model output {i}, tcn_dropout {tcn_dropout}", T::NAME),
+                a,
+                b,
+            );
+        }
+    }
+}
+
+#[test]
+fn block_fused_tail_equals_the_recording_path_f64() {
+    fused_tail_equals_the_recording_path::<f64>();
+}
+
+#[test]
+fn block_fused_tail_equals_the_recording_path_f32() {
+    fused_tail_equals_the_recording_path::<f32>();
+}
