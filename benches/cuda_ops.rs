@@ -1,7 +1,9 @@
 //! GPU time of every kernel of the training step other than the convolutions (those are
 //! benches/cuda_kernels.rs), at ST-GCN's shapes for batch 128 x 2 persons (256 sequences, V = 25)
 //! at the three stages (C, T) = (64, 100), (128, 50), (256, 25): graph aggregation forward and
-//! backward, batch norm train / eval / backward, ReLU forward and backward, the residual add,
+//! backward, batch norm train / eval / backward (plain, and with the block's residual add and ReLU
+//! fused in: the pair shows what the fusion saves against the separate passes below), ReLU forward
+//! and backward, the residual add,
 //! dropout; then the stage-independent ones: the input permute, pooling, the loss, and one fused
 //! SGD step over the 3.1M parameters of ST-GCN in their 90-odd tensors.
 //!
@@ -15,7 +17,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::{CudaBackend, GpuBuf};
-use leangcn::backend::{Backend, BnGeom, GraphGeom, SgdHyper};
+use leangcn::backend::{Backend, BnEpilogue, BnGeom, GraphGeom, SgdHyper};
 use leangcn::layers::params_of;
 use leangcn::model::{Stgcn, StgcnConfig};
 
@@ -117,16 +119,79 @@ fn ops(c: &mut Criterion) {
         let (mut y, mut dx) = (be.zeros(bn.len()), be.zeros(bn.len()));
         let (mut mean, mut invstd) = (be.zeros(c_mid), be.zeros(c_mid));
         let (mut dgamma, mut dbeta) = (be.zeros(c_mid), be.zeros(c_mid));
-        // train: statistics read x once, the normalisation reads it again and writes y
+        let residual = up(&be, bn.len());
+        let block_tail = BnEpilogue {
+            residual: Some(&residual),
+            relu: true,
+        };
+        // train: statistics read x once, the normalisation reads it again and writes y (and reads
+        // the residual when the block's tail is fused in)
         timer.bench(&mut group, "batch_norm_train", &shape, f * 3 * len, || {
-            be.batch_norm_train(&bn, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd)
+            be.batch_norm_train(
+                &bn,
+                &x,
+                BnEpilogue::none(),
+                &gamma,
+                &beta,
+                &mut rm,
+                &mut rv,
+                &mut y,
+                &mut mean,
+                &mut invstd,
+            )
         });
+        timer.bench(
+            &mut group,
+            "batch_norm_train_residual_relu",
+            &shape,
+            f * 4 * len,
+            || {
+                be.batch_norm_train(
+                    &bn,
+                    &x,
+                    block_tail,
+                    &gamma,
+                    &beta,
+                    &mut rm,
+                    &mut rv,
+                    &mut y,
+                    &mut mean,
+                    &mut invstd,
+                )
+            },
+        );
         timer.bench(&mut group, "batch_norm_eval", &shape, f * 2 * len, || {
-            be.batch_norm_eval(&bn, &x, &gamma, &beta, &rm, &rv, &mut y)
+            be.batch_norm_eval(&bn, &x, BnEpilogue::none(), &gamma, &beta, &rm, &rv, &mut y)
         });
         // backward: the reductions read x and dy, the input gradient reads them again and writes dx
+        // (and the ReLU mask reads the forward's output in both passes when fused in)
         timer.bench(&mut group, "batch_norm_backward", &shape, f * 5 * len, || {
-            be.batch_norm_backward(&bn, &x, &dy, &gamma, &mean, &invstd, &mut dx, &mut dgamma, &mut dbeta)
+            be.batch_norm_backward(
+                &bn,
+                &x,
+                &dy,
+                None,
+                &gamma,
+                &mean,
+                &invstd,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
+        });
+        timer.bench(&mut group, "batch_norm_backward_relu_mask", &shape, f * 7 * len, || {
+            be.batch_norm_backward(
+                &bn,
+                &x,
+                &dy,
+                Some(&residual),
+                &gamma,
+                &mean,
+                &invstd,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
         });
         timer.bench(&mut group, "relu_forward", &shape, f * 2 * len, || {
             be.relu_forward(&mut y)
