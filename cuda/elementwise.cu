@@ -1,5 +1,6 @@
 // Element-wise ops over flat f32 buffers of n elements: fill, add, multiply (for masked weights
-// W ⊙ M and the straight-through gradients), scale, ReLU forward and backward, counter-based
+// W ⊙ M and the straight-through gradients), scale, ReLU forward and backward (also added onto a
+// gradient), counter-based
 // dropout and |x|. Every product and sum is rounded separately (__fmul_rn, __fadd_rn), as the CPU
 // backend computes them, so the results are identical bit for bit. Grid-stride loops.
 
@@ -40,6 +41,12 @@ extern "C" __global__ void relu_forward_f32(float* x, uint64_t n) {
 // dy = 0 where the ReLU output y <= 0
 extern "C" __global__ void relu_backward_f32(const float* y, float* dy, uint64_t n) {
     GRID_STRIDE(i, n) if (y[i] <= 0.0f) dy[i] = 0.0f;
+}
+
+// acc += dy where the ReLU output y > 0 (or NaN), else += 0: relu_backward of a copy of dy, then
+// add_assign, in one pass
+extern "C" __global__ void relu_backward_add_f32(const float* y, const float* dy, float* acc, uint64_t n) {
+    GRID_STRIDE(i, n) acc[i] = __fadd_rn(acc[i], y[i] <= 0.0f ? 0.0f : dy[i]);
 }
 
 // The dropout uniform of element i: SplitMix64 of seed ^ i·golden, top 24 bits, in [0, 1).

@@ -3,7 +3,8 @@
 //! `relu_backward`, then the plain BN backward) bit for bit, in f32 and in f64, training and
 //! evaluation, on random data with several shapes (BatchNorm1d s = t, BatchNorm2d s = t·v); and a
 //! model whose blocks take the fused tail equals the same model with every block recording its
-//! temporal output (which takes the unfused tail).
+//! temporal output (which takes the unfused tail). The identity residual's fused gradient
+//! (`relu_backward_add`) equals `relu_backward` of a copy added with `add_assign`.
 
 mod cpu_support;
 
@@ -189,6 +190,32 @@ fn backward_relu_mask_equals_relu_backward_f64() {
 #[test]
 fn backward_relu_mask_equals_relu_backward_f32() {
     backward_mask_equals_relu_backward::<f32>(74);
+}
+
+fn relu_backward_add_equals_the_unfused_ops<T: Scalar>(seed: u64) {
+    let be = CpuBackend::<T>::new();
+    let mut rng = Rng::new(seed);
+    for len in [1, 7, 4096 + 3] {
+        let (y, dy, acc): (Vec<T>, Vec<T>, Vec<T>) =
+            (random(&mut rng, len), random(&mut rng, len), random(&mut rng, len));
+        let mut masked = dy.clone();
+        be.relu_backward(&y, &mut masked);
+        let mut want = acc.clone();
+        be.add_assign(&mut want, &masked);
+        let mut got = acc;
+        be.relu_backward_add(&y, &dy, &mut got);
+        assert_bits(&format!("{} relu_backward_add, {len} values", T::NAME), &got, &want);
+    }
+}
+
+#[test]
+fn relu_backward_add_equals_the_unfused_ops_f64() {
+    relu_backward_add_equals_the_unfused_ops::<f64>(76);
+}
+
+#[test]
+fn relu_backward_add_equals_the_unfused_ops_f32() {
+    relu_backward_add_equals_the_unfused_ops::<f32>(77);
 }
 
 /// The training logits, dx and every parameter gradient of one step, then the evaluation logits,

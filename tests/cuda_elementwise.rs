@@ -60,6 +60,13 @@ fn elementwise_ops_match_the_cpu_bit_for_bit() {
         be.relu_backward(&be.upload(&relu), &mut got);
         assert_bits("relu_backward", &fetch(&be, &got), &want);
 
+        let acc = normal(&mut rng, n);
+        let mut want = acc.clone();
+        cpu.relu_backward_add(&relu, &b, &mut want);
+        let mut got = be.upload(&acc);
+        be.relu_backward_add(&be.upload(&relu), &gb, &mut got);
+        assert_bits("relu_backward_add", &fetch(&be, &got), &want);
+
         let mut want = vec![0.0; n];
         cpu.abs(&a, &mut want);
         let mut got = poisoned(&be, n);

@@ -158,6 +158,9 @@ pub trait Backend: Send + Sync {
     fn relu_forward(&self, x: &mut Self::Buf);
     /// `dy = dy ⊙ 1[y > 0]` in place, given the ReLU output `y`.
     fn relu_backward(&self, y: &Self::Buf, dy: &mut Self::Buf);
+    /// `acc += dy ⊙ 1[y > 0]`: `relu_backward` of a copy of `dy` added onto `acc` (the same bits),
+    /// in one pass and without the copy (an identity residual's share of a block's input gradient).
+    fn relu_backward_add(&self, y: &Self::Buf, dy: &Self::Buf, acc: &mut Self::Buf);
     /// Inverted dropout in place with a counter-based RNG: element `i` is kept with probability `1 - p`
     /// (and scaled by `1/(1-p)`) iff `uniform(seed, i) >= p`. The same call on the gradient is the
     /// backward. `uniform` is [`dropout_uniform`], shared by every backend so masks agree exactly.

@@ -113,19 +113,16 @@ impl<B: Backend> StgcnBlock<B> {
     pub fn backward(&mut self, be: &B, x: &B::Buf, y: &B::Buf, dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
         let h = self.gcn_out.take().expect("StgcnBlock::backward without a forward");
         let residual_dx = match &mut self.residual {
-            Residual::None => None,
-            Residual::Identity => {
-                let mut d = be.zeros(be.buf_len(&dy));
-                be.copy(&dy, &mut d);
-                be.relu_backward(y, &mut d);
-                Some(d)
-            }
             Residual::Conv(unit) => Some(unit.backward(be, x, &dy, Some(y), n, t_in)),
+            Residual::None | Residual::Identity => None,
         };
         let dh = self.tcn.backward(be, &h, &dy, Some(y), n, t_in);
         let mut dx = self.gcn.backward(be, x, &h, dh, n, t_in);
-        if let Some(r) = residual_dx {
-            be.add_assign(&mut dx, &r);
+        match (&self.residual, residual_dx) {
+            // the identity residual's gradient is the block's ReLU-masked dy
+            (Residual::Identity, _) => be.relu_backward_add(y, &dy, &mut dx),
+            (_, Some(r)) => be.add_assign(&mut dx, &r),
+            _ => {}
         }
         dx
     }

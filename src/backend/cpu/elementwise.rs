@@ -53,6 +53,17 @@ pub fn relu_backward<T: Scalar>(y: &[T], dy: &mut [T]) {
     });
 }
 
+/// `acc += relu_grad(y, dy)` element-wise.
+pub fn relu_backward_add<T: Scalar>(y: &[T], dy: &[T], acc: &mut [T]) {
+    assert!(
+        y.len() == dy.len() && dy.len() == acc.len(),
+        "relu_backward_add: length mismatch"
+    );
+    acc.par_iter_mut()
+        .zip(y.par_iter().zip(dy.par_iter()))
+        .for_each(|(a, (&y, &d))| *a += relu_grad(y, d));
+}
+
 pub fn dropout<T: Scalar>(x: &mut [T], p: f64, seed: u64) {
     if p <= 0.0 {
         return;

@@ -120,6 +120,9 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn relu_backward(&self, y: &Vec<T>, dy: &mut Vec<T>) {
         elementwise::relu_backward(y, dy)
     }
+    fn relu_backward_add(&self, y: &Vec<T>, dy: &Vec<T>, acc: &mut Vec<T>) {
+        elementwise::relu_backward_add(y, dy, acc)
+    }
     fn dropout(&self, x: &mut Vec<T>, p: f64, seed: u64) {
         elementwise::dropout(x, p, seed)
     }

@@ -325,6 +325,13 @@ impl Backend for CudaBackend {
             elementwise::relu_backward(dev, data(y)?, data_mut(dy)?)
         })
     }
+    fn relu_backward_add(&self, y: &GpuBuf<f32>, dy: &GpuBuf<f32>, acc: &mut GpuBuf<f32>) {
+        self.run(|dev| {
+            same_len("relu_backward_add", y.len(), dy.len())?;
+            same_len("relu_backward_add", y.len(), acc.len())?;
+            elementwise::relu_backward_add(dev, data(y)?, data(dy)?, data_mut(acc)?)
+        })
+    }
     fn dropout(&self, x: &mut GpuBuf<f32>, p: f64, seed: u64) {
         self.run(|dev| elementwise::dropout(dev, data_mut(x)?, p, seed))
     }

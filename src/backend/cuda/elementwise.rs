@@ -73,6 +73,19 @@ pub fn relu_backward(dev: &CudaDevice, y: &CudaSlice<f32>, dy: &mut CudaSlice<f3
     })
 }
 
+pub fn relu_backward_add(
+    dev: &CudaDevice,
+    y: &CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    acc: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let n = acc.len() as u64;
+    let f = dev.function(MODULE, "relu_backward_add_f32")?;
+    dev.launch(&f, "relu_backward_add_f32", flat_launch(acc.len()), |b| {
+        b.arg(y).arg(dy).arg(acc).arg(&n);
+    })
+}
+
 /// Inverted dropout with the shared counter-based uniform (`backend::dropout_uniform`); the
 /// keep scale is rounded to f32 on the host exactly as the CPU backend rounds it.
 pub fn dropout(dev: &CudaDevice, x: &mut CudaSlice<f32>, p: f64, seed: u64) -> Result<()> {
