@@ -3,7 +3,7 @@
 //! at the three stages (C, T) = (64, 100), (128, 50), (256, 25): graph aggregation forward and
 //! backward, batch norm train / eval / backward (plain, and with the block's residual add and ReLU
 //! fused in: the pair shows what the fusion saves against the separate passes below), ReLU forward
-//! and backward, the residual add, dropout; then the stage-independent ones: the input permute, pooling, the loss, and one fused
+//! and backward, the residual add, the identity residual's masked gradient add, dropout; then the stage-independent ones: the input permute, pooling, the loss, and one fused
 //! SGD step over the 3.1M parameters of ST-GCN in their 90-odd tensors.
 //!
 //! These kernels are memory-bound, so throughput is in bytes: criterion's "bytes" are each op's
