@@ -310,7 +310,7 @@ pub trait Backend: Send + Sync {
     // ---- sparse conv weights (layouts in [`sparse`]) ---------------------------------------------
     /// Largest mask density (kept fraction) at which a conv with a fixed mask computes from CSR
     /// instead of densely (the policy of `layers::conv_sparse`). The default, 0.3, is for the GPU
-    /// kernels and still to be measured on a GPU (`benches/cuda_sparse.rs`); published
+    /// kernels and still to be measured on a GPU (`benches/cuda_masked_conv.rs`); published
     /// unstructured-sparse GPU kernels break even with dense ones between 70% and 95% sparsity.
     const CSR_MAX_DENSITY: f64 = 0.3;
     /// A conv weight compressed to the entries of an unstructured mask ([`sparse::CsrWeight`]).
