@@ -59,7 +59,7 @@ fn check_view(rows: usize, cols: usize, (rs, cs): (isize, isize), len: usize, wh
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $gemm:path) => {
+    ($t:ty, $name:literal) => {
         impl Scalar for $t {
             const NAME: &'static str = $name;
 
@@ -93,23 +93,30 @@ macro_rules! impl_scalar {
                     return;
                 }
                 // SAFETY: every view was checked to lie inside its slice above; c does not alias a or b
-                // (it is borrowed mutably).
+                // (it is borrowed mutably). The crate computes dst = α·dst + β·lhs·rhs (dst read only
+                // when asked), so our (alpha, beta) are its (β, α); one thread, so the order of the
+                // sums never depends on the thread count.
                 unsafe {
-                    $gemm(
+                    gemm::gemm(
                         m,
-                        k,
                         n,
-                        alpha,
-                        a.as_ptr(),
-                        a_strides.0,
-                        a_strides.1,
-                        b.as_ptr(),
-                        b_strides.0,
-                        b_strides.1,
-                        beta,
+                        k,
                         c.as_mut_ptr(),
-                        c_strides.0,
                         c_strides.1,
+                        c_strides.0,
+                        beta != 0.0,
+                        a.as_ptr(),
+                        a_strides.1,
+                        a_strides.0,
+                        b.as_ptr(),
+                        b_strides.1,
+                        b_strides.0,
+                        beta,
+                        alpha,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     )
                 }
             }
@@ -117,5 +124,5 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32", matrixmultiply::sgemm);
-impl_scalar!(f64, "f64", matrixmultiply::dgemm);
+impl_scalar!(f32, "f32");
+impl_scalar!(f64, "f64");

@@ -1,5 +1,5 @@
 //! The CPU backend: the reference every GPU kernel is tested against, and the fallback without a GPU.
-//! Generic over f32 and f64; parallel over samples with rayon, GEMMs by `matrixmultiply`.
+//! Generic over f32 and f64; parallel over samples with rayon, GEMMs by the `gemm` crate (AVX-512 kernels where the CPU has them).
 
 mod batch_norm;
 mod conv;
