@@ -65,6 +65,16 @@ impl CudaBackend {
         }
     }
 
+    /// `run` for an op that yields a value: `None` when it failed or an earlier op had.
+    fn run_for<T>(&self, op: impl FnOnce(&CudaDevice) -> Result<T>) -> Option<T> {
+        let mut value = None;
+        self.run(|dev| {
+            value = Some(op(dev)?);
+            Ok(())
+        });
+        value
+    }
+
     fn record(&self, e: Error) {
         self.failure.lock().expect("failure lock").get_or_insert(e);
     }
@@ -570,12 +580,8 @@ impl Backend for CudaBackend {
     type SemiSparseWeight = GpuPacked24Weight;
 
     fn sparse_weight(&self, w: &GpuBuf<f32>, mask: &GpuBuf<f32>, c_out: usize, c_in: usize, kt: usize) -> GpuCsrWeight {
-        let mut built = None;
-        self.run(|dev| {
-            built = Some(sparse::csr_from_mask(dev, data(w)?, data(mask)?, c_out, c_in, kt)?);
-            Ok(())
-        });
-        built.unwrap_or_else(|| GpuCsrWeight::unusable(c_out, c_in, kt))
+        self.run_for(|dev| sparse::csr_from_mask(dev, data(w)?, data(mask)?, c_out, c_in, kt))
+            .unwrap_or_else(|| GpuCsrWeight::unusable(c_out, c_in, kt))
     }
     fn sparse_weight_nnz(&self, sw: &GpuCsrWeight) -> usize {
         sw.nnz()
@@ -584,12 +590,7 @@ impl Backend for CudaBackend {
         self.run(|dev| sparse::csr_update_values(dev, sw, data(w)?))
     }
     fn sparse_weight_host(&self, sw: &GpuCsrWeight) -> CsrWeight<f32> {
-        let mut host = None;
-        self.run(|dev| {
-            host = Some(sparse::csr_download(dev, sw)?);
-            Ok(())
-        });
-        host.unwrap_or_default()
+        self.run_for(|dev| sparse::csr_download(dev, sw)).unwrap_or_default()
     }
     fn conv_t_forward_sparse(
         &self,
@@ -621,12 +622,7 @@ impl Backend for CudaBackend {
         sparse::pack_2_4(&self.dev, data(w)?, data(mask)?, c_out, c_in, kt)
     }
     fn semi_sparse_weight_host(&self, w: &GpuPacked24Weight) -> Packed24Weight {
-        let mut host = None;
-        self.run(|dev| {
-            host = Some(sparse::packed_download(dev, w)?);
-            Ok(())
-        });
-        host.unwrap_or_default()
+        self.run_for(|dev| sparse::packed_download(dev, w)).unwrap_or_default()
     }
     fn conv_t_forward_2_4(
         &self,

@@ -2,11 +2,11 @@
 //! over a fixed partition into double partials, a per-channel finalize, then the per-element pass,
 //! which also applies the forward's epilogue (residual add, ReLU) or the backward's ReLU mask.
 
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
-use super::launch::{expect_len, rows_launch, size_u32, workspace, THREADS};
+use super::launch::{expect_len, optional_arg, rows_launch, size_u32, workspace, THREADS};
 use crate::backend::{BnEpilogue, BnGeom};
 use crate::Result;
 
@@ -32,7 +32,12 @@ unsafe impl DeviceRepr for BnShapeRepr {}
 
 /// The kernel shape of `g`, once the `[n, c, s]` buffers `tensors` and the `[c]` buffers
 /// `per_channel` ((name, length) pairs) have the lengths it needs.
-fn shape(op: &str, g: &BnGeom, tensors: &[(&str, usize)], per_channel: &[(&str, usize)]) -> Result<BnShapeRepr> {
+fn shape<'a>(
+    op: &str,
+    g: &BnGeom,
+    tensors: impl IntoIterator<Item = (&'a str, usize)>,
+    per_channel: &[(&str, usize)],
+) -> Result<BnShapeRepr> {
     let limit = i32::MAX as u32;
     let n = size_u32(op, "n", g.n, limit)?;
     // channels are the y dimension of the reduction grids
@@ -41,7 +46,7 @@ fn shape(op: &str, g: &BnGeom, tensors: &[(&str, usize)], per_channel: &[(&str, 
     let parts = s.div_ceil(CHUNK);
     size_u32(op, "n·c", g.n * g.c, limit)?;
     size_u32(op, "n·segments", g.n * parts as usize, limit)?;
-    for &(what, len) in tensors {
+    for (what, len) in tensors {
         expect_len(op, what, len, g.len())?;
     }
     for &(what, len) in per_channel {
@@ -72,17 +77,6 @@ fn reduction_launch(blocks: u32, sh: &BnShapeRepr) -> LaunchConfig {
 /// The kernels' `(name, length)` of an optional `[n, c, s]` input (the residual, the ReLU output).
 fn optional_tensor<'a>(what: &'a str, buf: Option<&CudaSlice<f32>>) -> Option<(&'a str, usize)> {
     buf.map(|b| (what, b.len()))
-}
-
-/// Null, the kernels' "none" for an optional pointer.
-const NULL: u64 = 0;
-
-/// Pushes `buf`'s device pointer, or null.
-fn optional_arg<'a>(b: &mut LaunchArgs<'a>, buf: Option<&'a CudaSlice<f32>>) {
-    match buf {
-        Some(buf) => b.arg(buf),
-        None => b.arg(&NULL),
-    };
 }
 
 /// `y = relu?(x·scale + shift + residual?)` with the per-channel coefficients `coef: [c, 2]` double.
@@ -121,10 +115,9 @@ pub fn train(
     let sh = shape(
         "batch_norm train",
         g,
-        &[("x", x.len()), ("y", y.len())]
+        [("x", x.len()), ("y", y.len())]
             .into_iter()
-            .chain(optional_tensor("residual", epilogue.residual))
-            .collect::<Vec<_>>(),
+            .chain(optional_tensor("residual", epilogue.residual)),
         &[
             ("gamma", gamma.len()),
             ("beta", beta.len()),
@@ -179,10 +172,9 @@ pub fn eval(
     let sh = shape(
         "batch_norm eval",
         g,
-        &[("x", x.len()), ("y", y.len())]
+        [("x", x.len()), ("y", y.len())]
             .into_iter()
-            .chain(optional_tensor("residual", epilogue.residual))
-            .collect::<Vec<_>>(),
+            .chain(optional_tensor("residual", epilogue.residual)),
         &[
             ("gamma", gamma.len()),
             ("beta", beta.len()),
@@ -225,10 +217,9 @@ pub fn backward(
     let sh = shape(
         "batch_norm backward",
         g,
-        &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())]
+        [("x", x.len()), ("dy", dy.len()), ("dx", dx.len())]
             .into_iter()
-            .chain(optional_tensor("relu_output", relu_output))
-            .collect::<Vec<_>>(),
+            .chain(optional_tensor("relu_output", relu_output)),
         &[
             ("gamma", gamma.len()),
             ("save_mean", save_mean.len()),

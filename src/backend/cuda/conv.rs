@@ -10,6 +10,7 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
+use super::launch::optional_arg;
 use crate::backend::{ConvGeom, ConvMath};
 use crate::{Error, Result};
 
@@ -294,13 +295,9 @@ fn launch_gemm(
     };
     let kernels = tile.kernels(math);
     let f = dev.function(kernels.module, kernels.gemm)?;
-    let null = 0u64;
     dev.launch(&f, kernels.gemm, cfg, |l| {
         l.arg(a).arg(src);
-        match bias {
-            Some(b) => l.arg(b),
-            None => l.arg(&null),
-        };
+        optional_arg(l, bias);
         l.arg(dst).arg(&p);
     })
 }

@@ -2,7 +2,7 @@
 //! rows × columns launch shape (`FOR_ROWS`/`FOR_COLS` of `cuda/reduce.cuh`), warp-per-item
 //! launches, and uninitialised device workspaces.
 
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg};
 
 use super::device::{driver_err, CudaDevice};
 use crate::{Error, Result};
@@ -58,4 +58,15 @@ pub fn warp_per_item_launch(items: u32) -> LaunchConfig {
 pub unsafe fn workspace<T: DeviceRepr>(dev: &CudaDevice, what: &str, len: usize) -> Result<CudaSlice<T>> {
     // SAFETY: forwarded to the caller.
     unsafe { dev.stream.alloc::<T>(len) }.map_err(|e| driver_err(&format!("allocating the {what} workspace"), e))
+}
+
+/// Null, the kernels' "none" for an optional input pointer.
+const NULL: u64 = 0;
+
+/// Pushes `buf`'s device pointer, or null: a kernel's optional input (a bias, a residual, a scale).
+pub fn optional_arg<'a>(b: &mut LaunchArgs<'a>, buf: Option<&'a CudaSlice<f32>>) {
+    match buf {
+        Some(buf) => b.arg(buf),
+        None => b.arg(&NULL),
+    };
 }

@@ -3,6 +3,7 @@
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::device::CudaDevice;
+use super::launch::optional_arg;
 use crate::backend::{CosineSchedule, SgdHyper};
 use crate::{Error, Result};
 
@@ -104,13 +105,9 @@ pub fn sgd_step(
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
-    let null = 0u64;
     let mut b = dev.stream.launch_builder(&f);
     b.arg(&tensors).arg(&h).arg(lr);
-    match scale {
-        Some(s) => b.arg(s),
-        None => b.arg(&null),
-    };
+    optional_arg(&mut b, scale);
     // SAFETY: the table holds live buffers of the stated lengths; the signature matches sgd.cu.
     unsafe { b.launch(cfg) }.map_err(|e| launch_err("sgd_multi_tensor_update_f32", e))?;
     Ok(())

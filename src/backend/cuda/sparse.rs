@@ -8,6 +8,7 @@ use super::backend::{data, data_mut};
 use super::buffer::GpuBuf;
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
+use super::launch::optional_arg;
 use crate::backend::sparse::{not_2_4_error, padded_columns, Csr, CsrWeight, Packed24Weight};
 use crate::backend::ConvGeom;
 use crate::{Error, Result};
@@ -373,7 +374,6 @@ pub fn csr_forward(
     sw.check(g)?;
     let csr = &sw.by_output;
     let (row_ptr, col, values) = (data(&csr.row_ptr)?, data(&csr.col)?, data(&csr.values)?);
-    let null = 0u64;
     let f = dev.function(CSR, "csr_conv_forward_f32")?;
     dev.launch(
         &f,
@@ -381,10 +381,7 @@ pub fn csr_forward(
         csr_launch(g.n * g.t_out() * g.v, g.c_out),
         |l| {
             l.arg(x).arg(row_ptr).arg(col).arg(values);
-            match b {
-                Some(b) => l.arg(b),
-                None => l.arg(&null),
-            };
+            optional_arg(l, b);
             l.arg(y).arg(&s);
         },
     )
@@ -568,7 +565,6 @@ pub fn forward_2_4(
     p.check(g)?;
     let (values, meta) = (data(&p.values)?, data(&p.meta)?);
     let k_padded = i32_of("padded c_in·kt", p.k_padded)?;
-    let null = 0u64;
     let f = dev.function(SEMI, "conv_2_4_forward_bf16")?;
     dev.launch(
         &f,
@@ -576,10 +572,7 @@ pub fn forward_2_4(
         gemm_launch(g.n * g.t_out() * g.v, g.c_out),
         |l| {
             l.arg(x).arg(values).arg(meta);
-            match b {
-                Some(b) => l.arg(b),
-                None => l.arg(&null),
-            };
+            optional_arg(l, b);
             l.arg(y).arg(&s).arg(&k_padded);
         },
     )
