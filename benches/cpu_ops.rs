@@ -119,6 +119,7 @@ fn batch_norm(c: &mut Criterion) {
                 be.batch_norm_train(
                     &g,
                     &x,
+                    None,
                     BnEpilogue::none(),
                     &gamma,
                     &beta,

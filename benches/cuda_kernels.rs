@@ -1,7 +1,8 @@
 //! GPU time of the convolution-over-time kernels at ST-GCN's shapes (batch 128 x 2 persons = 256
 //! sequences, V = 25): the 9x1 temporal convs of the three stages and the two strided ones, the 1x1
 //! graph convs (C → 3C, the first one from the 3 input channels) and the strided residual 1x1 convs;
-//! each forward, input gradient and weight + bias gradient, through the `Backend` trait, in f32
+//! each forward, input gradient, weight + bias gradient, and the forward that also gathers the next
+//! batch norm's statistics (its cost over the plain forward), through the `Backend` trait, in f32
 //! (CUDA cores), and in TF32 and bf16 on the tensor cores (`--precision tf32`, `bf16`): ids
 //! `forward/f32/<shape>`, `forward/bf16/<shape>`, ….
 //!
@@ -59,10 +60,17 @@ fn conv(c: &mut Criterion) {
             be.check().expect("allocating the benchmark's buffers");
             let id = |op: &str| BenchmarkId::new(format!("{op}/{math}"), &name);
             group.throughput(Throughput::Elements(2 * g.macs()));
-            let samples: [Samples; 3] = Default::default();
+            let samples: [Samples; 4] = Default::default();
             group.bench_function(id("forward"), |bench| {
                 bench.iter_custom(|iters| {
                     samples[0].time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
+                })
+            });
+            group.bench_function(id("forward_with_stats"), |bench| {
+                bench.iter_custom(|iters| {
+                    samples[3].time(&be, &events, iters, || {
+                        be.conv_t_forward_with_stats(&g, &x, &w, Some(&b), &mut y);
+                    })
                 })
             });
             group.bench_function(id("backward_input"), |bench| {
@@ -80,8 +88,10 @@ fn conv(c: &mut Criterion) {
             // least traffic in f32 values: forward x, w, b → y; input gradient dy, w → dx;
             // weight gradient x, dy, dw, db → dw, db
             let (xs, ws, ys, bs) = (g.x_len(), g.w_len(), g.y_len(), g.c_out);
-            let values = [xs + ws + bs + ys, ys + ws + xs, xs + ys + 2 * (ws + bs)];
-            for ((op, s), values) in ["forward", "backward_input", "backward_weight"]
+            // (the forward gathering the batch statistics moves the same, plus a few KB of moments)
+            let forward = xs + ws + bs + ys;
+            let values = [forward, ys + ws + xs, xs + ys + 2 * (ws + bs), forward];
+            for ((op, s), values) in ["forward", "backward_input", "backward_weight", "forward_with_stats"]
                 .iter()
                 .zip(&samples)
                 .zip(values)

@@ -1,8 +1,9 @@
 //! GPU time of every kernel of the training step other than the convolutions (those are
 //! benches/cuda_kernels.rs), at ST-GCN's shapes for batch 128 x 2 persons (256 sequences, V = 25)
 //! at the three stages (C, T) = (64, 100), (128, 50), (256, 25): graph aggregation forward and
-//! backward, batch norm train / eval / backward (plain, and with the block's residual add and ReLU
-//! fused in: the pair shows what the fusion saves against the separate passes below), ReLU forward
+//! backward (the forward also gathering the next batch norm's statistics), batch norm train / eval /
+//! backward (plain, given gathered statistics, and with the block's residual add and ReLU fused in:
+//! each pair shows what the fusion saves against the separate passes below), ReLU forward
 //! and backward, the residual add, the identity residual's masked gradient add, dropout; then the stage-independent ones: the input permute, pooling, the loss, and one fused
 //! SGD step over the 3.1M parameters of ST-GCN in their 90-odd tensors.
 //!
@@ -95,6 +96,16 @@ fn ops(c: &mut Criterion) {
         timer.bench(&mut group, "graph_forward", &shape, f * (zl + al + yl), || {
             be.graph_forward(&g, &z, &a, &mut y)
         });
+        // the same traffic: the batch statistics come from the outputs as they are written (the
+        // second pass reads them back from L2), into a few KB of partial moments
+        let mut gathered = None;
+        timer.bench(
+            &mut group,
+            "graph_forward_with_stats",
+            &shape,
+            f * (zl + al + yl),
+            || gathered = be.graph_forward_with_stats(&g, &z, &a, &mut y),
+        );
         timer.bench(
             &mut group,
             "graph_backward",
@@ -129,6 +140,7 @@ fn ops(c: &mut Criterion) {
             be.batch_norm_train(
                 &bn,
                 &x,
+                None,
                 BnEpilogue::none(),
                 &gamma,
                 &beta,
@@ -139,6 +151,31 @@ fn ops(c: &mut Criterion) {
                 &mut invstd,
             )
         });
+        // given the statistics gathered by the graph forward (same [n, c, t·v] shape): no
+        // statistics pass, the normalisation reads x and writes y
+        if let Some(stats) = &gathered {
+            timer.bench(
+                &mut group,
+                "batch_norm_train_gathered_stats",
+                &shape,
+                f * 2 * len,
+                || {
+                    be.batch_norm_train(
+                        &bn,
+                        &x,
+                        Some(stats),
+                        BnEpilogue::none(),
+                        &gamma,
+                        &beta,
+                        &mut rm,
+                        &mut rv,
+                        &mut y,
+                        &mut mean,
+                        &mut invstd,
+                    )
+                },
+            );
+        }
         timer.bench(
             &mut group,
             "batch_norm_train_residual_relu",
@@ -148,6 +185,7 @@ fn ops(c: &mut Criterion) {
                 be.batch_norm_train(
                     &bn,
                     &x,
+                    None,
                     block_tail,
                     &gamma,
                     &beta,

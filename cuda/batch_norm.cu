@@ -10,16 +10,17 @@
 //   ReLU mask the backward reads dy through the mask of the ReLU that followed: 0 where its output
 //             y <= 0, as relu_backward_f32 (the kernels take y, or null for no ReLU)
 //
-// The variance is a shifted sum, Σ(x − x₀)² − (Σ(x − x₀))²/m with x₀ = x[0, ch, 0] (a sample of the
-// channel, so |x₀ − mean| is of the order of the spread) in double: unlike E[x²] − E[x]², it does
-// not cancel away when |mean| ≫ std, and it needs one read of x instead of the two-pass's two.
+// The statistics are partial moments (bn_moments.cuh): either the kernel that wrote x gathered them
+// (conv_gemm, graph_aggregate_forward_f32), or batch_norm_stats_partial_f32 reads x once for them,
+// each block summing its values shifted by its first one, in double. The finalize merges them.
 //
 // Each reduction is split into a fixed partition: the n·parts segments of a channel (a segment is
 // `chunk` columns of one sample) are dealt to gridDim.x blocks in order, each block sums its own in
-// a fixed tree (reduce.cuh), and one thread per channel adds the block partials in block order.
+// a fixed tree (reduce.cuh), and one thread per channel merges the block partials in block order.
 // The per-element kernels then use per-channel coefficients computed in double with the CPU's
 // formulas and roundings (explicit __d*_rn, so nothing is contracted into an FMA).
 
+#include "bn_moments.cuh"
 #include "reduce.cuh"
 
 struct BnShape {
@@ -42,47 +43,44 @@ static __device__ void for_block_channel_elements(const BnShape& g, uint32_t ch,
     }
 }
 
-// Block (x, ch): partials[(ch·gridDim.x + x)·2 + {0, 1}] = Σ(x − x₀), Σ(x − x₀)² over its elements.
+// Block (x, ch): moments[(ch·gridDim.x + x)·3 + {0, 1, 2}] = (count, mean, M2) of its elements, from
+// sums shifted by its first element.
 extern "C" __global__ void batch_norm_stats_partial_f32(const float* __restrict__ x, BnShape g,
-                                                        double* __restrict__ partials) {
+                                                        double* __restrict__ moments) {
     __shared__ double scratch[32];
     const uint32_t ch = blockIdx.y;
-    const double shift = (double)x[(uint64_t)ch * g.s];
-    double sum = 0.0, sum_sq = 0.0;
+    const uint32_t first_sample = blockIdx.x / g.parts, first_part = blockIdx.x - first_sample * g.parts;
+    const double shift = (double)x[((uint64_t)first_sample * g.c + ch) * g.s + first_part * g.chunk];
+    double sum = 0.0, sum_sq = 0.0, count = 0.0;
     for_block_channel_elements(g, ch, [&](uint64_t i) {
         const double d = (double)x[i] - shift;  // exact: two f32 values
         sum += d;
         sum_sq = fma(d, d, sum_sq);
+        count += 1.0;
     });
     sum = block_sum(sum, scratch);
     sum_sq = block_sum(sum_sq, scratch);
-    if (threadIdx.x == 0) {
-        double* out = partials + ((uint64_t)ch * gridDim.x + blockIdx.x) * 2;
-        out[0] = sum;
-        out[1] = sum_sq;
-    }
+    count = block_sum(count, scratch);
+    if (threadIdx.x == 0)
+        store_moments(moments + ((uint64_t)ch * gridDim.x + blockIdx.x) * 3,
+                      moments_from_shifted_sums(count, shift, sum, sum_sq));
 }
 
-// One thread per channel: the statistics from the partials of `blocks` blocks, the saved and running
-// statistics, and coef: [c, 2] double = (scale, shift) of y = x·scale + shift.
-extern "C" __global__ void batch_norm_train_finalize_f32(const float* __restrict__ x,
-                                                         const double* __restrict__ partials, uint32_t blocks,
+// One thread per channel: the statistics from the `parts` partial moments of each channel (merged
+// in part order), the saved and running statistics, and coef: [c, 2] double = (scale, shift) of
+// y = x·scale + shift.
+extern "C" __global__ void batch_norm_train_finalize_f32(const double* __restrict__ moments, uint32_t parts,
                                                          BnShape g, double eps, double momentum,
                                                          const float* __restrict__ gamma,
                                                          const float* __restrict__ beta, float* running_mean,
                                                          float* running_var, float* __restrict__ save_mean,
                                                          float* __restrict__ save_invstd, double* __restrict__ coef) {
     for (uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x; ch < g.c; ch += gridDim.x * blockDim.x) {
-        double sum = 0.0, sum_sq = 0.0;
-        for (uint32_t b = 0; b < blocks; ++b) {
-            const double* p = partials + ((uint64_t)ch * blocks + b) * 2;
-            sum += p[0];
-            sum_sq += p[1];
-        }
+        Moments m = {0.0, 0.0, 0.0};
+        for (uint32_t p = 0; p < parts; ++p) m = merge_moments(m, load_moments(moments + ((uint64_t)ch * parts + p) * 3));
         const double count = (double)g.n * (double)g.s;
-        const double shifted_mean = sum / count;
-        const double mean = (double)x[(uint64_t)ch * g.s] + shifted_mean;
-        const double var = fmax(0.0, (sum_sq - sum * shifted_mean) / count);  // biased
+        const double mean = m.mean;
+        const double var = m.m2 / count;  // biased
         const double invstd = 1.0 / sqrt(var + eps);
         const double scale = __dmul_rn(invstd, (double)gamma[ch]);
         coef[2 * ch] = scale;

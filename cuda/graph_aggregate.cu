@@ -1,5 +1,6 @@
 // Graph aggregation over the joints and its backward:
-//   forward   y[n,c,t,w]  = Σ_k Σ_v z[n,k,c,t,v]·a[k,v,w]
+//   forward   y[n,c,t,w]  = Σ_k Σ_v z[n,k,c,t,v]·a[k,v,w], optionally with the batch statistics of
+//             y per (n, c) for the batch norm that follows (bn_moments.cuh)
 //   backward  dz[n,k,c,t,v] = Σ_w dy[n,c,t,w]·a[k,v,w]            (overwritten)
 //             da[k,v,w]    += Σ_{n,c,t} z[n,k,c,t,v]·dy[n,c,t,w]   (per-block partials, then a
 //                                                                   fixed-order sum: no atomics)
@@ -18,17 +19,23 @@
 
 #include <stdint.h>
 
+#include "bn_moments.cuh"
+#include "reduce.cuh"
+
 #define ROWS 4          // rows per thread in the forward and dz kernels
 #define DA_UNIT 4       // joints v per accumulator unit in the da kernel
 #define DA_UNITS 3      // units per thread in the da kernel (12 accumulators)
 
-// Shape of one launch. rows_per_sample = c·t; total_rows = n·c·t.
+// Shape of one launch. rows_per_sample = c·t; total_rows = n·c·t. Tiles have tile_rows rows, except
+// in the forward, whose tile i starts at row i·tile_step and has up to tile_step <= tile_rows rows
+// (tile_rows is then the capacity its staging is sized for).
 struct GraphShape {
     uint32_t rows_per_sample;
     uint32_t total_rows;
     uint32_t k;  // adjacency subsets K
     uint32_t v;  // joints V
     uint32_t tile_rows;
+    uint32_t tile_step;
 };
 
 // Copies the z rows [row0, row0 + rows) of every subset into z_s: [K, tile_rows, V] (subset, row
@@ -61,23 +68,31 @@ static __device__ __forceinline__ void copy_adjacency(const float* __restrict__ 
 }
 
 // y = Σ_k z_k · a_k. Dynamic shared memory: K·V·V floats (A) + K·tile_rows·V floats (z tile).
+// moments: null, or the batch statistics of y as [n, c, t·V] gathered per (n, c) (bn_moments.cuh):
+// [c, n, 3], part n of channel ch = (count, mean, M2) over y[n, ch]. The host then makes each tile
+// one (n, c): tile_step = t; the mean comes from the thread sums, M2 from a second pass over the
+// tile's outputs, read back from global memory (written by this block, so the reads hit L1/L2).
 extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__ z, const float* __restrict__ a,
-                                                       float* __restrict__ y, GraphShape g) {
+                                                       float* __restrict__ y, double* __restrict__ moments,
+                                                       GraphShape g) {
     extern __shared__ float smem[];
+    __shared__ double scratch[32];
+    __shared__ double tile_mean;
     const uint32_t v = g.v, vv = g.v * g.v;
     float* a_s = smem;           // [K, V, V]
     float* z_s = smem + g.k * vv;  // [K, tile_rows, V]
     copy_adjacency(a, a_s, g.k * vv);
-    const uint32_t tiles = (g.total_rows + g.tile_rows - 1) / g.tile_rows;
+    const uint32_t tiles = (g.total_rows + g.tile_step - 1) / g.tile_step;
     for (uint32_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const uint32_t row0 = tile * g.tile_rows;
-        const uint32_t rows = min(g.tile_rows, g.total_rows - row0);
+        const uint32_t row0 = tile * g.tile_step;
+        const uint32_t rows = min(g.tile_step, g.total_rows - row0);
         __syncthreads();  // A is loaded; the previous tile's z_s is no longer read
         stage_z_rows(z, z_s, g, row0, rows);
         __syncthreads();
         // item = (group of ROWS rows, output joint w); rows past `rows` (at most ROWS - 1, inside
         // the tile since tile_rows is a multiple of ROWS) are computed from stale data and dropped
         const uint32_t groups = (rows + ROWS - 1) / ROWS;
+        double sum = 0.0;
         for (uint32_t item = threadIdx.x; item < groups * v; item += blockDim.x) {
             const uint32_t group = item / v, w = item - group * v;
             const uint32_t row = group * ROWS;
@@ -94,7 +109,28 @@ extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__
             float* out = y + ((uint64_t)row0 + row) * v + w;
 #pragma unroll
             for (int i = 0; i < ROWS; ++i)
-                if (row + i < rows) out[(uint64_t)i * v] = acc[i];
+                if (row + i < rows) {
+                    out[(uint64_t)i * v] = acc[i];
+                    if (moments != nullptr) sum += (double)acc[i];
+                }
+        }
+        if (moments == nullptr) continue;  // uniform over the block
+        const double count = (double)rows * v;
+        sum = block_sum(sum, scratch);  // its barriers also make this block's y writes visible to it
+        if (threadIdx.x == 0) tile_mean = sum / count;
+        __syncthreads();
+        const double mean = tile_mean;
+        double m2 = 0.0;
+        const float* out = y + (uint64_t)row0 * v;
+        for (uint32_t e = threadIdx.x; e < rows * v; e += blockDim.x) {
+            const double d = (double)out[e] - mean;
+            m2 = fma(d, d, m2);
+        }
+        m2 = block_sum(m2, scratch);
+        if (threadIdx.x == 0) {  // tile = n·c + ch
+            const uint32_t channels = g.rows_per_sample / g.tile_step, samples = g.total_rows / g.rows_per_sample;
+            const uint32_t n = tile / channels, ch = tile - n * channels;
+            store_moments(moments + ((uint64_t)ch * samples + n) * 3, {count, mean, m2});
         }
     }
 }

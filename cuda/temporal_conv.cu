@@ -15,6 +15,10 @@
 //   weight grad   dw[o, (i,k)]  += Σ_(s,t,j) dy[o,(s,t,j)] · x̃[(i,k), (s,t,j)]        conv_wgrad + split sum
 //   with the column matrix x̃[(i,k), (s,t,j)] = x[s, i, t·stride + k − pad, j], never materialised.
 //
+// The forward can also write the batch statistics of its output (gather_row_moments): each block
+// reduces its tile's rows while they are still in registers, so the batch norm that reads the
+// output next skips its statistics pass (one read of the activation less).
+//
 // The input gradient of a strided conv is split by output phase φ' < stride: dx frame φ' + stride·u
 // receives only the taps k ≡ φ' + pad (mod stride), so each phase is a dense GEMM with about
 // kt/stride taps (no multiplications by zero) over weights repacked per phase (conv_pack_phase).
@@ -22,6 +26,7 @@
 // into a workspace of partial tiles, then conv_sum_splits adds them up in split order. No atomics:
 // every result is bit-for-bit repeatable. All indices are 32-bit; the launchers check the sizes.
 
+#include "bn_moments.cuh"
 #include "conv_tiles.cuh"
 
 constexpr int BK = 8;   // reduction depth of one tile step
@@ -164,11 +169,51 @@ struct ConvColumnsB {
     }
 };
 
-// blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null.
+// Σ over the 16 threads of a row group (the threads with the same ty, consecutive lanes of one half
+// warp), the same bits in all of them (see warp_allsum in reduce.cuh).
+__device__ __forceinline__ double row_group_sum(double v) {
+#pragma unroll
+    for (int mask = 1; mask < 16; mask <<= 1) v += __shfl_xor_sync(0xffffffffu, v, mask);
+    return v;
+}
+
+// The batch statistics of the block's outputs (bn_moments.cuh): moments[(row·gridDim.x + blockIdx.x)·3]
+// = (count, mean, M2) of row `row` over the tile's columns, by two passes over the values the threads
+// hold (exactly the f32 values stored). Every thread of the block calls it.
+template <class T>
+__device__ __forceinline__ void gather_row_moments(const float (&acc)[T::TM][T::TN], const float* __restrict__ bias,
+                                                   int m0, int n0, int ty, int tx, const ConvGemm& p,
+                                                   double* __restrict__ moments) {
+    static_assert(T::BN / T::TN == 16, "a row group is 16 threads of one half warp");
+    const int cols = min(T::BN, p.columns - n0);
+#pragma unroll
+    for (int i = 0; i < T::TM; ++i) {
+        const int row = m0 + ty * T::TM + i;
+        const float b = bias != nullptr && row < p.rows ? bias[row] : 0.0f;
+        double sum = 0.0;
+#pragma unroll
+        for (int j = 0; j < T::TN; ++j)
+            if (n0 + tile_column<T>(tx, j) < p.columns) sum += (double)(acc[i][j] + b);
+        const double mean = row_group_sum(sum) / cols;
+        double m2 = 0.0;
+#pragma unroll
+        for (int j = 0; j < T::TN; ++j)
+            if (n0 + tile_column<T>(tx, j) < p.columns) {
+                const double d = (double)(acc[i][j] + b) - mean;
+                m2 = fma(d, d, m2);
+            }
+        m2 = row_group_sum(m2);
+        if (tx == 0 && row < p.rows)
+            store_moments(moments + ((uint64_t)row * gridDim.x + blockIdx.x) * 3, {(double)cols, mean, m2});
+    }
+}
+
+// blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null. moments: null, or the batch
+// statistics of dst gathered per (row, column tile): [rows, gridDim.x, 3] (bn_moments.cuh).
 template <class T>
 __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const float* __restrict__ src,
                                           const float* __restrict__ bias, float* __restrict__ dst,
-                                          const ConvGemm& p) {
+                                          double* __restrict__ moments, const ConvGemm& p) {
     __shared__ __align__(16) Smem<T> sm;
     const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM;
     const int tx = threadIdx.x % (T::BN / T::TN), ty = threadIdx.x / (T::BN / T::TN);
@@ -189,6 +234,7 @@ __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const flo
             if (row < p.rows) dst[base + row * row_stride] = bias ? acc[i][j] + bias[row] : acc[i][j];
         }
     }
+    if (moments != nullptr) gather_row_moments<T>(acc, bias, m0, n0, ty, tx, p, moments);  // uniform
 }
 
 // ---- weight and bias gradient: conv_wgrad -------------------------------------------------------
@@ -322,8 +368,9 @@ __device__ __forceinline__ void conv_wgrad(const float* __restrict__ x, const fl
     static_assert(Tile<BM, BN, TM>::THREADS == NTHREADS, "launch bounds of the " #BM "x" #BN " tile");           \
     extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                          \
         conv_gemm_##BM##x##BN##_f32(const float* __restrict__ a, const float* __restrict__ src,                  \
-                                    const float* __restrict__ bias, float* __restrict__ dst, const __grid_constant__ ConvGemm p) {       \
-        conv_gemm<Tile<BM, BN, TM>>(a, src, bias, dst, p);                                                       \
+                                    const float* __restrict__ bias, float* __restrict__ dst,                     \
+                                    double* __restrict__ moments, const __grid_constant__ ConvGemm p) {          \
+        conv_gemm<Tile<BM, BN, TM>>(a, src, bias, dst, moments, p);                                              \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                          \
         conv_wgrad_##BM##x##BN##_f32(const float* __restrict__ x, const float* __restrict__ dy,                  \

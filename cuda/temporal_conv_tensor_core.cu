@@ -1,7 +1,8 @@
 // The convolution-over-time GEMMs of temporal_conv.cu on the tensor cores, in TF32 or bf16: forward,
 // input gradient (one launch per output phase, over the weights conv_pack_phase_f32 repacks) and
 // split-K weight and bias gradient (partials summed by conv_sum_splits_f32 in split order). Same
-// GEMMs, same launch parameters (conv_tiles.cuh), same results up to the rounding of the operands.
+// GEMMs, same launch parameters (conv_tiles.cuh), same results up to the rounding of the operands;
+// the forward gathers its output's batch statistics on request as well (tc_gather_row_moments).
 //
 // Arithmetic (the Math policies below): every operand is rounded from f32 as it leaves shared memory,
 //   Tf32Math: to TF32 (10 explicit mantissa bits) with cvt.rna.tf32.f32 (to nearest, ties away from
@@ -39,6 +40,7 @@
 //                   B b0,b1 (2t..2t+1, g), b2,b3 (2t + 8.., g);
 //   C (both): c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
 
+#include "bn_moments.cuh"
 #include "conv_tiles.cuh"
 
 constexpr int BK = 16;  // reduction depth of one tile step: two TF32 or one bf16 mma k-step
@@ -279,11 +281,63 @@ struct TcConvColumnsB {
     }
 };
 
-// blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null.
+// The batch statistics of the block's outputs (bn_moments.cuh): moments[(row·gridDim.x + blockIdx.x)·3]
+// = (count, mean, M2) of row `row` over the tile's columns (exactly the f32 values stored). A row's
+// values are spread over the 4 lanes of one g in each of the WN warps of its warp row. Each warp
+// sums its share shifted by the share's first value (a shuffle from lane 4g) in one pass, so the
+// accumulators die as they are read (two passes would keep them all live and spill); the WN shares'
+// moments meet in shared memory (the operand ring, free once every warp is past its last multiply)
+// and are merged in warp order. Every thread of the block calls it.
+template <class T>
+__device__ __forceinline__ void tc_gather_row_moments(const float (&acc)[T::MT][T::NT][4],
+                                                      const float* __restrict__ bias, int m0, int n0, int wm0,
+                                                      int wn0, const ConvGemm& p, TcSmem<T>& sm,
+                                                      double* __restrict__ moments) {
+    static_assert(3 * T::WN * T::BM * sizeof(double) <= sizeof(sm.a), "the row shares fit in the A ring");
+    double* shares = reinterpret_cast<double*>(sm.a);  // [WN][BM][3]: a warp column's moments of a row
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, wn = (threadIdx.x / 32) % T::WN;
+    // columns of this warp's share inside the matrix (uniform over the warp)
+    const double count = (double)max(0, min(T::BN / T::WN, p.columns - (n0 + wn0)));
+    __syncthreads();  // every warp is done with the operand tiles
+#pragma unroll
+    for (int mt = 0; mt < T::MT; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int r = wm0 + mt * 16 + g + 8 * h;
+            const float b = bias != nullptr && m0 + r < p.rows ? bias[m0 + r] : 0.0f;
+            const double shift = (double)__shfl_sync(0xffffffffu, acc[mt][0][2 * h] + b, lane & ~3);
+            double sum = 0.0, sum_sq = 0.0;
+#pragma unroll
+            for (int nt = 0; nt < T::NT; ++nt)
+#pragma unroll
+                for (int c = 0; c < 2; ++c)
+                    if (n0 + wn0 + nt * 8 + 2 * t + c < p.columns) {
+                        const double d = (double)(acc[mt][nt][2 * h + c] + b) - shift;
+                        sum += d;
+                        sum_sq = fma(d, d, sum_sq);
+                    }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            sum_sq += __shfl_xor_sync(0xffffffffu, sum_sq, 1);
+            sum_sq += __shfl_xor_sync(0xffffffffu, sum_sq, 2);
+            if (t == 0) store_moments(shares + (wn * T::BM + r) * 3, moments_from_shifted_sums(count, shift, sum, sum_sq));
+        }
+    __syncthreads();
+    for (int r = threadIdx.x; r < T::BM; r += T::THREADS) {
+        if (m0 + r >= p.rows) continue;
+        Moments m = load_moments(shares + r * 3);
+#pragma unroll
+        for (int w = 1; w < T::WN; ++w) m = merge_moments(m, load_moments(shares + (w * T::BM + r) * 3));
+        store_moments(moments + ((uint64_t)(m0 + r) * gridDim.x + blockIdx.x) * 3, m);
+    }
+}
+
+// blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null. moments: null, or the batch
+// statistics of dst gathered per (row, column tile): [rows, gridDim.x, 3] (bn_moments.cuh).
 template <class T>
 __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const float* __restrict__ src,
                                              const float* __restrict__ bias, float* __restrict__ dst,
-                                             const ConvGemm& p) {
+                                             double* __restrict__ moments, const ConvGemm& p) {
     __shared__ __align__(16) TcSmem<T> sm;
     const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM;
     const int warp = threadIdx.x / 32;
@@ -311,6 +365,7 @@ __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const 
                     if (row < p.rows) dst[base + row * row_stride] = bias ? v + bias[row] : v;
                 }
         }
+    if (moments != nullptr) tc_gather_row_moments<T>(acc, bias, m0, n0, wm0, wn0, p, sm, moments);  // uniform
 }
 
 // ---- weight and bias gradient: conv_wgrad -------------------------------------------------------
@@ -421,8 +476,8 @@ __device__ __forceinline__ void tc_conv_wgrad(const float* __restrict__ x, const
     extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                          \
         conv_gemm_##BM##x##BN##_##NAME(const float* __restrict__ a, const float* __restrict__ src,               \
                                        const float* __restrict__ bias, float* __restrict__ dst,                  \
-                                       const __grid_constant__ ConvGemm p) {                                     \
-        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, p);                         \
+                                       double* __restrict__ moments, const __grid_constant__ ConvGemm p) {       \
+        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, moments, p);                \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(NTHREADS, WGRAD_MIN_BLOCKS)                                    \
         conv_wgrad_##BM##x##BN##_##NAME(const float* __restrict__ x, const float* __restrict__ dy,               \

@@ -4,13 +4,15 @@
 //! evaluation, on random data with several shapes (BatchNorm1d s = t, BatchNorm2d s = t·v); and a
 //! model whose blocks take the fused tail equals the same model with every block recording its
 //! temporal output (which takes the unfused tail). The identity residual's fused gradient
-//! (`relu_backward_add`) equals `relu_backward` of a copy added with `add_assign`.
+//! (`relu_backward_add`) equals `relu_backward` of a copy added with `add_assign`. The batch
+//! statistics the conv and graph forwards gather give the training-mode BN exactly what its own
+//! pass gives, and statistics of another activation are refused.
 
 mod cpu_support;
 
 use cpu_support::Rng;
-use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::{Backend, BnEpilogue, BnGeom, Scalar};
+use leangcn::backend::cpu::{ChannelMoments, CpuBackend};
+use leangcn::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, GraphGeom, Scalar};
 use leangcn::layers::params_of;
 use leangcn::model::{Stgcn, StgcnConfig};
 
@@ -73,6 +75,7 @@ fn forward_equals_unfused<T: Scalar>(seed: u64) {
                 be.batch_norm_train(
                     &g,
                     &x,
+                    None,
                     epi,
                     &gamma,
                     &beta,
@@ -133,6 +136,7 @@ fn backward_mask_equals_relu_backward<T: Scalar>(seed: u64) {
         be.batch_norm_train(
             &g,
             &x,
+            None,
             epilogue,
             &gamma,
             &beta,
@@ -273,4 +277,124 @@ fn block_fused_tail_equals_the_recording_path_f64() {
 #[test]
 fn block_fused_tail_equals_the_recording_path_f32() {
     fused_tail_equals_the_recording_path::<f32>();
+}
+
+/// The training-mode BN of `x` given `stats` (or making its own pass), with γ, β and the running
+/// mean from `params` (the running variance 1.5): y, save_mean, save_invstd, the running statistics.
+fn batch_norm_outputs<T: Scalar>(
+    be: &CpuBackend<T>,
+    g: &BnGeom,
+    x: &Vec<T>,
+    stats: Option<&ChannelMoments>,
+    params: &[Vec<T>; 3],
+) -> [Vec<T>; 5] {
+    let [gamma, beta, running_mean] = params;
+    let (mut rm, mut rv) = (running_mean.clone(), vec![T::of(1.5); g.c]);
+    let (mut y, mut mean, mut invstd) = (be.zeros(g.len()), be.zeros(g.c), be.zeros(g.c));
+    be.batch_norm_train(
+        g,
+        x,
+        stats,
+        BnEpilogue::none(),
+        gamma,
+        beta,
+        &mut rm,
+        &mut rv,
+        &mut y,
+        &mut mean,
+        &mut invstd,
+    );
+    [y, mean, invstd, rm, rv]
+}
+
+fn bn_params<T: Scalar>(rng: &mut Rng, c: usize) -> [Vec<T>; 3] {
+    [random(rng, c), random(rng, c), random(rng, c)]
+}
+
+/// The statistics the conv and graph forwards gather give the BN exactly what its own pass does.
+fn gathered_statistics_equal_the_own_pass<T: Scalar>(seed: u64) {
+    let be = CpuBackend::<T>::new();
+    let mut rng = Rng::new(seed);
+    let conv = ConvGeom {
+        n: 3,
+        c_in: 4,
+        c_out: 6,
+        t_in: 11,
+        v: 5,
+        kt: 9,
+        pad: 4,
+        stride: 2,
+    };
+    let (x, w, b) = (
+        random::<T>(&mut rng, conv.x_len()),
+        random::<T>(&mut rng, conv.w_len()),
+        random::<T>(&mut rng, conv.c_out),
+    );
+    let mut y = be.zeros(conv.y_len());
+    let stats = be
+        .conv_t_forward_with_stats(&conv, &x, &w, Some(&b), &mut y)
+        .expect("cpu statistics");
+    let mut plain = be.zeros(conv.y_len());
+    be.conv_t_forward(&conv, &x, &w, Some(&b), &mut plain);
+    assert_bits(&format!("{} conv y", T::NAME), &y, &plain);
+    let bn = geom(conv.n, conv.c_out, conv.t_out() * conv.v);
+    let params = bn_params(&mut rng, bn.c);
+    let outputs = |stats| batch_norm_outputs(&be, &bn, &y, stats, &params);
+    for (got, want) in outputs(Some(&stats)).iter().zip(&outputs(None)) {
+        assert_bits(&format!("{} BN after the conv", T::NAME), got, want);
+    }
+
+    let graph = GraphGeom {
+        n: 2,
+        k: 3,
+        c: 4,
+        t: 7,
+        v: 5,
+    };
+    let (z, a) = (
+        random::<T>(&mut rng, graph.z_len()),
+        random::<T>(&mut rng, graph.a_len()),
+    );
+    let mut y = be.zeros(graph.y_len());
+    let stats = be
+        .graph_forward_with_stats(&graph, &z, &a, &mut y)
+        .expect("cpu statistics");
+    let bn = geom(graph.n, graph.c, graph.t * graph.v);
+    let params = bn_params(&mut rng, bn.c);
+    let outputs = |stats| batch_norm_outputs(&be, &bn, &y, stats, &params);
+    for (got, want) in outputs(Some(&stats)).iter().zip(&outputs(None)) {
+        assert_bits(&format!("{} BN after the graph aggregation", T::NAME), got, want);
+    }
+}
+
+#[test]
+fn gathered_statistics_equal_the_own_pass_f64() {
+    gathered_statistics_equal_the_own_pass::<f64>(78);
+}
+
+#[test]
+fn gathered_statistics_equal_the_own_pass_f32() {
+    gathered_statistics_equal_the_own_pass::<f32>(79);
+}
+
+#[test]
+#[should_panic(expected = "statistics of 6 channels")]
+fn statistics_of_another_activation_are_refused() {
+    let be = CpuBackend::<f64>::new();
+    let g = geom(2, 6, 10);
+    let x = vec![0.5; g.len()];
+    let wrong = geom(2, 6, 11);
+    let stats = be.graph_forward_with_stats(
+        &GraphGeom {
+            n: 2,
+            k: 1,
+            c: 6,
+            t: 11,
+            v: 1,
+        },
+        &vec![1.0; 2 * 6 * 11],
+        &vec![1.0],
+        &mut be.zeros(wrong.len()),
+    );
+    batch_norm_outputs(&be, &g, &x, stats.as_ref(), &bn_params(&mut Rng::new(1), g.c));
 }

@@ -62,6 +62,7 @@ fn run_reductions() -> Vec<Vec<u32>> {
     be.batch_norm_train(
         &bn,
         &x,
+        None,
         BnEpilogue::none(),
         &gamma,
         &beta,

@@ -161,6 +161,7 @@ fn batch_norm_train_normalises_and_updates_running_stats() {
     be.batch_norm_train(
         &g,
         &x,
+        None,
         BnEpilogue::none(),
         &gamma,
         &beta,
@@ -184,6 +185,7 @@ fn batch_norm_train_normalises_and_updates_running_stats() {
     be32.batch_norm_train(
         &g,
         &x32,
+        None,
         BnEpilogue::none(),
         &gamma32,
         &beta32,

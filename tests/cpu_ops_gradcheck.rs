@@ -150,6 +150,7 @@ fn batch_norm_training_mode() {
         be.batch_norm_train(
             &g,
             x,
+            None,
             BnEpilogue::none(),
             gamma,
             beta,

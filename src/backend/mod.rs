@@ -210,16 +210,46 @@ pub trait Backend: Send + Sync {
         da: &mut Self::Buf,
     );
 
+    // ---- batch statistics gathered by the op that writes an activation ----------------------------
+    /// The per-channel batch statistics of an activation `[n, c, s]` (mean and biased variance over
+    /// (n, s)), gathered by the op that wrote it, while its outputs were still in registers or
+    /// shared memory: the training-mode batch norm that reads the activation next takes them instead
+    /// of a pass of its own over it (on a GPU, one read of the activation less per batch norm).
+    type BnStats: Send + Sync;
+    /// `conv_t_forward`, and the batch statistics of `y` as `[n, c_out, t_out·v]`; `None` when the
+    /// op failed (a device backend records why for `check`).
+    fn conv_t_forward_with_stats(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+    ) -> Option<Self::BnStats>;
+    /// `graph_forward`, and the batch statistics of `y` as `[n, c, t·v]`; `None` when the op failed
+    /// or the backend cannot gather them at this shape (a device backend whose tile of one (n, c)
+    /// does not fit in shared memory; the batch norm then makes its own pass).
+    fn graph_forward_with_stats(
+        &self,
+        g: &GraphGeom,
+        z: &Self::Buf,
+        a: &Self::Buf,
+        y: &mut Self::Buf,
+    ) -> Option<Self::BnStats>;
+
     // ---- batch normalisation over [n, c, s] (BatchNorm1d: s = t; BatchNorm2d: s = t·v) -----------
     /// Training mode: normalise with the batch statistics over (n, s), write `save_mean` and
     /// `save_invstd = 1/sqrt(var_biased + eps)` (each `[c]`), and update the running stats as PyTorch
     /// does: `r = (1 - momentum)·r + momentum·stat`, with the unbiased variance for `running_var`.
     /// `epilogue` is applied to `y` in the same pass (its residual is `[n, c, s]`, like `x`).
+    /// `stats`, from the op that wrote `x` (and of `x` as it is now), replaces the statistics pass:
+    /// the results are those of computing them from `x`, up to the order of the sums.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_train(
         &self,
         g: &BnGeom,
         x: &Self::Buf,
+        stats: Option<&Self::BnStats>,
         epilogue: BnEpilogue<'_, Self::Buf>,
         gamma: &Self::Buf,
         beta: &Self::Buf,

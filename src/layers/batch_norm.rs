@@ -43,11 +43,14 @@ impl<B: Backend> BatchNorm<B> {
     }
 
     /// x: `[n, c, s]` → y = `epilogue(bn(x))`: `[n, c, s]`. Training mode uses batch statistics and
-    /// updates the running ones; evaluation mode uses the running statistics.
+    /// updates the running ones; evaluation mode uses the running statistics. `stats` are x's batch
+    /// statistics when the op that wrote x gathered them (training mode only reads them).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &mut self,
         be: &B,
         x: &B::Buf,
+        stats: Option<&B::BnStats>,
         n: usize,
         s: usize,
         train: bool,
@@ -61,6 +64,7 @@ impl<B: Backend> BatchNorm<B> {
             be.batch_norm_train(
                 &g,
                 x,
+                stats,
                 epilogue,
                 &self.weight.value,
                 &self.bias.value,

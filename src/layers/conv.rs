@@ -165,6 +165,32 @@ impl<B: Backend> Conv<B> {
 
     /// x: `[n, c_in, t_in, v]` → y: `[n, c_out, t_out, v]`.
     pub fn forward(&mut self, be: &B, x: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
+        self.forward_gathering(be, x, n, t_in, v, false).0
+    }
+
+    /// `forward`, and the batch statistics of y for the batch norm that follows, when the conv
+    /// computes densely (the CSR kernels do not gather them: `None`, and the batch norm makes its
+    /// own pass).
+    pub fn forward_with_stats(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        t_in: usize,
+        v: usize,
+    ) -> (B::Buf, Option<B::BnStats>) {
+        self.forward_gathering(be, x, n, t_in, v, true)
+    }
+
+    fn forward_gathering(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        t_in: usize,
+        v: usize,
+        gather_stats: bool,
+    ) -> (B::Buf, Option<B::BnStats>) {
         let g = self.geom(n, t_in, v);
         let mut y = be.zeros(g.y_len());
         // a fixed mask: CSR when the policy picks it (see `conv_sparse`)
@@ -173,20 +199,20 @@ impl<B: Backend> Conv<B> {
                 let dims = [self.c_out, self.c_in, self.kt];
                 if let Some(csr) = FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims) {
                     be.conv_t_forward_sparse(&g, x, csr, self.bias.as_ref().map(|b| &b.value), &mut y);
-                    return y;
+                    return (y, None);
                 }
             }
             _ => self.fixed = None,
         }
         self.refresh_masked_weight(be);
-        be.conv_t_forward(
-            &g,
-            x,
-            self.weight_in_use(),
-            self.bias.as_ref().map(|b| &b.value),
-            &mut y,
-        );
-        y
+        let (w, b) = (self.weight_in_use(), self.bias.as_ref().map(|b| &b.value));
+        let stats = if gather_stats {
+            be.conv_t_forward_with_stats(&g, x, w, b, &mut y)
+        } else {
+            be.conv_t_forward(&g, x, w, b, &mut y);
+            None
+        };
+        (y, stats)
     }
 
     /// Accumulates the weight and bias gradients and returns dx (`[n, c_in, t_in, v]`).

@@ -52,7 +52,7 @@ impl<B: Backend> DataNorm<B> {
         be.permute(x, &dims, &TO_CHANNELS_TIME, &mut vct);
         let (bn_n, bn_s) = self.bn_batch(dims);
         let normed = match &mut self.bn {
-            Some(bn) => bn.forward(be, &vct, bn_n, bn_s, train, BnEpilogue::none()),
+            Some(bn) => bn.forward(be, &vct, None, bn_n, bn_s, train, BnEpilogue::none()),
             None => {
                 let mut out = be.zeros(be.buf_len(x));
                 be.copy(&vct, &mut out);

@@ -93,8 +93,16 @@ impl<B: Backend> GraphConv<B> {
         let z = self.conv.forward(be, x, n, t, self.v);
         let g = self.graph_geom(n, t);
         let mut agg = be.zeros(g.y_len());
-        be.graph_forward(&g, &z, &a_eff, &mut agg);
-        let out = self.bn.forward(be, &agg, n, t * self.v, train, BnEpilogue::relu());
+        // training normalises with the batch statistics, which the aggregation gathers as it writes
+        let stats = if train {
+            be.graph_forward_with_stats(&g, &z, &a_eff, &mut agg)
+        } else {
+            be.graph_forward(&g, &z, &a_eff, &mut agg);
+            None
+        };
+        let out = self
+            .bn
+            .forward(be, &agg, stats.as_ref(), n, t * self.v, train, BnEpilogue::relu());
         self.cache = Some(Cache { a_eff, z, agg });
         out
     }

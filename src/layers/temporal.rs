@@ -58,15 +58,20 @@ impl<B: Backend> TemporalUnit<B> {
         seed: u64,
         epilogue: BnEpilogue<'_, B::Buf>,
     ) -> B::Buf {
-        let u = self.conv.forward(be, x, n, t_in, self.v);
+        // training normalises with the batch statistics, which the conv gathers from its output tiles
+        let (u, stats) = if train {
+            self.conv.forward_with_stats(be, x, n, t_in, self.v)
+        } else {
+            (self.conv.forward(be, x, n, t_in, self.v), None)
+        };
         let s = self.t_out(t_in) * self.v;
         let y = if train && self.dropout > 0.0 {
-            let mut y = self.bn.forward(be, &u, n, s, train, BnEpilogue::none());
+            let mut y = self.bn.forward(be, &u, stats.as_ref(), n, s, train, BnEpilogue::none());
             be.dropout(&mut y, self.dropout, seed);
             apply_epilogue(be, epilogue, &mut y);
             y
         } else {
-            self.bn.forward(be, &u, n, s, train, epilogue)
+            self.bn.forward(be, &u, stats.as_ref(), n, s, train, epilogue)
         };
         self.conv_out = Some(u);
         self.dropout_seed = seed;

@@ -6,11 +6,11 @@ use rayon::prelude::*;
 use crate::backend::epilogue::{relu, relu_grad};
 use crate::backend::{BnEpilogue, BnGeom, Scalar};
 
-/// Σ over (n, s) of `f(x)` for channel `ch`, in f64.
-fn channel_sum<T: Scalar>(g: &BnGeom, x: &[T], ch: usize, f: impl Fn(f64) -> f64) -> f64 {
-    (0..g.n)
+/// Σ over (n, s) of `f(x)` for channel `ch` of `x: [n, c, s]`, in f64.
+fn channel_sum<T: Scalar>((n, c, s): (usize, usize, usize), x: &[T], ch: usize, f: impl Fn(f64) -> f64) -> f64 {
+    (0..n)
         .map(|n| {
-            x[(n * g.c + ch) * g.s..(n * g.c + ch + 1) * g.s]
+            x[(n * c + ch) * s..(n * c + ch + 1) * s]
                 .iter()
                 .map(|&v| f(v.as_f64()))
                 .sum::<f64>()
@@ -49,6 +49,38 @@ fn affine<T: Scalar>(g: &BnGeom, x: &[T], scale: &[f64], shift: &[f64], epilogue
         });
 }
 
+/// The batch statistics of every channel of `x: [n, c, s]`: the mean, then the biased variance as
+/// the mean square about it (two passes, f64, one channel per task). What `train` normalises with,
+/// whether it computes them itself or is given them by the op that produced `x`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelMoments {
+    /// Values per channel: n·s.
+    pub count: usize,
+    /// `(mean, biased variance)` of each channel.
+    pub per_channel: Vec<(f64, f64)>,
+}
+
+/// The moments of `x: [n, c, s]` given as `(n, c, s)`.
+pub fn moments<T: Scalar>(shape: (usize, usize, usize), x: &[T]) -> ChannelMoments {
+    let (n, c, s) = shape;
+    assert_eq!(
+        x.len(),
+        n * c * s,
+        "batch_norm: statistics of {x_len} values as [{n}, {c}, {s}]",
+        x_len = x.len()
+    );
+    let count = n * s;
+    let per_channel = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let mean = channel_sum(shape, x, ch, |v| v) / count as f64;
+            let var = channel_sum(shape, x, ch, |v| (v - mean) * (v - mean)) / count as f64;
+            (mean, var)
+        })
+        .collect();
+    ChannelMoments { count, per_channel }
+}
+
 fn check<T>(g: &BnGeom, x: &[T], params: &[&[T]]) {
     assert_eq!(x.len(), g.len(), "batch_norm: input length for {g:?}");
     assert!(
@@ -61,6 +93,7 @@ fn check<T>(g: &BnGeom, x: &[T], params: &[&[T]]) {
 pub fn train<T: Scalar>(
     g: &BnGeom,
     x: &[T],
+    stats: Option<&ChannelMoments>,
     epilogue: BnEpilogue<'_, [T]>,
     gamma: &[T],
     beta: &[T],
@@ -71,18 +104,26 @@ pub fn train<T: Scalar>(
     save_invstd: &mut [T],
 ) {
     check(g, x, &[gamma, beta, running_mean, running_var, save_mean, save_invstd]);
+    let computed;
+    let stats = match stats {
+        Some(given) => {
+            assert!(
+                given.count == g.n * g.s && given.per_channel.len() == g.c,
+                "batch_norm: statistics of {} channels of {} values for {g:?}",
+                given.per_channel.len(),
+                given.count
+            );
+            given
+        }
+        None => {
+            computed = moments((g.n, g.c, g.s), x);
+            &computed
+        }
+    };
     let count = (g.n * g.s) as f64;
-    let stats: Vec<(f64, f64)> = (0..g.c)
-        .into_par_iter()
-        .map(|ch| {
-            let mean = channel_sum(g, x, ch, |v| v) / count;
-            let var = channel_sum(g, x, ch, |v| (v - mean) * (v - mean)) / count;
-            (mean, var)
-        })
-        .collect();
     let mut scale = vec![0.0; g.c];
     let mut shift = vec![0.0; g.c];
-    for (ch, &(mean, var)) in stats.iter().enumerate() {
+    for (ch, &(mean, var)) in stats.per_channel.iter().enumerate() {
         let invstd = 1.0 / (var + g.eps).sqrt();
         scale[ch] = invstd * gamma[ch].as_f64();
         shift[ch] = beta[ch].as_f64() - mean * scale[ch];

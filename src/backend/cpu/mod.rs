@@ -16,6 +16,8 @@ mod semi_sparse;
 
 use std::marker::PhantomData;
 
+pub use batch_norm::ChannelMoments;
+
 use super::sparse::{CsrWeight, Packed24Weight};
 use super::{Backend, BnEpilogue, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
 
@@ -169,10 +171,33 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn graph_backward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, dy: &Vec<T>, dz: &mut Vec<T>, da: &mut Vec<T>) {
         graph::backward(g, z, a, dy, dz, da)
     }
+    type BnStats = ChannelMoments;
+    fn conv_t_forward_with_stats(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        b: Option<&Vec<T>>,
+        y: &mut Vec<T>,
+    ) -> Option<ChannelMoments> {
+        self.conv_t_forward(g, x, w, b, y);
+        Some(batch_norm::moments((g.n, g.c_out, g.t_out() * g.v), y))
+    }
+    fn graph_forward_with_stats(
+        &self,
+        g: &GraphGeom,
+        z: &Vec<T>,
+        a: &Vec<T>,
+        y: &mut Vec<T>,
+    ) -> Option<ChannelMoments> {
+        self.graph_forward(g, z, a, y);
+        Some(batch_norm::moments((g.n, g.c, g.t * g.v), y))
+    }
     fn batch_norm_train(
         &self,
         g: &BnGeom,
         x: &Vec<T>,
+        stats: Option<&ChannelMoments>,
         epilogue: BnEpilogue<'_, Vec<T>>,
         gamma: &Vec<T>,
         beta: &Vec<T>,
@@ -185,6 +210,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         batch_norm::train(
             g,
             x,
+            stats,
             epilogue.map(Vec::as_slice),
             gamma,
             beta,

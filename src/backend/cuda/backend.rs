@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use cudarc::driver::{sys, CudaEvent, CudaGraph, CudaSlice, DeviceRepr, DriverError, PinnedHostSlice, ValidAsZeroBits};
 
+use super::batch_norm::PartialMoments;
 use super::buffer::{self, GpuBuf};
 use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
@@ -414,10 +415,35 @@ impl Backend for CudaBackend {
         self.run(|dev| graph::backward(dev, g, data(z)?, data(a)?, data(dy)?, data_mut(dz)?, data_mut(da)?))
     }
 
+    type BnStats = PartialMoments;
+    fn conv_t_forward_with_stats(
+        &self,
+        g: &ConvGeom,
+        x: &GpuBuf<f32>,
+        w: &GpuBuf<f32>,
+        b: Option<&GpuBuf<f32>>,
+        y: &mut GpuBuf<f32>,
+    ) -> Option<PartialMoments> {
+        self.run_for(|dev| {
+            let b = b.map(data).transpose()?;
+            conv::forward_with_stats(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?)
+        })
+    }
+    fn graph_forward_with_stats(
+        &self,
+        g: &GraphGeom,
+        z: &GpuBuf<f32>,
+        a: &GpuBuf<f32>,
+        y: &mut GpuBuf<f32>,
+    ) -> Option<PartialMoments> {
+        self.run_for(|dev| graph::forward_with_stats(dev, g, data(z)?, data(a)?, data_mut(y)?))
+            .flatten()
+    }
     fn batch_norm_train(
         &self,
         g: &BnGeom,
         x: &GpuBuf<f32>,
+        stats: Option<&PartialMoments>,
         epilogue: BnEpilogue<'_, GpuBuf<f32>>,
         gamma: &GpuBuf<f32>,
         beta: &GpuBuf<f32>,
@@ -432,6 +458,7 @@ impl Backend for CudaBackend {
                 dev,
                 g,
                 data(x)?,
+                stats,
                 device_epilogue(epilogue)?,
                 data(gamma)?,
                 data(beta)?,

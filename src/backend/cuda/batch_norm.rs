@@ -1,6 +1,7 @@
 //! Launchers of the batch-normalisation kernels (`cuda/batch_norm.cu`): per-channel reductions
-//! over a fixed partition into double partials, a per-channel finalize, then the per-element pass,
-//! which also applies the forward's epilogue (residual add, ReLU) or the backward's ReLU mask.
+//! over a fixed partition into double partials (in the forward, unless the op that wrote the input
+//! gathered them), a per-channel finalize, then the per-element pass, which also applies the
+//! forward's epilogue (residual add, ReLU) or the backward's ReLU mask.
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
@@ -79,6 +80,53 @@ fn optional_tensor<'a>(what: &'a str, buf: Option<&CudaSlice<f32>>) -> Option<(&
     buf.map(|b| (what, b.len()))
 }
 
+/// Batch statistics as partial moments (`cuda/bn_moments.cuh`): `[c, parts, 3]` double, part p of
+/// channel ch = (count, mean, M2) of some of the channel's `count` values. The batch-norm statistics
+/// pass writes them, and so do the kernels that produce a batch norm's input (the conv and graph
+/// forwards) when asked to gather them.
+pub struct PartialMoments {
+    moments: CudaSlice<f64>,
+    channels: usize,
+    parts: u32,
+    /// Values per channel in all parts: the n·s of the activation they describe.
+    count: usize,
+}
+
+impl PartialMoments {
+    /// Room for `parts` parts of each of `channels` channels of `count` values each.
+    ///
+    /// # Safety
+    /// The memory is uninitialised: the kernel given `slice_mut` must write every part.
+    pub(super) unsafe fn new(dev: &CudaDevice, channels: usize, parts: usize, count: usize) -> Result<Self> {
+        let parts = u32::try_from(parts)
+            .map_err(|_| crate::Error::Cuda(format!("batch statistics: {parts} parts a channel is too many")))?;
+        // SAFETY: forwarded to the caller.
+        let moments = unsafe { workspace::<f64>(dev, "batch statistics", channels * parts as usize * 3) }?;
+        Ok(Self {
+            moments,
+            channels,
+            parts,
+            count,
+        })
+    }
+
+    pub(super) fn slice_mut(&mut self) -> &mut CudaSlice<f64> {
+        &mut self.moments
+    }
+
+    /// `Ok` if these are statistics of an activation of geometry `g`.
+    fn check(&self, g: &BnGeom) -> Result<()> {
+        if self.channels == g.c && self.count == g.n * g.s {
+            Ok(())
+        } else {
+            Err(crate::Error::Cuda(format!(
+                "batch_norm train: statistics of {} channels of {} values given for {g:?}",
+                self.channels, self.count
+            )))
+        }
+    }
+}
+
 /// `y = relu?(x·scale + shift + residual?)` with the per-channel coefficients `coef: [c, 2]` double.
 fn apply(
     dev: &CudaDevice,
@@ -103,6 +151,7 @@ pub fn train(
     dev: &CudaDevice,
     g: &BnGeom,
     x: &CudaSlice<f32>,
+    stats: Option<&PartialMoments>,
     epilogue: BnEpilogue<'_, CudaSlice<f32>>,
     gamma: &CudaSlice<f32>,
     beta: &CudaSlice<f32>,
@@ -127,21 +176,31 @@ pub fn train(
             ("save_invstd", save_invstd.len()),
         ],
     )?;
-    let blocks = blocks_per_channel(&sh);
-    // SAFETY: block (b, ch) writes partials (ch·blocks + b)·2 + {0, 1}: all of them.
-    let mut partials = unsafe { workspace::<f64>(dev, "batch-norm statistics", g.c * blocks as usize * 2) }?;
-    let f = dev.function(MODULE, "batch_norm_stats_partial_f32")?;
-    dev.launch(&f, "batch_norm_stats_partial_f32", reduction_launch(blocks, &sh), |b| {
-        b.arg(x).arg(&sh).arg(&mut partials);
-    })?;
+    let computed;
+    let moments = match stats {
+        Some(given) => {
+            given.check(g)?;
+            given
+        }
+        None => {
+            let blocks = blocks_per_channel(&sh);
+            // SAFETY: block (b, ch) writes part b of channel ch: all of them.
+            let mut partial = unsafe { PartialMoments::new(dev, g.c, blocks as usize, g.n * g.s) }?;
+            let f = dev.function(MODULE, "batch_norm_stats_partial_f32")?;
+            dev.launch(&f, "batch_norm_stats_partial_f32", reduction_launch(blocks, &sh), |b| {
+                b.arg(x).arg(&sh).arg(partial.slice_mut());
+            })?;
+            computed = partial;
+            &computed
+        }
+    };
     // SAFETY: the finalize writes both coefficients of every channel.
     let mut coef = unsafe { workspace::<f64>(dev, "batch-norm coefficients", g.c * 2) }?;
     let (eps, momentum) = (g.eps, g.momentum);
     let f = dev.function(MODULE, "batch_norm_train_finalize_f32")?;
     dev.launch(&f, "batch_norm_train_finalize_f32", flat_launch(g.c), |b| {
-        b.arg(x)
-            .arg(&partials)
-            .arg(&blocks)
+        b.arg(&moments.moments)
+            .arg(&moments.parts)
             .arg(&sh)
             .arg(&eps)
             .arg(&momentum)

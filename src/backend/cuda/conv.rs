@@ -7,10 +7,11 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
+use super::batch_norm::PartialMoments;
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
-use super::launch::optional_arg;
+use super::launch::{optional_arg, optional_arg_mut};
 use crate::backend::{ConvGeom, ConvMath};
 use crate::{Error, Result};
 
@@ -191,6 +192,11 @@ fn int(x: usize) -> i32 {
 }
 
 impl GemmView {
+    /// The launch's column tiles: the parts of the batch statistics it gathers per row.
+    fn column_tiles(&self) -> usize {
+        (self.n * self.col_t * self.v).div_ceil(tile_for(self.rows).cols)
+    }
+
     fn repr(&self) -> ConvGemmRepr {
         ConvGemmRepr {
             rows: int(self.rows),
@@ -284,12 +290,12 @@ fn launch_gemm(
     src: &CudaSlice<f32>,
     bias: Option<&CudaSlice<f32>>,
     dst: &mut CudaSlice<f32>,
+    moments: Option<&mut PartialMoments>,
 ) -> Result<()> {
     let p = view.repr();
     let tile = tile_for(view.rows);
-    let columns = view.n * view.col_t * view.v;
     let cfg = LaunchConfig {
-        grid_dim: grid(op, columns.div_ceil(tile.cols), view.rows.div_ceil(tile.rows), 1)?,
+        grid_dim: grid(op, view.column_tiles(), view.rows.div_ceil(tile.rows), 1)?,
         block_dim: (tile.threads, 1, 1),
         shared_mem_bytes: 0,
     };
@@ -298,7 +304,9 @@ fn launch_gemm(
     dev.launch(&f, kernels.gemm, cfg, |l| {
         l.arg(a).arg(src);
         optional_arg(l, bias);
-        l.arg(dst).arg(&p);
+        l.arg(dst);
+        optional_arg_mut(l, moments.map(PartialMoments::slice_mut));
+        l.arg(&p);
     })
 }
 
@@ -313,16 +321,33 @@ pub fn forward(
     b: Option<&CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    const OP: &str = "conv forward";
-    check_geometry(OP, g)?;
-    check_len(OP, g, "x", x.len(), g.x_len())?;
-    check_len(OP, g, "w", w.len(), g.w_len())?;
-    check_len(OP, g, "y", y.len(), g.y_len())?;
-    if let Some(b) = b {
-        check_len(OP, g, "b", b.len(), g.c_out)?;
-    }
+    launch_forward(dev, math, g, x, w, b, y, None)
+}
+
+/// See `Backend::conv_t_forward_with_stats`: the forward, whose blocks also write the batch
+/// statistics of their output tile's rows, one part per column tile.
+pub fn forward_with_stats(
+    dev: &CudaDevice,
+    math: ConvMath,
+    g: &ConvGeom,
+    x: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+) -> Result<PartialMoments> {
+    check_geometry("conv forward", g)?;
+    let parts = forward_view(g).column_tiles();
+    // SAFETY: the block of column tile p and row tile r writes part p of each of its rows: the
+    // row tiles cover every output channel, the column tiles every part.
+    let mut moments = unsafe { PartialMoments::new(dev, g.c_out, parts, g.n * g.t_out() * g.v) }?;
+    launch_forward(dev, math, g, x, w, b, y, Some(&mut moments))?;
+    Ok(moments)
+}
+
+/// conv_gemm over the forward's im2col matrix: rows c_out, reduction (c_in, kt), columns (n, t_out, v).
+fn forward_view(g: &ConvGeom) -> GemmView {
     let t_out = g.t_out();
-    let view = GemmView {
+    GemmView {
         n: g.n,
         rows: g.c_out,
         channels: g.c_in,
@@ -335,8 +360,29 @@ pub fn forward(
         dst_t: t_out,
         dst_stride: 1,
         dst_off: 0,
-    };
-    launch_gemm(dev, math, OP, &view, w, x, b, y)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_forward(
+    dev: &CudaDevice,
+    math: ConvMath,
+    g: &ConvGeom,
+    x: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+    moments: Option<&mut PartialMoments>,
+) -> Result<()> {
+    const OP: &str = "conv forward";
+    check_geometry(OP, g)?;
+    check_len(OP, g, "x", x.len(), g.x_len())?;
+    check_len(OP, g, "w", w.len(), g.w_len())?;
+    check_len(OP, g, "y", y.len(), g.y_len())?;
+    if let Some(b) = b {
+        check_len(OP, g, "b", b.len(), g.c_out)?;
+    }
+    launch_gemm(dev, math, OP, &forward_view(g), w, x, b, y, moments)
 }
 
 /// Repacks the weights of one input-gradient phase, taps `tap0 + stride·m` for `m < taps`, reversed:
@@ -410,7 +456,7 @@ pub fn backward_input(
             dst_stride: g.stride,
             dst_off: phase,
         };
-        launch_gemm(dev, math, OP, &view, packed.as_ref().unwrap_or(w), dy, None, dx)?;
+        launch_gemm(dev, math, OP, &view, packed.as_ref().unwrap_or(w), dy, None, dx, None)?;
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
+use super::batch_norm::PartialMoments;
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
-use super::launch::{expect_len, size_u32, workspace, THREADS};
+use super::launch::{expect_len, optional_arg_mut, size_u32, workspace, THREADS};
 use crate::backend::GraphGeom;
 use crate::{Error, Result};
 
@@ -32,6 +33,7 @@ struct GraphShapeRepr {
     k: u32,
     v: u32,
     tile_rows: u32,
+    tile_step: u32,
 }
 // SAFETY: plain old data with the layout of the kernel's struct.
 unsafe impl DeviceRepr for GraphShapeRepr {}
@@ -47,12 +49,6 @@ struct Plan {
 /// take about one row group per thread (`ROWS_PER_THREAD·⌊THREADS/V⌋` rows), fewer if that would
 /// not fit in shared memory.
 fn plan(op: &str, g: &GraphGeom, shared_floats: impl Fn(usize) -> usize) -> Result<Plan> {
-    let limit = i32::MAX as u32;
-    for (what, value) in [("n", g.n), ("k", g.k), ("c", g.c), ("t", g.t), ("v", g.v)] {
-        size_u32(op, what, value, limit)?;
-    }
-    let rows_per_sample = size_u32(op, "c·t", g.c * g.t, limit)?;
-    let total_rows = size_u32(op, "n·c·t", g.n * g.c * g.t, limit)?;
     let mut tile_rows = ROWS_PER_THREAD * (THREADS as usize / g.v).max(1);
     while shared_floats(tile_rows) * 4 > SHARED_LIMIT && tile_rows > ROWS_PER_THREAD {
         tile_rows -= ROWS_PER_THREAD;
@@ -63,6 +59,27 @@ fn plan(op: &str, g: &GraphGeom, shared_floats: impl Fn(usize) -> usize) -> Resu
             "{op}: {g:?} needs {shared_bytes} bytes of shared memory (A and {tile_rows} rows), more than {SHARED_LIMIT}"
         )));
     }
+    plan_tiles(op, g, tile_rows, tile_rows, shared_bytes)
+}
+
+/// Plans the forward with tiles of one (n, c) each (`t` rows), as gathering the batch statistics
+/// per (n, c) needs, or `None` when such a tile does not fit in shared memory.
+fn segment_plan(op: &str, g: &GraphGeom, shared_floats: impl Fn(usize) -> usize) -> Result<Option<Plan>> {
+    let tile_rows = g.t.next_multiple_of(ROWS_PER_THREAD);
+    let shared_bytes = shared_floats(tile_rows) * 4;
+    if shared_bytes > SHARED_LIMIT {
+        return Ok(None);
+    }
+    plan_tiles(op, g, tile_rows, g.t, shared_bytes).map(Some)
+}
+
+fn plan_tiles(op: &str, g: &GraphGeom, tile_rows: usize, tile_step: usize, shared_bytes: usize) -> Result<Plan> {
+    let limit = i32::MAX as u32;
+    for (what, value) in [("n", g.n), ("k", g.k), ("c", g.c), ("t", g.t), ("v", g.v)] {
+        size_u32(op, what, value, limit)?;
+    }
+    let rows_per_sample = size_u32(op, "c·t", g.c * g.t, limit)?;
+    let total_rows = size_u32(op, "n·c·t", g.n * g.c * g.t, limit)?;
     Ok(Plan {
         shape: GraphShapeRepr {
             rows_per_sample,
@@ -70,8 +87,9 @@ fn plan(op: &str, g: &GraphGeom, shared_floats: impl Fn(usize) -> usize) -> Resu
             k: g.k as u32,
             v: g.v as u32,
             tile_rows: tile_rows as u32,
+            tile_step: tile_step as u32,
         },
-        tiles: (total_rows as usize).div_ceil(tile_rows),
+        tiles: (total_rows as usize).div_ceil(tile_step),
         shared_bytes: shared_bytes as u32,
     })
 }
@@ -84,6 +102,34 @@ fn tiled_launch(blocks: usize, slabs: usize, shared_bytes: u32) -> LaunchConfig 
     }
 }
 
+/// The forward's dynamic shared memory in floats for tiles of `rows` rows: A and the z tile.
+fn forward_shared_floats(g: &GraphGeom, rows: usize) -> usize {
+    g.a_len() + g.k * rows * g.v
+}
+
+fn check_forward(op: &str, g: &GraphGeom, z: &CudaSlice<f32>, a: &CudaSlice<f32>, y: &CudaSlice<f32>) -> Result<()> {
+    expect_len(op, "z", z.len(), g.z_len())?;
+    expect_len(op, "a", a.len(), g.a_len())?;
+    expect_len(op, "y", y.len(), g.y_len())
+}
+
+fn launch_forward(
+    dev: &CudaDevice,
+    p: &Plan,
+    z: &CudaSlice<f32>,
+    a: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
+    moments: Option<&mut CudaSlice<f64>>,
+) -> Result<()> {
+    let f = dev.function(MODULE, "graph_aggregate_forward_f32")?;
+    let cfg = tiled_launch(p.tiles.min(MAX_BLOCKS), 1, p.shared_bytes);
+    dev.launch(&f, "graph_aggregate_forward_f32", cfg, |b| {
+        b.arg(z).arg(a).arg(y);
+        optional_arg_mut(b, moments);
+        b.arg(&p.shape);
+    })
+}
+
 /// See `Backend::graph_forward`. z: `[n, k, c, t, v]`, a: `[k, v, w]`, y: `[n, c, t, w]`.
 pub fn forward(
     dev: &CudaDevice,
@@ -93,15 +139,31 @@ pub fn forward(
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
     const OP: &str = "graph forward";
-    let p = plan(OP, g, |rows| g.a_len() + g.k * rows * g.v)?;
-    expect_len(OP, "z", z.len(), g.z_len())?;
-    expect_len(OP, "a", a.len(), g.a_len())?;
-    expect_len(OP, "y", y.len(), g.y_len())?;
-    let f = dev.function(MODULE, "graph_aggregate_forward_f32")?;
-    let cfg = tiled_launch(p.tiles.min(MAX_BLOCKS), 1, p.shared_bytes);
-    dev.launch(&f, "graph_aggregate_forward_f32", cfg, |b| {
-        b.arg(z).arg(a).arg(y).arg(&p.shape);
-    })
+    let p = plan(OP, g, |rows| forward_shared_floats(g, rows))?;
+    check_forward(OP, g, z, a, y)?;
+    launch_forward(dev, &p, z, a, y, None)
+}
+
+/// See `Backend::graph_forward_with_stats`: the forward with the batch statistics of y gathered
+/// per (n, c), or, when a tile of one (n, c) does not fit in shared memory, the plain forward and
+/// `None` (the batch norm then makes its own pass).
+pub fn forward_with_stats(
+    dev: &CudaDevice,
+    g: &GraphGeom,
+    z: &CudaSlice<f32>,
+    a: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
+) -> Result<Option<PartialMoments>> {
+    const OP: &str = "graph forward";
+    let Some(p) = segment_plan(OP, g, |rows| forward_shared_floats(g, rows))? else {
+        forward(dev, g, z, a, y)?;
+        return Ok(None);
+    };
+    check_forward(OP, g, z, a, y)?;
+    // SAFETY: the block of tile (n, c) writes part n of channel c: all n·c parts.
+    let mut moments = unsafe { PartialMoments::new(dev, g.c, g.n, g.n * g.t * g.v) }?;
+    launch_forward(dev, &p, z, a, y, Some(moments.slice_mut()))?;
+    Ok(Some(moments))
 }
 
 /// See `Backend::graph_backward`: dz overwritten, `da +=`.

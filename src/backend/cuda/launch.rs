@@ -70,3 +70,11 @@ pub fn optional_arg<'a>(b: &mut LaunchArgs<'a>, buf: Option<&'a CudaSlice<f32>>)
         None => b.arg(&NULL),
     };
 }
+
+/// Pushes `buf`'s device pointer, or null: a kernel's optional output (gathered statistics).
+pub fn optional_arg_mut<'a, T: DeviceRepr>(b: &mut LaunchArgs<'a>, buf: Option<&'a mut CudaSlice<T>>) {
+    match buf {
+        Some(buf) => b.arg(buf),
+        None => b.arg(&NULL),
+    };
+}

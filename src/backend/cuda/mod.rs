@@ -22,6 +22,7 @@ mod select;
 mod sparse;
 
 pub use backend::CudaBackend;
+pub use batch_norm::PartialMoments;
 pub use buffer::GpuBuf;
 pub use device::CudaDevice;
 pub use sparse::{GpuCsrWeight, GpuPacked24Weight};
