@@ -21,8 +21,9 @@ const DA_BLOCKS: usize = 512;
 /// Blocks of the forward and dz kernels at most (each output is one thread's, so the grid does not
 /// change a result; fewer blocks load A fewer times).
 const MAX_BLOCKS: usize = 2048;
-/// Dynamic shared memory a kernel may use without opting in.
-const SHARED_LIMIT: usize = 48 * 1024;
+/// Dynamic shared memory a kernel may use without opting in: 48 KiB less room for the kernels'
+/// static shared memory (the forward's reduction scratch, 272 bytes).
+const SHARED_LIMIT: usize = 48 * 1024 - 512;
 
 /// `struct GraphShape` of graph_aggregate.cu.
 #[repr(C)]
