@@ -1,7 +1,8 @@
 //! GPU time of every kernel of the training step other than the convolutions (those are
 //! benches/cuda_kernels.rs), at ST-GCN's shapes for batch 128 x 2 persons (256 sequences, V = 25)
 //! at the three stages (C, T) = (64, 100), (128, 50), (256, 25): graph aggregation forward and
-//! backward (the forward also gathering the next batch norm's statistics), batch norm train / eval /
+//! backward (the forward also gathering the next batch norm's statistics, or applying an
+//! evaluation-mode batch norm and ReLU to its outputs), batch norm train / eval /
 //! backward (plain, given gathered statistics, and with the block's residual add and ReLU fused in:
 //! each pair shows what the fusion saves against the separate passes below), ReLU forward
 //! and backward, the residual add, the identity residual's masked gradient add, dropout; then the stage-independent ones: the input permute, pooling, the loss, and one fused
@@ -17,7 +18,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::{CudaBackend, GpuBuf};
-use leangcn::backend::{Backend, BnEpilogue, BnGeom, GraphGeom, SgdHyper};
+use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, GraphGeom, SgdHyper};
 use leangcn::layers::params_of;
 use leangcn::model::{Stgcn, StgcnConfig};
 
@@ -200,6 +201,22 @@ fn ops(c: &mut Criterion) {
         timer.bench(&mut group, "batch_norm_eval", &shape, f * 2 * len, || {
             be.batch_norm_eval(&bn, &x, BnEpilogue::none(), &gamma, &beta, &rm, &rv, &mut y)
         });
+        // evaluation: the graph forward applies the BN and the ReLU to its outputs, against
+        // graph_forward + batch_norm_eval above (the aggregation's output is never stored)
+        let bn_eval = BnEval {
+            gamma: &gamma,
+            beta: &beta,
+            running_mean: &rm,
+            running_var: &rv,
+            eps: bn.eps,
+        };
+        timer.bench(
+            &mut group,
+            "graph_forward_bn_eval_relu",
+            &shape,
+            f * (zl + al + yl),
+            || be.graph_forward_bn_eval(&g, &z, &a, bn_eval, BnEpilogue::relu(), &mut y),
+        );
         // backward: the reductions read x and dy, the input gradient reads them again and writes dx
         // (and the ReLU mask reads the forward's output in both passes when fused in)
         timer.bench(&mut group, "batch_norm_backward", &shape, f * 5 * len, || {

@@ -20,6 +20,7 @@
 // The per-element kernels then use per-channel coefficients computed in double with the CPU's
 // formulas and roundings (explicit __d*_rn, so nothing is contracted into an FMA).
 
+#include "bn_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "reduce.cuh"
 
@@ -107,21 +108,15 @@ extern "C" __global__ void batch_norm_eval_coefficients_f32(const float* __restr
     }
 }
 
-// y = relu?(x·scale + shift + residual?) per channel: the affine in double rounded once to f32, then
-// the epilogue in f32. x, residual (null for none), y: rows (n, ch) of s columns; relu: 0 or 1.
+// y = relu?(x·scale + shift + residual?) per channel (bn_epilogue.cuh). x, residual (null for none),
+// y: rows (n, ch) of s columns; relu: 0 or 1.
 extern "C" __global__ void batch_norm_apply_f32(const float* __restrict__ x, const double* __restrict__ coef,
                                                 BnShape g, const float* __restrict__ residual, uint32_t relu,
                                                 float* __restrict__ y) {
     FOR_ROWS(row, g.n * g.c) {
         const uint32_t ch = row % g.c;
-        const double scale = coef[2 * ch], shift = coef[2 * ch + 1];
         const uint64_t base = (uint64_t)row * g.s;
-        FOR_COLS(j, g.s) {
-            float v = (float)__dadd_rn(__dmul_rn((double)x[base + j], scale), shift);
-            if (residual != nullptr) v = __fadd_rn(v, residual[base + j]);
-            if (relu && v < 0.0f) v = 0.0f;
-            y[base + j] = v;
-        }
+        FOR_COLS(j, g.s) y[base + j] = bn_epilogue(x[base + j], coef, ch, residual, base + j, relu);
     }
 }
 

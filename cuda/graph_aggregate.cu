@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 
+#include "bn_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "reduce.cuh"
 
@@ -36,6 +37,7 @@ struct GraphShape {
     uint32_t v;  // joints V
     uint32_t tile_rows;
     uint32_t tile_step;
+    uint32_t t;  // rows per channel: the channel of row r of a sample is r / t
 };
 
 // Copies the z rows [row0, row0 + rows) of every subset into z_s: [K, tile_rows, V] (subset, row
@@ -72,8 +74,12 @@ static __device__ __forceinline__ void copy_adjacency(const float* __restrict__ 
 // [c, n, 3], part n of channel ch = (count, mean, M2) over y[n, ch]. The host then makes each tile
 // one (n, c): tile_step = t; the mean comes from the thread sums, M2 from a second pass over the
 // tile's outputs, read back from global memory (written by this block, so the reads hit L1/L2).
+// bn_coef, residual, relu: an evaluation-mode batch norm and its epilogue applied to the outputs
+// before they are stored (bn_epilogue.cuh; null, null, 0 for none; never with moments).
 extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__ z, const float* __restrict__ a,
                                                        float* __restrict__ y, double* __restrict__ moments,
+                                                       const double* __restrict__ bn_coef,
+                                                       const float* __restrict__ residual, uint32_t relu,
                                                        GraphShape g) {
     extern __shared__ float smem[];
     __shared__ double scratch[32];
@@ -106,11 +112,14 @@ extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__
                     for (int i = 0; i < ROWS; ++i) acc[i] = fmaf(zr[i * v + j], coef, acc[i]);
                 }
             }
-            float* out = y + ((uint64_t)row0 + row) * v + w;
+            const uint64_t out0 = ((uint64_t)row0 + row) * v + w;
 #pragma unroll
             for (int i = 0; i < ROWS; ++i)
                 if (row + i < rows) {
-                    out[(uint64_t)i * v] = acc[i];
+                    const uint64_t at = out0 + (uint64_t)i * v;
+                    // the output's channel, for the batch norm's coefficients
+                    const uint32_t ch = bn_coef != nullptr ? (row0 + row + i) % g.rows_per_sample / g.t : 0;
+                    y[at] = bn_epilogue(acc[i], bn_coef, ch, residual, at, relu);
                     if (moments != nullptr) sum += (double)acc[i];
                 }
         }

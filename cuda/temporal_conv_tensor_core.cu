@@ -40,6 +40,7 @@
 //                   B b0,b1 (2t..2t+1, g), b2,b3 (2t + 8.., g);
 //   C (both): c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
 
+#include "bn_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "conv_tiles.cuh"
 
@@ -334,10 +335,13 @@ __device__ __forceinline__ void tc_gather_row_moments(const float (&acc)[T::MT][
 
 // blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null. moments: null, or the batch
 // statistics of dst gathered per (row, column tile): [rows, gridDim.x, 3] (bn_moments.cuh).
+// bn_coef, residual, relu: an evaluation-mode batch norm and its epilogue applied to the outputs
+// before they are stored (bn_epilogue.cuh; null, null, 0 for none; never with moments).
 template <class T>
 __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const float* __restrict__ src,
                                              const float* __restrict__ bias, float* __restrict__ dst,
-                                             double* __restrict__ moments, const ConvGemm& p) {
+                                             double* __restrict__ moments, const double* __restrict__ bn_coef,
+                                             const float* __restrict__ residual, uint32_t relu, const ConvGemm& p) {
     __shared__ __align__(16) TcSmem<T> sm;
     const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM;
     const int warp = threadIdx.x / 32;
@@ -362,7 +366,10 @@ __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const 
                 for (int h = 0; h < 2; ++h) {
                     const int row = m0 + wm0 + mt * 16 + g + 8 * h;
                     const float v = acc[mt][nt][2 * h + c];
-                    if (row < p.rows) dst[base + row * row_stride] = bias ? v + bias[row] : v;
+                    if (row < p.rows) {
+                        const int at = base + row * row_stride;
+                        dst[at] = bn_epilogue(bias ? v + bias[row] : v, bn_coef, row, residual, at, relu);
+                    }
                 }
         }
     if (moments != nullptr) tc_gather_row_moments<T>(acc, bias, m0, n0, wm0, wn0, p, sm, moments);  // uniform
@@ -476,8 +483,11 @@ __device__ __forceinline__ void tc_conv_wgrad(const float* __restrict__ x, const
     extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                          \
         conv_gemm_##BM##x##BN##_##NAME(const float* __restrict__ a, const float* __restrict__ src,               \
                                        const float* __restrict__ bias, float* __restrict__ dst,                  \
-                                       double* __restrict__ moments, const __grid_constant__ ConvGemm p) {       \
-        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, moments, p);                \
+                                       double* __restrict__ moments, const double* __restrict__ bn_coef,         \
+                                       const float* __restrict__ residual, uint32_t relu,                        \
+                                       const __grid_constant__ ConvGemm p) {                                     \
+        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, moments, bn_coef, residual,  \
+                                                                  relu, p);                                      \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(NTHREADS, WGRAD_MIN_BLOCKS)                                    \
         conv_wgrad_##BM##x##BN##_##NAME(const float* __restrict__ x, const float* __restrict__ dy,               \

@@ -6,13 +6,14 @@
 //! temporal output (which takes the unfused tail). The identity residual's fused gradient
 //! (`relu_backward_add`) equals `relu_backward` of a copy added with `add_assign`. The batch
 //! statistics the conv and graph forwards gather give the training-mode BN exactly what its own
-//! pass gives, and statistics of another activation are refused.
+//! pass gives, and statistics of another activation are refused; the evaluation-mode BN they apply
+//! in their epilogue equals the forward followed by `batch_norm_eval`.
 
 mod cpu_support;
 
 use cpu_support::Rng;
 use leangcn::backend::cpu::{ChannelMoments, CpuBackend};
-use leangcn::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, GraphGeom, Scalar};
+use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, GraphGeom, Scalar};
 use leangcn::layers::params_of;
 use leangcn::model::{Stgcn, StgcnConfig};
 
@@ -397,4 +398,76 @@ fn statistics_of_another_activation_are_refused() {
         &mut be.zeros(wrong.len()),
     );
     batch_norm_outputs(&be, &g, &x, stats.as_ref(), &bn_params(&mut Rng::new(1), g.c));
+}
+
+/// The evaluation-mode BN applied by the conv and graph forwards equals the forward, then
+/// `batch_norm_eval`, for every epilogue.
+fn evaluation_bn_in_the_producer_equals_the_two_ops<T: Scalar>(seed: u64) {
+    let be = CpuBackend::<T>::new();
+    let mut rng = Rng::new(seed);
+    let conv = ConvGeom {
+        n: 2,
+        c_in: 3,
+        c_out: 5,
+        t_in: 9,
+        v: 4,
+        kt: 9,
+        pad: 4,
+        stride: 1,
+    };
+    let graph = GraphGeom {
+        n: 2,
+        k: 3,
+        c: 5,
+        t: 9,
+        v: 4,
+    };
+    let (x, w, b) = (
+        random::<T>(&mut rng, conv.x_len()),
+        random::<T>(&mut rng, conv.w_len()),
+        random::<T>(&mut rng, conv.c_out),
+    );
+    let (z, a) = (
+        random::<T>(&mut rng, graph.z_len()),
+        random::<T>(&mut rng, graph.a_len()),
+    );
+    let [gamma, beta, running_mean] = bn_params::<T>(&mut rng, 5);
+    let running_var: Vec<T> = rng.vec(5).into_iter().map(|v| T::of(1.0 + v.abs())).collect();
+    let bn = BnEval {
+        gamma: &gamma,
+        beta: &beta,
+        running_mean: &running_mean,
+        running_var: &running_var,
+        eps: 1e-5,
+    };
+    let residual = random::<T>(&mut rng, conv.y_len());
+    let g = geom(2, 5, 9 * 4);
+    for relu in [false, true] {
+        for residual in [None, Some(&residual)] {
+            let epilogue = BnEpilogue { residual, relu };
+            let two_ops = |u: &Vec<T>| {
+                let mut y = be.zeros(g.len());
+                be.batch_norm_eval(&g, u, epilogue, &gamma, &beta, &running_mean, &running_var, &mut y);
+                y
+            };
+            let what = format!("{}, residual {}, relu {relu}", T::NAME, residual.is_some());
+            let (mut u, mut y) = (be.zeros(g.len()), be.zeros(g.len()));
+            be.conv_t_forward(&conv, &x, &w, Some(&b), &mut u);
+            be.conv_t_forward_bn_eval(&conv, &x, &w, Some(&b), bn, epilogue, &mut y);
+            assert_bits(&format!("conv {what}"), &y, &two_ops(&u));
+            be.graph_forward(&graph, &z, &a, &mut u);
+            be.graph_forward_bn_eval(&graph, &z, &a, bn, epilogue, &mut y);
+            assert_bits(&format!("graph {what}"), &y, &two_ops(&u));
+        }
+    }
+}
+
+#[test]
+fn evaluation_bn_in_the_producer_equals_the_two_ops_f64() {
+    evaluation_bn_in_the_producer_equals_the_two_ops::<f64>(80);
+}
+
+#[test]
+fn evaluation_bn_in_the_producer_equals_the_two_ops_f32() {
+    evaluation_bn_in_the_producer_equals_the_two_ops::<f32>(81);
 }

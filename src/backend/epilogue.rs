@@ -47,6 +47,41 @@ impl<Buf: ?Sized> Clone for BnEpilogue<'_, Buf> {
 }
 impl<Buf: ?Sized> Copy for BnEpilogue<'_, Buf> {}
 
+/// A batch norm in evaluation mode, applied by the op that writes its input in that op's epilogue
+/// (`conv_t_forward_bn_eval`, `graph_forward_bn_eval`), so the input is never stored:
+/// `y = x·scale + shift` with `scale = γ/sqrt(running_var + eps)`, `shift = β − running_mean·scale`,
+/// computed and rounded exactly as `batch_norm_eval` does. Every tensor is `[c]`.
+pub struct BnEval<'a, Buf: ?Sized> {
+    pub gamma: &'a Buf,
+    pub beta: &'a Buf,
+    pub running_mean: &'a Buf,
+    pub running_var: &'a Buf,
+    pub eps: f64,
+}
+
+impl<'a, Buf: ?Sized> BnEval<'a, Buf> {
+    /// The same parameters as other views of the buffers (`Vec<T>` → `[T]`, a device slice).
+    pub fn try_map<Other: ?Sized, E>(
+        self,
+        view: impl Fn(&'a Buf) -> Result<&'a Other, E>,
+    ) -> Result<BnEval<'a, Other>, E> {
+        Ok(BnEval {
+            gamma: view(self.gamma)?,
+            beta: view(self.beta)?,
+            running_mean: view(self.running_mean)?,
+            running_var: view(self.running_var)?,
+            eps: self.eps,
+        })
+    }
+}
+
+impl<Buf: ?Sized> Clone for BnEval<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Buf: ?Sized> Copy for BnEval<'_, Buf> {}
+
 /// `max(v, 0)` as `relu_forward` computes it: only `v < 0` is replaced, so a NaN stays NaN and
 /// `-0` stays `-0`. The CPU's fused and unfused ops both call this, so they agree bit for bit.
 pub fn relu<T: Scalar>(v: T) -> T {

@@ -34,7 +34,7 @@ mod geometry;
 mod scalar;
 
 pub use conv_math::ConvMath;
-pub use epilogue::BnEpilogue;
+pub use epilogue::{BnEpilogue, BnEval};
 pub use geometry::{BnGeom, ConvGeom, GraphGeom};
 pub use scalar::Scalar;
 
@@ -236,6 +236,33 @@ pub trait Backend: Send + Sync {
         a: &Self::Buf,
         y: &mut Self::Buf,
     ) -> Option<Self::BnStats>;
+
+    // ---- evaluation-mode batch norm in the epilogue of the op that writes its input ----------------
+    /// `y = epilogue(bn_eval(conv(x)))`: `conv_t_forward`, then `batch_norm_eval` with `bn` and
+    /// `epilogue` over `[n, c_out, t_out·v]`, in one op that never stores the conv's output; the
+    /// same operations and roundings as the two ops in sequence, so the same bits.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_t_forward_bn_eval(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: Option<&Self::Buf>,
+        bn: BnEval<'_, Self::Buf>,
+        epilogue: BnEpilogue<'_, Self::Buf>,
+        y: &mut Self::Buf,
+    );
+    /// `y = epilogue(bn_eval(graph(z)))`: `graph_forward`, then `batch_norm_eval` over
+    /// `[n, c, t·v]`, in one op, with the same bits as the two in sequence.
+    fn graph_forward_bn_eval(
+        &self,
+        g: &GraphGeom,
+        z: &Self::Buf,
+        a: &Self::Buf,
+        bn: BnEval<'_, Self::Buf>,
+        epilogue: BnEpilogue<'_, Self::Buf>,
+        y: &mut Self::Buf,
+    );
 
     // ---- batch normalisation over [n, c, s] (BatchNorm1d: s = t; BatchNorm2d: s = t·v) -----------
     /// Training mode: normalise with the batch statistics over (n, s), write `save_mean` and

@@ -2,7 +2,7 @@
 //! PyTorch's defaults: eps 1e-5, momentum 0.1, affine, running statistics.
 
 use super::{join, Buffer, Entry, Module, Param};
-use crate::backend::{Backend, BnEpilogue, BnGeom};
+use crate::backend::{Backend, BnEpilogue, BnEval, BnGeom};
 
 pub struct BatchNorm<B: Backend> {
     pub channels: usize,
@@ -90,6 +90,20 @@ impl<B: Backend> BatchNorm<B> {
             self.saved = None;
         }
         y
+    }
+
+    /// The parameters of an evaluation-mode forward that the op producing the input applies in its
+    /// epilogue (`conv_t_forward_bn_eval`, `graph_forward_bn_eval`): this forward then is that
+    /// op's, so, as `forward` in evaluation mode, it drops the last training forward's statistics.
+    pub fn fused_eval(&mut self) -> BnEval<'_, B::Buf> {
+        self.saved = None;
+        BnEval {
+            gamma: &self.weight.value,
+            beta: &self.bias.value,
+            running_mean: &self.running_mean.value,
+            running_var: &self.running_var.value,
+            eps: self.eps,
+        }
     }
 
     /// Values the last training forward keeps for the backward (the batch statistics).

@@ -3,7 +3,7 @@
 
 use super::conv_sparse::{ConvFormat, FixedMaskWeight};
 use super::{join, Buffer, Entry, Module, Param};
-use crate::backend::{Backend, ConvGeom};
+use crate::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom};
 use crate::model::init::InitRng;
 
 /// A 0/1 mask on a conv weight: the forward uses `W ⊙ M`.
@@ -180,6 +180,46 @@ impl<B: Backend> Conv<B> {
         v: usize,
     ) -> (B::Buf, Option<B::BnStats>) {
         self.forward_gathering(be, x, n, t_in, v, true)
+    }
+
+    /// `epilogue(bn_eval(forward(x)))` in one op when the conv computes densely (its output is
+    /// never stored); from CSR, the sparse forward and then the batch norm.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_bn_eval(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        n: usize,
+        t_in: usize,
+        v: usize,
+        bn: BnEval<'_, B::Buf>,
+        epilogue: BnEpilogue<'_, B::Buf>,
+    ) -> B::Buf {
+        let g = self.geom(n, t_in, v);
+        let mut y = be.zeros(g.y_len());
+        if let Some(WeightMask::Fixed { mask }) = &self.mask {
+            let dims = [self.c_out, self.c_in, self.kt];
+            if let Some(csr) = FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims) {
+                let mut u = be.zeros(g.y_len());
+                be.conv_t_forward_sparse(&g, x, csr, self.bias.as_ref().map(|b| &b.value), &mut u);
+                let bg = BnGeom {
+                    n,
+                    c: self.c_out,
+                    s: g.t_out() * v,
+                    eps: bn.eps,
+                    momentum: 0.0, // evaluation does not update the running statistics
+                };
+                let (gamma, beta, mean, var) = (bn.gamma, bn.beta, bn.running_mean, bn.running_var);
+                be.batch_norm_eval(&bg, &u, epilogue, gamma, beta, mean, var, &mut y);
+                return y;
+            }
+        } else {
+            self.fixed = None;
+        }
+        self.refresh_masked_weight(be);
+        let (w, b) = (self.weight_in_use(), self.bias.as_ref().map(|b| &b.value));
+        be.conv_t_forward_bn_eval(&g, x, w, b, bn, epilogue, &mut y);
+        y
     }
 
     fn forward_gathering(

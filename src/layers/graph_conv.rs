@@ -93,16 +93,17 @@ impl<B: Backend> GraphConv<B> {
         let z = self.conv.forward(be, x, n, t, self.v);
         let g = self.graph_geom(n, t);
         let mut agg = be.zeros(g.y_len());
+        if !train {
+            // the aggregation applies the BN and the ReLU to its outputs: none is stored twice
+            self.cache = None;
+            be.graph_forward_bn_eval(&g, &z, &a_eff, self.bn.fused_eval(), BnEpilogue::relu(), &mut agg);
+            return agg;
+        }
         // training normalises with the batch statistics, which the aggregation gathers as it writes
-        let stats = if train {
-            be.graph_forward_with_stats(&g, &z, &a_eff, &mut agg)
-        } else {
-            be.graph_forward(&g, &z, &a_eff, &mut agg);
-            None
-        };
+        let stats = be.graph_forward_with_stats(&g, &z, &a_eff, &mut agg);
         let out = self
             .bn
-            .forward(be, &agg, stats.as_ref(), n, t * self.v, train, BnEpilogue::relu());
+            .forward(be, &agg, stats.as_ref(), n, t * self.v, true, BnEpilogue::relu());
         self.cache = Some(Cache { a_eff, z, agg });
         out
     }

@@ -46,7 +46,8 @@ impl<B: Backend> TemporalUnit<B> {
     }
 
     /// x: `[n, c_in, t_in, v]` → `epilogue(dropout(bn(conv(x))))`: `[n, c_out, t_out, v]`. `seed`
-    /// draws the dropout mask (training only). Without dropout the epilogue runs in the BN's pass.
+    /// draws the dropout mask (training only). Without dropout the epilogue runs in the BN's pass;
+    /// in evaluation the conv, the BN and the epilogue are one op.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &mut self,
@@ -58,23 +59,25 @@ impl<B: Backend> TemporalUnit<B> {
         seed: u64,
         epilogue: BnEpilogue<'_, B::Buf>,
     ) -> B::Buf {
+        self.dropout_seed = seed;
+        if !train {
+            // the conv applies the batch norm and the epilogue to its outputs: none is stored twice
+            self.conv_out = None;
+            let bn = self.bn.fused_eval();
+            return self.conv.forward_bn_eval(be, x, n, t_in, self.v, bn, epilogue);
+        }
         // training normalises with the batch statistics, which the conv gathers from its output tiles
-        let (u, stats) = if train {
-            self.conv.forward_with_stats(be, x, n, t_in, self.v)
-        } else {
-            (self.conv.forward(be, x, n, t_in, self.v), None)
-        };
+        let (u, stats) = self.conv.forward_with_stats(be, x, n, t_in, self.v);
         let s = self.t_out(t_in) * self.v;
-        let y = if train && self.dropout > 0.0 {
-            let mut y = self.bn.forward(be, &u, stats.as_ref(), n, s, train, BnEpilogue::none());
+        let y = if self.dropout > 0.0 {
+            let mut y = self.bn.forward(be, &u, stats.as_ref(), n, s, true, BnEpilogue::none());
             be.dropout(&mut y, self.dropout, seed);
             apply_epilogue(be, epilogue, &mut y);
             y
         } else {
-            self.bn.forward(be, &u, stats.as_ref(), n, s, train, epilogue)
+            self.bn.forward(be, &u, stats.as_ref(), n, s, true, epilogue)
         };
         self.conv_out = Some(u);
-        self.dropout_seed = seed;
         y
     }
 

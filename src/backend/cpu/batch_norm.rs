@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::backend::epilogue::{relu, relu_grad};
-use crate::backend::{BnEpilogue, BnGeom, Scalar};
+use crate::backend::{BnEpilogue, BnEval, BnGeom, Scalar};
 
 /// Σ over (n, s) of `f(x)` for channel `ch` of `x: [n, c, s]`, in f64.
 fn channel_sum<T: Scalar>((n, c, s): (usize, usize, usize), x: &[T], ch: usize, f: impl Fn(f64) -> f64) -> f64 {
@@ -155,6 +155,26 @@ pub fn eval<T: Scalar>(
         .map(|ch| beta[ch].as_f64() - running_mean[ch].as_f64() * scale[ch])
         .collect();
     affine(g, x, &scale, &shift, epilogue, y);
+}
+
+/// `eval` with the batch norm's tensors bundled.
+pub fn eval_with<T: Scalar>(
+    g: &BnGeom,
+    x: &[T],
+    bn: BnEval<'_, Vec<T>>,
+    epilogue: BnEpilogue<'_, Vec<T>>,
+    y: &mut [T],
+) {
+    eval(
+        g,
+        x,
+        epilogue.map(Vec::as_slice),
+        bn.gamma,
+        bn.beta,
+        bn.running_mean,
+        bn.running_var,
+        y,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 pub use batch_norm::ChannelMoments;
 
 use super::sparse::{CsrWeight, Packed24Weight};
-use super::{Backend, BnEpilogue, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
+use super::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
 
 /// The CPU backend computing in `T` (f32 or f64).
 #[derive(Clone, Debug, Default)]
@@ -41,6 +41,17 @@ impl<T: Scalar> CpuBackend<T> {
             conv_math,
             _elem: PhantomData,
         }
+    }
+}
+
+/// The geometry of an evaluation-mode batch norm over `[n, c, s]` (its momentum is unused).
+fn eval_geom(n: usize, c: usize, s: usize, eps: f64) -> BnGeom {
+    BnGeom {
+        n,
+        c,
+        s,
+        eps,
+        momentum: 0.0,
     }
 }
 
@@ -220,6 +231,34 @@ impl<T: Scalar> Backend for CpuBackend<T> {
             save_mean,
             save_invstd,
         )
+    }
+    fn conv_t_forward_bn_eval(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        b: Option<&Vec<T>>,
+        bn: BnEval<'_, Vec<T>>,
+        epilogue: BnEpilogue<'_, Vec<T>>,
+        y: &mut Vec<T>,
+    ) {
+        // the CPU gains nothing from fusing: the two ops in sequence, through a scratch output
+        let mut u = vec![T::zero(); g.y_len()];
+        self.conv_t_forward(g, x, w, b, &mut u);
+        batch_norm::eval_with(&eval_geom(g.n, g.c_out, g.t_out() * g.v, bn.eps), &u, bn, epilogue, y);
+    }
+    fn graph_forward_bn_eval(
+        &self,
+        g: &GraphGeom,
+        z: &Vec<T>,
+        a: &Vec<T>,
+        bn: BnEval<'_, Vec<T>>,
+        epilogue: BnEpilogue<'_, Vec<T>>,
+        y: &mut Vec<T>,
+    ) {
+        let mut u = vec![T::zero(); g.y_len()];
+        self.graph_forward(g, z, a, &mut u);
+        batch_norm::eval_with(&eval_geom(g.n, g.c, g.t * g.v, bn.eps), &u, bn, epilogue, y);
     }
     fn batch_norm_eval(
         &self,

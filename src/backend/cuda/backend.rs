@@ -15,7 +15,7 @@ use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::sparse::{CsrWeight, Packed24Weight};
-use crate::backend::{Backend, BnEpilogue, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, SgdHyper};
+use crate::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, SgdHyper};
 use crate::{Error, Result};
 
 pub struct CudaBackend {
@@ -438,6 +438,46 @@ impl Backend for CudaBackend {
     ) -> Option<PartialMoments> {
         self.run_for(|dev| graph::forward_with_stats(dev, g, data(z)?, data(a)?, data_mut(y)?))
             .flatten()
+    }
+    fn conv_t_forward_bn_eval(
+        &self,
+        g: &ConvGeom,
+        x: &GpuBuf<f32>,
+        w: &GpuBuf<f32>,
+        b: Option<&GpuBuf<f32>>,
+        bn: BnEval<'_, GpuBuf<f32>>,
+        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
+        y: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            let b = b.map(data).transpose()?;
+            let (bn, epilogue) = (bn.try_map(data)?, device_epilogue(epilogue)?);
+            conv::forward_bn_eval(
+                dev,
+                self.conv_math,
+                g,
+                data(x)?,
+                data(w)?,
+                b,
+                bn,
+                epilogue,
+                data_mut(y)?,
+            )
+        })
+    }
+    fn graph_forward_bn_eval(
+        &self,
+        g: &GraphGeom,
+        z: &GpuBuf<f32>,
+        a: &GpuBuf<f32>,
+        bn: BnEval<'_, GpuBuf<f32>>,
+        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
+        y: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            let (bn, epilogue) = (bn.try_map(data)?, device_epilogue(epilogue)?);
+            graph::forward_bn_eval(dev, g, data(z)?, data(a)?, bn, epilogue, data_mut(y)?)
+        })
     }
     fn batch_norm_train(
         &self,

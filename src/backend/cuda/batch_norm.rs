@@ -8,7 +8,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
 use super::launch::{expect_len, optional_arg, rows_launch, size_u32, workspace, THREADS};
-use crate::backend::{BnEpilogue, BnGeom};
+use crate::backend::{BnEpilogue, BnEval, BnGeom};
 use crate::Result;
 
 const MODULE: &str = "batch_norm";
@@ -234,27 +234,50 @@ pub fn eval(
         [("x", x.len()), ("y", y.len())]
             .into_iter()
             .chain(optional_tensor("residual", epilogue.residual)),
-        &[
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-            ("running_mean", running_mean.len()),
-            ("running_var", running_var.len()),
-        ],
+        &[],
     )?;
+    let bn = BnEval {
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        eps: g.eps,
+    };
+    let coef = eval_coefficients(dev, "batch_norm eval", g.c, bn)?;
+    apply(dev, &sh, x, &coef, epilogue, y)
+}
+
+/// The per-channel coefficients `[c, 2]` double = (γ/sqrt(running_var + eps), β − running_mean·scale)
+/// of an evaluation-mode batch norm over `c` channels, for `batch_norm_apply_f32` or the epilogue of
+/// the kernel that writes the batch norm's input.
+pub(super) fn eval_coefficients(
+    dev: &CudaDevice,
+    op: &str,
+    c: usize,
+    bn: BnEval<'_, CudaSlice<f32>>,
+) -> Result<CudaSlice<f64>> {
+    for (what, buf) in [
+        ("gamma", bn.gamma),
+        ("beta", bn.beta),
+        ("running_mean", bn.running_mean),
+        ("running_var", bn.running_var),
+    ] {
+        expect_len(op, what, buf.len(), c)?;
+    }
+    let c32 = size_u32(op, "c", c, i32::MAX as u32)?;
     // SAFETY: the coefficient kernel writes both coefficients of every channel.
-    let mut coef = unsafe { workspace::<f64>(dev, "batch-norm coefficients", g.c * 2) }?;
-    let (c, eps) = (sh.c, g.eps);
+    let mut coef = unsafe { workspace::<f64>(dev, "batch-norm coefficients", c * 2) }?;
     let f = dev.function(MODULE, "batch_norm_eval_coefficients_f32")?;
-    dev.launch(&f, "batch_norm_eval_coefficients_f32", flat_launch(g.c), |b| {
-        b.arg(gamma)
-            .arg(beta)
-            .arg(running_mean)
-            .arg(running_var)
-            .arg(&c)
-            .arg(&eps)
+    dev.launch(&f, "batch_norm_eval_coefficients_f32", flat_launch(c), |b| {
+        b.arg(bn.gamma)
+            .arg(bn.beta)
+            .arg(bn.running_mean)
+            .arg(bn.running_var)
+            .arg(&c32)
+            .arg(&bn.eps)
             .arg(&mut coef);
     })?;
-    apply(dev, &sh, x, &coef, epilogue, y)
+    Ok(coef)
 }
 
 /// See `Backend::batch_norm_backward`: dx overwritten, `dgamma +=`, `dbeta +=`; dy masked by the

@@ -7,12 +7,12 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::batch_norm::PartialMoments;
+use super::batch_norm::{self, PartialMoments};
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
 use super::launch::{optional_arg, optional_arg_mut};
-use crate::backend::{ConvGeom, ConvMath};
+use crate::backend::{BnEpilogue, BnEval, ConvGeom, ConvMath};
 use crate::{Error, Result};
 
 const MODULE: &str = "temporal_conv";
@@ -279,6 +279,16 @@ fn workspace(dev: &CudaDevice, len: usize, what: &str) -> Result<CudaSlice<f32>>
     unsafe { dev.stream.alloc::<f32>(len) }.map_err(|e| driver_err(&format!("allocating {what} ({len} floats)"), e))
 }
 
+/// What conv_gemm does with its outputs besides storing them (nothing by default).
+#[derive(Default)]
+struct GemmOutputs<'a> {
+    /// Gathers their batch statistics, one part per column tile.
+    moments: Option<&'a mut PartialMoments>,
+    /// Applies an evaluation-mode batch norm (its `[rows, 2]` double coefficients) and its
+    /// epilogue before storing them.
+    bn_eval: Option<(&'a CudaSlice<f64>, BnEpilogue<'a, CudaSlice<f32>>)>,
+}
+
 /// Launches conv_gemm in `math` for `view` with the `[rows, channels·taps]` matrix `a`.
 #[allow(clippy::too_many_arguments)]
 fn launch_gemm(
@@ -290,9 +300,23 @@ fn launch_gemm(
     src: &CudaSlice<f32>,
     bias: Option<&CudaSlice<f32>>,
     dst: &mut CudaSlice<f32>,
-    moments: Option<&mut PartialMoments>,
+    outputs: GemmOutputs<'_>,
 ) -> Result<()> {
     let p = view.repr();
+    let (coef, epilogue) = match outputs.bn_eval {
+        Some((coef, epilogue)) => (Some(coef), epilogue),
+        None => (None, BnEpilogue::none()),
+    };
+    if let Some(r) = epilogue.residual {
+        if r.len() != dst.len() {
+            return Err(Error::Cuda(format!(
+                "{op}: the residual has {} elements, the output {}",
+                r.len(),
+                dst.len()
+            )));
+        }
+    }
+    let relu = u32::from(epilogue.relu);
     let tile = tile_for(view.rows);
     let cfg = LaunchConfig {
         grid_dim: grid(op, view.column_tiles(), view.rows.div_ceil(tile.rows), 1)?,
@@ -305,8 +329,10 @@ fn launch_gemm(
         l.arg(a).arg(src);
         optional_arg(l, bias);
         l.arg(dst);
-        optional_arg_mut(l, moments.map(PartialMoments::slice_mut));
-        l.arg(&p);
+        optional_arg_mut(l, outputs.moments.map(PartialMoments::slice_mut));
+        optional_arg(l, coef);
+        optional_arg(l, epilogue.residual);
+        l.arg(&relu).arg(&p);
     })
 }
 
@@ -321,7 +347,7 @@ pub fn forward(
     b: Option<&CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    launch_forward(dev, math, g, x, w, b, y, None)
+    launch_forward(dev, math, g, x, w, b, y, GemmOutputs::default())
 }
 
 /// See `Backend::conv_t_forward_with_stats`: the forward, whose blocks also write the batch
@@ -340,8 +366,34 @@ pub fn forward_with_stats(
     // SAFETY: the block of column tile p and row tile r writes part p of each of its rows: the
     // row tiles cover every output channel, the column tiles every part.
     let mut moments = unsafe { PartialMoments::new(dev, g.c_out, parts, g.n * g.t_out() * g.v) }?;
-    launch_forward(dev, math, g, x, w, b, y, Some(&mut moments))?;
+    let outputs = GemmOutputs {
+        moments: Some(&mut moments),
+        bn_eval: None,
+    };
+    launch_forward(dev, math, g, x, w, b, y, outputs)?;
     Ok(moments)
+}
+
+/// See `Backend::conv_t_forward_bn_eval`: the forward with the batch norm's coefficients applied
+/// in its epilogue (then the residual add and the ReLU), y the batch norm's output.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_bn_eval(
+    dev: &CudaDevice,
+    math: ConvMath,
+    g: &ConvGeom,
+    x: &CudaSlice<f32>,
+    w: &CudaSlice<f32>,
+    b: Option<&CudaSlice<f32>>,
+    bn: BnEval<'_, CudaSlice<f32>>,
+    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let coef = batch_norm::eval_coefficients(dev, "conv forward + batch_norm eval", g.c_out, bn)?;
+    let outputs = GemmOutputs {
+        moments: None,
+        bn_eval: Some((&coef, epilogue)),
+    };
+    launch_forward(dev, math, g, x, w, b, y, outputs)
 }
 
 /// conv_gemm over the forward's im2col matrix: rows c_out, reduction (c_in, kt), columns (n, t_out, v).
@@ -372,7 +424,7 @@ fn launch_forward(
     w: &CudaSlice<f32>,
     b: Option<&CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
-    moments: Option<&mut PartialMoments>,
+    outputs: GemmOutputs<'_>,
 ) -> Result<()> {
     const OP: &str = "conv forward";
     check_geometry(OP, g)?;
@@ -382,7 +434,7 @@ fn launch_forward(
     if let Some(b) = b {
         check_len(OP, g, "b", b.len(), g.c_out)?;
     }
-    launch_gemm(dev, math, OP, &forward_view(g), w, x, b, y, moments)
+    launch_gemm(dev, math, OP, &forward_view(g), w, x, b, y, outputs)
 }
 
 /// Repacks the weights of one input-gradient phase, taps `tap0 + stride·m` for `m < taps`, reversed:
@@ -456,7 +508,17 @@ pub fn backward_input(
             dst_stride: g.stride,
             dst_off: phase,
         };
-        launch_gemm(dev, math, OP, &view, packed.as_ref().unwrap_or(w), dy, None, dx, None)?;
+        launch_gemm(
+            dev,
+            math,
+            OP,
+            &view,
+            packed.as_ref().unwrap_or(w),
+            dy,
+            None,
+            dx,
+            GemmOutputs::default(),
+        )?;
     }
     Ok(())
 }

@@ -2,11 +2,11 @@
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::batch_norm::PartialMoments;
+use super::batch_norm::{self, PartialMoments};
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
-use super::launch::{expect_len, optional_arg_mut, size_u32, workspace, THREADS};
-use crate::backend::GraphGeom;
+use super::launch::{expect_len, optional_arg, optional_arg_mut, size_u32, workspace, THREADS};
+use crate::backend::{BnEpilogue, BnEval, GraphGeom};
 use crate::{Error, Result};
 
 const MODULE: &str = "graph_aggregate";
@@ -35,6 +35,7 @@ struct GraphShapeRepr {
     v: u32,
     tile_rows: u32,
     tile_step: u32,
+    t: u32,
 }
 // SAFETY: plain old data with the layout of the kernel's struct.
 unsafe impl DeviceRepr for GraphShapeRepr {}
@@ -89,6 +90,7 @@ fn plan_tiles(op: &str, g: &GraphGeom, tile_rows: usize, tile_step: usize, share
             v: g.v as u32,
             tile_rows: tile_rows as u32,
             tile_step: tile_step as u32,
+            t: g.t as u32,
         },
         tiles: (total_rows as usize).div_ceil(tile_step),
         shared_bytes: shared_bytes as u32,
@@ -114,20 +116,40 @@ fn check_forward(op: &str, g: &GraphGeom, z: &CudaSlice<f32>, a: &CudaSlice<f32>
     expect_len(op, "y", y.len(), g.y_len())
 }
 
+/// What the forward does with its outputs besides storing them (nothing by default).
+#[derive(Default)]
+struct ForwardOutputs<'a> {
+    /// Gathers their batch statistics per (n, c) (the plan must have tiles of one (n, c)).
+    moments: Option<&'a mut PartialMoments>,
+    /// Applies an evaluation-mode batch norm (its `[c, 2]` double coefficients) and its epilogue
+    /// before storing them.
+    bn_eval: Option<(&'a CudaSlice<f64>, BnEpilogue<'a, CudaSlice<f32>>)>,
+}
+
 fn launch_forward(
     dev: &CudaDevice,
     p: &Plan,
     z: &CudaSlice<f32>,
     a: &CudaSlice<f32>,
     y: &mut CudaSlice<f32>,
-    moments: Option<&mut CudaSlice<f64>>,
+    outputs: ForwardOutputs<'_>,
 ) -> Result<()> {
+    let (coef, epilogue) = match outputs.bn_eval {
+        Some((coef, epilogue)) => (Some(coef), epilogue),
+        None => (None, BnEpilogue::none()),
+    };
+    if let Some(r) = epilogue.residual {
+        expect_len("graph forward", "residual", r.len(), y.len())?;
+    }
+    let relu = u32::from(epilogue.relu);
     let f = dev.function(MODULE, "graph_aggregate_forward_f32")?;
     let cfg = tiled_launch(p.tiles.min(MAX_BLOCKS), 1, p.shared_bytes);
     dev.launch(&f, "graph_aggregate_forward_f32", cfg, |b| {
         b.arg(z).arg(a).arg(y);
-        optional_arg_mut(b, moments);
-        b.arg(&p.shape);
+        optional_arg_mut(b, outputs.moments.map(PartialMoments::slice_mut));
+        optional_arg(b, coef);
+        optional_arg(b, epilogue.residual);
+        b.arg(&relu).arg(&p.shape);
     })
 }
 
@@ -142,7 +164,29 @@ pub fn forward(
     const OP: &str = "graph forward";
     let p = plan(OP, g, |rows| forward_shared_floats(g, rows))?;
     check_forward(OP, g, z, a, y)?;
-    launch_forward(dev, &p, z, a, y, None)
+    launch_forward(dev, &p, z, a, y, ForwardOutputs::default())
+}
+
+/// See `Backend::graph_forward_bn_eval`: the forward with the batch norm's coefficients applied in
+/// its epilogue (then the residual add and the ReLU), y the batch norm's output.
+pub fn forward_bn_eval(
+    dev: &CudaDevice,
+    g: &GraphGeom,
+    z: &CudaSlice<f32>,
+    a: &CudaSlice<f32>,
+    bn: BnEval<'_, CudaSlice<f32>>,
+    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
+    y: &mut CudaSlice<f32>,
+) -> Result<()> {
+    const OP: &str = "graph forward + batch_norm eval";
+    let p = plan(OP, g, |rows| forward_shared_floats(g, rows))?;
+    check_forward(OP, g, z, a, y)?;
+    let coef = batch_norm::eval_coefficients(dev, OP, g.c, bn)?;
+    let outputs = ForwardOutputs {
+        moments: None,
+        bn_eval: Some((&coef, epilogue)),
+    };
+    launch_forward(dev, &p, z, a, y, outputs)
 }
 
 /// See `Backend::graph_forward_with_stats`: the forward with the batch statistics of y gathered
@@ -163,7 +207,11 @@ pub fn forward_with_stats(
     check_forward(OP, g, z, a, y)?;
     // SAFETY: the block of tile (n, c) writes part n of channel c: all n·c parts.
     let mut moments = unsafe { PartialMoments::new(dev, g.c, g.n, g.n * g.t * g.v) }?;
-    launch_forward(dev, &p, z, a, y, Some(moments.slice_mut()))?;
+    let outputs = ForwardOutputs {
+        moments: Some(&mut moments),
+        bn_eval: None,
+    };
+    launch_forward(dev, &p, z, a, y, outputs)?;
     Ok(Some(moments))
 }
 

@@ -63,8 +63,9 @@ pub unsafe fn workspace<T: DeviceRepr>(dev: &CudaDevice, what: &str, len: usize)
 /// Null, the kernels' "none" for an optional input pointer.
 const NULL: u64 = 0;
 
-/// Pushes `buf`'s device pointer, or null: a kernel's optional input (a bias, a residual, a scale).
-pub fn optional_arg<'a>(b: &mut LaunchArgs<'a>, buf: Option<&'a CudaSlice<f32>>) {
+/// Pushes `buf`'s device pointer, or null: a kernel's optional input (a bias, a residual, a scale,
+/// batch-norm coefficients).
+pub fn optional_arg<'a, T: DeviceRepr>(b: &mut LaunchArgs<'a>, buf: Option<&'a CudaSlice<T>>) {
     match buf {
         Some(buf) => b.arg(buf),
         None => b.arg(&NULL),

@@ -1,6 +1,12 @@
-//! Batch statistics gathered by the kernels that write a batch norm's input (the conv forward in
-//! f32, TF32 and bf16, the graph aggregation forward) against the batch norm's own statistics pass
-//! and against the CPU, on fresh random data into poisoned (NaN) outputs:
+//! The batch norm fused into the kernels that write its input (the conv forward in f32, TF32 and
+//! bf16, the graph aggregation forward), on fresh random data into poisoned (NaN) outputs.
+//!
+//! In evaluation mode those kernels apply the batch norm, the residual add and the ReLU to their
+//! outputs before storing them: the same operations and roundings as the kernels in sequence
+//! (forward, `batch_norm_eval` with its epilogue), so the same bits, for every epilogue.
+//!
+//! In training mode they gather the batch statistics, checked against the batch norm's own
+//! statistics pass and against the CPU:
 //! - the gathering forward writes the same output, bit for bit, as the plain one;
 //! - the training-mode batch norm given those statistics matches the one computing them from the
 //!   same input on the GPU and on the CPU, with the tolerances of tests/cuda_batch_norm.rs (every
@@ -20,7 +26,7 @@ use conv_support::{cases, Inputs};
 use gpu_support::{assert_bits, assert_close, fetch, gpu_with, normal, poisoned};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::{CudaBackend, GpuBuf, PartialMoments};
-use leangcn::backend::{Backend, BnEpilogue, BnGeom, ConvMath, GraphGeom};
+use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvMath, GraphGeom};
 use leangcn::model::init::InitRng;
 
 const EPS32: f32 = f32::EPSILON;
@@ -192,6 +198,150 @@ fn graph_gathered_statistics_match_the_batch_norm_pass() {
                 be.check().expect("the graph forward failed");
                 assert!(!fits, "{what}: no statistics gathered");
             }
+        }
+    }
+}
+
+/// The device copies of a batch norm's parameters.
+struct GpuBnParams {
+    gamma: GpuBuf<f32>,
+    beta: GpuBuf<f32>,
+    running_mean: GpuBuf<f32>,
+    running_var: GpuBuf<f32>,
+}
+
+impl GpuBnParams {
+    fn new(be: &CudaBackend, p: &BnParams) -> Self {
+        Self {
+            gamma: be.upload(&p.gamma),
+            beta: be.upload(&p.beta),
+            running_mean: be.upload(&p.running_mean),
+            running_var: be.upload(&p.running_var),
+        }
+    }
+
+    fn eval(&self) -> BnEval<'_, GpuBuf<f32>> {
+        BnEval {
+            gamma: &self.gamma,
+            beta: &self.beta,
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            eps: 1e-5,
+        }
+    }
+}
+
+/// `batch_norm_eval` of `u` with `epilogue` into a poisoned output: the unfused reference.
+fn gpu_batch_norm_eval(
+    be: &CudaBackend,
+    g: &BnGeom,
+    u: &GpuBuf<f32>,
+    p: &GpuBnParams,
+    epilogue: BnEpilogue<'_, GpuBuf<f32>>,
+) -> Vec<f32> {
+    let mut y = poisoned(be, g.len());
+    let bn = p.eval();
+    be.batch_norm_eval(
+        g,
+        u,
+        epilogue,
+        bn.gamma,
+        bn.beta,
+        bn.running_mean,
+        bn.running_var,
+        &mut y,
+    );
+    fetch(be, &y)
+}
+
+/// Every epilogue: none, ReLU, residual, residual and ReLU.
+fn epilogues(residual: &GpuBuf<f32>) -> [BnEpilogue<'_, GpuBuf<f32>>; 4] {
+    [
+        BnEpilogue::none(),
+        BnEpilogue::relu(),
+        BnEpilogue {
+            residual: Some(residual),
+            relu: false,
+        },
+        BnEpilogue {
+            residual: Some(residual),
+            relu: true,
+        },
+    ]
+}
+
+#[test]
+fn conv_with_the_evaluation_batch_norm_equals_the_two_ops() {
+    for (seed, math) in (71..).zip(ConvMath::ALL) {
+        let Some(be) = gpu_with(
+            &format!("{math}_conv_with_the_evaluation_batch_norm_equals_the_two_ops"),
+            math,
+        ) else {
+            continue;
+        };
+        let mut rng = InitRng::new(seed);
+        for (name, g, bias) in cases() {
+            let inputs = Inputs::new(&mut rng, &g, bias);
+            let (x, w) = (be.upload(&inputs.x), be.upload(&inputs.w));
+            let b = inputs.b.as_deref().map(|b| be.upload(b));
+            let params = GpuBnParams::new(&be, &BnParams::new(&mut rng, g.c_out));
+            let residual = be.upload(&normal(&mut rng, g.y_len()));
+            let mut u = poisoned(&be, g.y_len());
+            be.conv_t_forward(&g, &x, &w, b.as_ref(), &mut u);
+            let bn = bn_geom(g.n, g.c_out, g.t_out() * g.v);
+            for epilogue in epilogues(&residual) {
+                let what = format!(
+                    "{math} {name}, residual {}, relu {}",
+                    epilogue.residual.is_some(),
+                    epilogue.relu
+                );
+                let mut y = poisoned(&be, g.y_len());
+                be.conv_t_forward_bn_eval(&g, &x, &w, b.as_ref(), params.eval(), epilogue, &mut y);
+                assert_bits(
+                    &what,
+                    &fetch(&be, &y),
+                    &gpu_batch_norm_eval(&be, &bn, &u, &params, epilogue),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn graph_with_the_evaluation_batch_norm_equals_the_two_ops() {
+    let Some(be) = gpu_with("graph_with_the_evaluation_batch_norm_equals_the_two_ops", ConvMath::F32) else {
+        return;
+    };
+    let mut rng = InitRng::new(73);
+    let graph = |n, k, c, t, v| GraphGeom { n, k, c, t, v };
+    for g in [
+        graph(1, 1, 1, 1, 1),
+        graph(3, 3, 5, 7, 25), // a tile crosses channels and samples
+        graph(2, 3, 64, 100, 25),
+        graph(2, 3, 4, 300, 25), // 300 frames a channel
+    ] {
+        let (z, a) = (
+            be.upload(&normal(&mut rng, g.z_len())),
+            be.upload(&normal(&mut rng, g.a_len())),
+        );
+        let params = GpuBnParams::new(&be, &BnParams::new(&mut rng, g.c));
+        let residual = be.upload(&normal(&mut rng, g.y_len()));
+        let mut u = poisoned(&be, g.y_len());
+        be.graph_forward(&g, &z, &a, &mut u);
+        let bn = bn_geom(g.n, g.c, g.t * g.v);
+        for epilogue in epilogues(&residual) {
+            let what = format!(
+                "{g:?}, residual {}, relu {}",
+                epilogue.residual.is_some(),
+                epilogue.relu
+            );
+            let mut y = poisoned(&be, g.y_len());
+            be.graph_forward_bn_eval(&g, &z, &a, params.eval(), epilogue, &mut y);
+            assert_bits(
+                &what,
+                &fetch(&be, &y),
+                &gpu_batch_norm_eval(&be, &bn, &u, &params, epilogue),
+            );
         }
     }
 }
