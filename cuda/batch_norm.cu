@@ -20,7 +20,7 @@
 // The per-element kernels then use per-channel coefficients computed in double with the CPU's
 // formulas and roundings (explicit __d*_rn, so nothing is contracted into an FMA).
 
-#include "bn_epilogue.cuh"
+#include "output_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "reduce.cuh"
 
@@ -108,7 +108,7 @@ extern "C" __global__ void batch_norm_eval_coefficients_f32(const float* __restr
     }
 }
 
-// y = relu?(x·scale + shift + residual?) per channel (bn_epilogue.cuh). x, residual (null for none),
+// y = relu?(x·scale + shift + residual?) per channel (output_epilogue.cuh). x, residual (null for none),
 // y: rows (n, ch) of s columns; relu: 0 or 1.
 extern "C" __global__ void batch_norm_apply_f32(const float* __restrict__ x, const double* __restrict__ coef,
                                                 BnShape g, const float* __restrict__ residual, uint32_t relu,
@@ -116,7 +116,7 @@ extern "C" __global__ void batch_norm_apply_f32(const float* __restrict__ x, con
     FOR_ROWS(row, g.n * g.c) {
         const uint32_t ch = row % g.c;
         const uint64_t base = (uint64_t)row * g.s;
-        FOR_COLS(j, g.s) y[base + j] = bn_epilogue(x[base + j], coef, ch, residual, base + j, relu);
+        FOR_COLS(j, g.s) y[base + j] = output_epilogue(x[base + j], coef, ch, residual, nullptr, base + j, relu);
     }
 }
 

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "bn_epilogue.cuh"
+#include "output_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "reduce.cuh"
 
@@ -75,7 +75,7 @@ static __device__ __forceinline__ void copy_adjacency(const float* __restrict__ 
 // one (n, c): tile_step = t; the mean comes from the thread sums, M2 from a second pass over the
 // tile's outputs, read back from global memory (written by this block, so the reads hit L1/L2).
 // bn_coef, residual, relu: an evaluation-mode batch norm and its epilogue applied to the outputs
-// before they are stored (bn_epilogue.cuh; null, null, 0 for none; never with moments).
+// before they are stored (output_epilogue.cuh; null, null, 0 for none; never with moments).
 extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__ z, const float* __restrict__ a,
                                                        float* __restrict__ y, double* __restrict__ moments,
                                                        const double* __restrict__ bn_coef,
@@ -119,7 +119,7 @@ extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__
                     const uint64_t at = out0 + (uint64_t)i * v;
                     // the output's channel, for the batch norm's coefficients
                     const uint32_t ch = bn_coef != nullptr ? (row0 + row + i) % g.rows_per_sample / g.t : 0;
-                    y[at] = bn_epilogue(acc[i], bn_coef, ch, residual, at, relu);
+                    y[at] = output_epilogue(acc[i], bn_coef, ch, residual, nullptr, at, relu);
                     if (moments != nullptr) sum += (double)acc[i];
                 }
         }

@@ -26,7 +26,7 @@
 // into a workspace of partial tiles, then conv_sum_splits adds them up in split order. No atomics:
 // every result is bit-for-bit repeatable. All indices are 32-bit; the launchers check the sizes.
 
-#include "bn_epilogue.cuh"
+#include "output_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "conv_tiles.cuh"
 
@@ -211,13 +211,17 @@ __device__ __forceinline__ void gather_row_moments(const float (&acc)[T::TM][T::
 
 // blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null. moments: null, or the batch
 // statistics of dst gathered per (row, column tile): [rows, gridDim.x, 3] (bn_moments.cuh).
-// bn_coef, residual, relu: an evaluation-mode batch norm and its epilogue applied to the outputs
-// before they are stored (bn_epilogue.cuh; null, null, 0 for none; never with moments).
+// bn_coef, residual, residual_mask, relu: what is applied to the outputs before they are stored
+// (output_epilogue.cuh; null, null, null, 0 for nothing): an evaluation-mode batch norm and its
+// residual add and ReLU in the forward (never with moments); in the input gradient, a gradient
+// added (a block's residual share, masked by the block's ReLU output for an identity residual).
 template <class T>
 __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const float* __restrict__ src,
                                           const float* __restrict__ bias, float* __restrict__ dst,
                                           double* __restrict__ moments, const double* __restrict__ bn_coef,
-                                          const float* __restrict__ residual, uint32_t relu, const ConvGemm& p) {
+                                          const float* __restrict__ residual,
+                                          const float* __restrict__ residual_mask, uint32_t relu,
+                                          const ConvGemm& p) {
     __shared__ __align__(16) Smem<T> sm;
     const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM;
     const int tx = threadIdx.x % (T::BN / T::TN), ty = threadIdx.x / (T::BN / T::TN);
@@ -227,6 +231,7 @@ __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const flo
     accumulate<T>(la, lb, 0, p.k, sm, ty, tx, acc);
 
     const int row_stride = p.dst_t * p.v;
+    const bool finish = bn_coef != nullptr || residual != nullptr || relu;  // uniform
 #pragma unroll
     for (int j = 0; j < T::TN; ++j) {
         const int q = n0 + tile_column<T>(tx, j);
@@ -235,10 +240,10 @@ __device__ __forceinline__ void conv_gemm(const float* __restrict__ a, const flo
 #pragma unroll
         for (int i = 0; i < T::TM; ++i) {
             const int row = m0 + ty * T::TM + i;
-            if (row < p.rows) {
-                const int at = base + row * row_stride;
-                dst[at] = bn_epilogue(bias ? acc[i][j] + bias[row] : acc[i][j], bn_coef, row, residual, at, relu);
-            }
+            if (row >= p.rows) continue;
+            const int at = base + row * row_stride;
+            const float v = bias ? acc[i][j] + bias[row] : acc[i][j];
+            dst[at] = finish ? output_epilogue(v, bn_coef, row, residual, residual_mask, at, relu) : v;
         }
     }
     if (moments != nullptr) gather_row_moments<T>(acc, bias, m0, n0, ty, tx, p, moments);  // uniform
@@ -377,9 +382,10 @@ __device__ __forceinline__ void conv_wgrad(const float* __restrict__ x, const fl
         conv_gemm_##BM##x##BN##_f32(const float* __restrict__ a, const float* __restrict__ src,                  \
                                     const float* __restrict__ bias, float* __restrict__ dst,                     \
                                     double* __restrict__ moments, const double* __restrict__ bn_coef,            \
-                                    const float* __restrict__ residual, uint32_t relu,                           \
+                                    const float* __restrict__ residual,                                          \
+                                    const float* __restrict__ residual_mask, uint32_t relu,                      \
                                     const __grid_constant__ ConvGemm p) {                                        \
-        conv_gemm<Tile<BM, BN, TM>>(a, src, bias, dst, moments, bn_coef, residual, relu, p);                     \
+        conv_gemm<Tile<BM, BN, TM>>(a, src, bias, dst, moments, bn_coef, residual, residual_mask, relu, p);      \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)                                          \
         conv_wgrad_##BM##x##BN##_f32(const float* __restrict__ x, const float* __restrict__ dy,                  \

@@ -40,7 +40,7 @@
 //                   B b0,b1 (2t..2t+1, g), b2,b3 (2t + 8.., g);
 //   C (both): c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
 
-#include "bn_epilogue.cuh"
+#include "output_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "conv_tiles.cuh"
 
@@ -335,13 +335,17 @@ __device__ __forceinline__ void tc_gather_row_moments(const float (&acc)[T::MT][
 
 // blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null. moments: null, or the batch
 // statistics of dst gathered per (row, column tile): [rows, gridDim.x, 3] (bn_moments.cuh).
-// bn_coef, residual, relu: an evaluation-mode batch norm and its epilogue applied to the outputs
-// before they are stored (bn_epilogue.cuh; null, null, 0 for none; never with moments).
+// bn_coef, residual, residual_mask, relu: what is applied to the outputs before they are stored
+// (output_epilogue.cuh; null, null, null, 0 for nothing): an evaluation-mode batch norm and its
+// residual add and ReLU in the forward (never with moments); in the input gradient, a gradient
+// added (a block's residual share, masked by the block's ReLU output for an identity residual).
 template <class T>
 __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const float* __restrict__ src,
                                              const float* __restrict__ bias, float* __restrict__ dst,
                                              double* __restrict__ moments, const double* __restrict__ bn_coef,
-                                             const float* __restrict__ residual, uint32_t relu, const ConvGemm& p) {
+                                             const float* __restrict__ residual,
+                                             const float* __restrict__ residual_mask, uint32_t relu,
+                                             const ConvGemm& p) {
     __shared__ __align__(16) TcSmem<T> sm;
     const int n0 = blockIdx.x * T::BN, m0 = blockIdx.y * T::BM;
     const int warp = threadIdx.x / 32;
@@ -368,7 +372,8 @@ __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const 
                     const float v = acc[mt][nt][2 * h + c];
                     if (row < p.rows) {
                         const int at = base + row * row_stride;
-                        dst[at] = bn_epilogue(bias ? v + bias[row] : v, bn_coef, row, residual, at, relu);
+                        dst[at] = output_epilogue(bias ? v + bias[row] : v, bn_coef, row, residual,
+                                          residual_mask, at, relu);
                     }
                 }
         }
@@ -484,10 +489,11 @@ __device__ __forceinline__ void tc_conv_wgrad(const float* __restrict__ x, const
         conv_gemm_##BM##x##BN##_##NAME(const float* __restrict__ a, const float* __restrict__ src,               \
                                        const float* __restrict__ bias, float* __restrict__ dst,                  \
                                        double* __restrict__ moments, const double* __restrict__ bn_coef,         \
-                                       const float* __restrict__ residual, uint32_t relu,                        \
+                                       const float* __restrict__ residual,                                       \
+                                       const float* __restrict__ residual_mask, uint32_t relu,                   \
                                        const __grid_constant__ ConvGemm p) {                                     \
-        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, moments, bn_coef, residual,  \
-                                                                  relu, p);                                      \
+        tc_conv_gemm<TcTile<BM, BN, WM, WN, STAGES, false, MATH>>(a, src, bias, dst, moments, bn_coef, residual, \
+                                                                  residual_mask, relu, p);                       \
     }                                                                                                            \
     extern "C" __global__ void __launch_bounds__(NTHREADS, WGRAD_MIN_BLOCKS)                                    \
         conv_wgrad_##BM##x##BN##_##NAME(const float* __restrict__ x, const float* __restrict__ dy,               \

@@ -7,13 +7,14 @@
 //! (`relu_backward_add`) equals `relu_backward` of a copy added with `add_assign`. The batch
 //! statistics the conv and graph forwards gather give the training-mode BN exactly what its own
 //! pass gives, and statistics of another activation are refused; the evaluation-mode BN they apply
-//! in their epilogue equals the forward followed by `batch_norm_eval`.
+//! in their epilogue equals the forward followed by `batch_norm_eval`; and the conv input gradient
+//! with a (ReLU-masked) gradient added equals it followed by `relu_backward_add` (`add_assign`).
 
 mod cpu_support;
 
 use cpu_support::Rng;
 use leangcn::backend::cpu::{ChannelMoments, CpuBackend};
-use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, GraphGeom, Scalar};
+use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, GradAdd, GraphGeom, Scalar};
 use leangcn::layers::params_of;
 use leangcn::model::{Stgcn, StgcnConfig};
 
@@ -470,4 +471,51 @@ fn evaluation_bn_in_the_producer_equals_the_two_ops_f64() {
 #[test]
 fn evaluation_bn_in_the_producer_equals_the_two_ops_f32() {
     evaluation_bn_in_the_producer_equals_the_two_ops::<f32>(81);
+}
+
+fn input_gradient_add_equals_the_two_ops<T: Scalar>(seed: u64) {
+    let be = CpuBackend::<T>::new();
+    let mut rng = Rng::new(seed);
+    let g = ConvGeom {
+        n: 2,
+        c_in: 3,
+        c_out: 5,
+        t_in: 10,
+        v: 3,
+        kt: 9,
+        pad: 4,
+        stride: 2,
+    };
+    let (dy, w) = (random::<T>(&mut rng, g.y_len()), random::<T>(&mut rng, g.w_len()));
+    let (grad, relu_y) = (random::<T>(&mut rng, g.x_len()), random::<T>(&mut rng, g.x_len()));
+    for relu_output in [None, Some(&relu_y)] {
+        let mut want = be.zeros(g.x_len());
+        be.conv_t_backward_input(&g, &dy, &w, &mut want);
+        match relu_output {
+            Some(y) => be.relu_backward_add(y, &grad, &mut want),
+            None => be.add_assign(&mut want, &grad),
+        }
+        let mut dx = be.zeros(g.x_len());
+        be.conv_t_backward_input_add(
+            &g,
+            &dy,
+            &w,
+            GradAdd {
+                grad: &grad,
+                relu_output,
+            },
+            &mut dx,
+        );
+        assert_bits(&format!("{} masked {}", T::NAME, relu_output.is_some()), &dx, &want);
+    }
+}
+
+#[test]
+fn input_gradient_add_equals_the_two_ops_f64() {
+    input_gradient_add_equals_the_two_ops::<f64>(82);
+}
+
+#[test]
+fn input_gradient_add_equals_the_two_ops_f32() {
+    input_gradient_add_equals_the_two_ops::<f32>(83);
 }

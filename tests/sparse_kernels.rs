@@ -296,7 +296,7 @@ fn a_fixed_sparse_mask_switches_the_conv_to_csr_and_rebuilds_on_mask_changes() {
     let dy = rng.vec(g.y_len());
     let y = conv.forward(&be, &x, n, t_in, v);
     assert_eq!(conv.format(), ConvFormat::Csr);
-    let dx = conv.backward(&be, &x, &dy, n, t_in, v);
+    let dx = conv.backward(&be, &x, &dy, n, t_in, v, None);
     let (want_y, want_dx) = dense_reference(&conv, &sparse_mask, &dy);
     assert_close("CSR layer forward", &y, &want_y, 1e-12);
     assert_close("CSR layer input gradient", &dx, &want_dx, 1e-12);

@@ -145,8 +145,8 @@ fn straight_through_estimator_matches_the_dense_conv_on_the_masked_weight() {
     let y_dense = dense.forward(&be, &x, n, t, v);
     assert_eq!(y_masked, y_dense);
     let dy: Vec<f64> = (0..y_dense.len()).map(|_| rng.normal()).collect();
-    let dx_masked = masked.backward(&be, &x, &dy, n, t, v);
-    let dx_dense = dense.backward(&be, &x, &dy, n, t, v);
+    let dx_masked = masked.backward(&be, &x, &dy, n, t, v, None);
+    let dx_dense = dense.backward(&be, &x, &dy, n, t, v, None);
     assert_eq!(dx_masked, dx_dense, "input gradient through W ⊙ M");
     let g = &dense.weight.grad;
     let dw: Vec<f64> = g.iter().zip(&mask).map(|(g, m)| g * m).collect();

@@ -82,6 +82,35 @@ impl<Buf: ?Sized> Clone for BnEval<'_, Buf> {
 }
 impl<Buf: ?Sized> Copy for BnEval<'_, Buf> {}
 
+/// A gradient added to an op's output gradient as it is stored (`conv_t_backward_input_add`):
+/// `dx = ∂L/∂x + grad`, or `∂L/∂x + grad ⊙ 1[relu_output > 0]` with `relu_output`: a block's
+/// residual share of its input gradient, added in the pass that writes dx, with the one f32 add that
+/// `add_assign` (`relu_backward_add`) would make afterwards, so the same bits. Shaped as dx.
+pub struct GradAdd<'a, Buf: ?Sized> {
+    pub grad: &'a Buf,
+    pub relu_output: Option<&'a Buf>,
+}
+
+impl<'a, Buf: ?Sized> GradAdd<'a, Buf> {
+    /// The same gradient as other views of the buffers (`Vec<T>` → `[T]`, a device slice).
+    pub fn try_map<Other: ?Sized, E>(
+        self,
+        view: impl Fn(&'a Buf) -> Result<&'a Other, E>,
+    ) -> Result<GradAdd<'a, Other>, E> {
+        Ok(GradAdd {
+            grad: view(self.grad)?,
+            relu_output: self.relu_output.map(&view).transpose()?,
+        })
+    }
+}
+
+impl<Buf: ?Sized> Clone for GradAdd<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Buf: ?Sized> Copy for GradAdd<'_, Buf> {}
+
 /// `max(v, 0)` as `relu_forward` computes it: only `v < 0` is replaced, so a NaN stays NaN and
 /// `-0` stays `-0`. The CPU's fused and unfused ops both call this, so they agree bit for bit.
 pub fn relu<T: Scalar>(v: T) -> T {

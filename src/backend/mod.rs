@@ -34,7 +34,7 @@ mod geometry;
 mod scalar;
 
 pub use conv_math::ConvMath;
-pub use epilogue::{BnEpilogue, BnEval};
+pub use epilogue::{BnEpilogue, BnEval, GradAdd};
 pub use geometry::{BnGeom, ConvGeom, GraphGeom};
 pub use scalar::Scalar;
 
@@ -186,6 +186,17 @@ pub trait Backend: Send + Sync {
     fn conv_t_forward(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, b: Option<&Self::Buf>, y: &mut Self::Buf);
     /// `dx = ∂L/∂x` (overwritten) from `dy`.
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Self::Buf, w: &Self::Buf, dx: &mut Self::Buf);
+    /// `dx = ∂L/∂x + add` (overwritten, see [`GradAdd`]): `conv_t_backward_input`, then
+    /// `add_assign(dx, grad)` or `relu_backward_add(relu_output, grad, dx)`, in one pass with the
+    /// same bits.
+    fn conv_t_backward_input_add(
+        &self,
+        g: &ConvGeom,
+        dy: &Self::Buf,
+        w: &Self::Buf,
+        add: GradAdd<'_, Self::Buf>,
+        dx: &mut Self::Buf,
+    );
     /// `dw += ∂L/∂w`, `db += Σ dy`.
     fn conv_t_backward_weight(
         &self,

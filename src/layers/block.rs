@@ -2,7 +2,7 @@
 
 use super::batch_norm::apply_epilogue;
 use super::{held, join, Conv, Entry, GraphConv, Module, TemporalUnit};
-use crate::backend::{Backend, BnEpilogue};
+use crate::backend::{Backend, BnEpilogue, GradAdd};
 use crate::model::config::{BlockPlan, ResidualKind};
 use crate::model::init::InitRng;
 use crate::model::{Adjacency, StgcnConfig};
@@ -109,7 +109,7 @@ impl<B: Backend> StgcnBlock<B> {
 
     /// Backward given the forward's input `x` and output `y`; returns dx. The tail's ReLU backward
     /// is the mask of the temporal (and residual) unit's BN backward; only the identity residual
-    /// needs the masked gradient itself.
+    /// needs the masked gradient itself, which the graph unit's conv adds as it writes dx.
     pub fn backward(&mut self, be: &B, x: &B::Buf, y: &B::Buf, dy: B::Buf, n: usize, t_in: usize) -> B::Buf {
         let h = self.gcn_out.take().expect("StgcnBlock::backward without a forward");
         let residual_dx = match &mut self.residual {
@@ -117,14 +117,20 @@ impl<B: Backend> StgcnBlock<B> {
             Residual::None | Residual::Identity => None,
         };
         let dh = self.tcn.backward(be, &h, &dy, Some(y), n, t_in);
-        let mut dx = self.gcn.backward(be, x, &h, dh, n, t_in);
-        match (&self.residual, residual_dx) {
-            // the identity residual's gradient is the block's ReLU-masked dy
-            (Residual::Identity, _) => be.relu_backward_add(y, &dy, &mut dx),
-            (_, Some(r)) => be.add_assign(&mut dx, &r),
-            _ => {}
-        }
-        dx
+        // the residual's share of dx is added as the graph unit's conv writes dx; the identity
+        // residual's share is the block's ReLU-masked dy
+        let add = match (&self.residual, &residual_dx) {
+            (Residual::Identity, _) => Some(GradAdd {
+                grad: &dy,
+                relu_output: Some(y),
+            }),
+            (_, Some(r)) => Some(GradAdd {
+                grad: r,
+                relu_output: None,
+            }),
+            _ => None,
+        };
+        self.gcn.backward(be, x, &h, dh, n, t_in, add)
     }
 
     /// Values the last forward keeps for the backward, per unit in [`Self::convs_ref`] order: the

@@ -3,7 +3,7 @@
 
 use super::conv_sparse::{ConvFormat, FixedMaskWeight};
 use super::{join, Buffer, Entry, Module, Param};
-use crate::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom};
+use crate::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, GradAdd};
 use crate::model::init::InitRng;
 
 /// A 0/1 mask on a conv weight: the forward uses `W ⊙ M`.
@@ -255,10 +255,24 @@ impl<B: Backend> Conv<B> {
         (y, stats)
     }
 
-    /// Accumulates the weight and bias gradients and returns dx (`[n, c_in, t_in, v]`).
-    pub fn backward(&mut self, be: &B, x: &B::Buf, dy: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
+    /// Accumulates the weight and bias gradients and returns dx (`[n, c_in, t_in, v]`), plus `add`
+    /// when given (added as dx is written; see [`GradAdd`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        dy: &B::Buf,
+        n: usize,
+        t_in: usize,
+        v: usize,
+        add: Option<GradAdd<'_, B::Buf>>,
+    ) -> B::Buf {
         self.backward_params(be, x, dy, n, t_in, v);
-        self.backward_input(be, dy, n, t_in, v)
+        match add {
+            Some(add) => self.backward_input_add(be, dy, n, t_in, v, add),
+            None => self.backward_input(be, dy, n, t_in, v),
+        }
     }
 
     /// Accumulates the weight and bias gradients only (for the first layer, whose input needs none).
@@ -286,6 +300,34 @@ impl<B: Backend> Conv<B> {
         match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
             Some(csr) => be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx),
             None => be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx),
+        }
+        dx
+    }
+}
+
+impl<B: Backend> Conv<B> {
+    /// `backward_input` plus `add`, in the pass that writes dx when the conv computes densely; from
+    /// CSR, the sparse input gradient and then the add.
+    pub fn backward_input_add(
+        &self,
+        be: &B,
+        dy: &B::Buf,
+        n: usize,
+        t_in: usize,
+        v: usize,
+        add: GradAdd<'_, B::Buf>,
+    ) -> B::Buf {
+        let g = self.geom(n, t_in, v);
+        let mut dx = be.zeros(g.x_len());
+        match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
+            Some(csr) => {
+                be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx);
+                match add.relu_output {
+                    Some(y) => be.relu_backward_add(y, add.grad, &mut dx),
+                    None => be.add_assign(&mut dx, add.grad),
+                }
+            }
+            None => be.conv_t_backward_input_add(&g, dy, self.weight_in_use(), add, &mut dx),
         }
         dx
     }

@@ -2,7 +2,7 @@
 //! over the K adjacency subsets, BatchNorm2d and ReLU.
 
 use super::{join, BatchNorm, Buffer, Conv, Entry, Module, Param};
-use crate::backend::{Backend, BnEpilogue, GraphGeom};
+use crate::backend::{Backend, BnEpilogue, GradAdd, GraphGeom};
 use crate::model::init::InitRng;
 use crate::model::{Adaptive, Adjacency, StgcnConfig};
 
@@ -119,8 +119,18 @@ impl<B: Backend> GraphConv<B> {
     }
 
     /// Backward given the forward's input `x` and output `out`; accumulates every parameter gradient
-    /// and returns dx.
-    pub fn backward(&mut self, be: &B, x: &B::Buf, out: &B::Buf, dout: B::Buf, n: usize, t: usize) -> B::Buf {
+    /// and returns dx, plus `add` when given (added as the conv writes dx; see [`GradAdd`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        be: &B,
+        x: &B::Buf,
+        out: &B::Buf,
+        dout: B::Buf,
+        n: usize,
+        t: usize,
+        add: Option<GradAdd<'_, B::Buf>>,
+    ) -> B::Buf {
         let cache = self.cache.take().expect("GraphConv::backward without a forward");
         // the ReLU's backward is the BN backward's mask
         let dagg = self.bn.backward(be, &cache.agg, &dout, Some(out), n, t * self.v);
@@ -135,7 +145,7 @@ impl<B: Backend> GraphConv<B> {
             // d(A ⊙ PA)/dPA = A: exactly zero where the graph has no edge
             AdjacencyState::Importance(a, pa) => be.mul_acc(&da_eff, &a.value, &mut pa.grad),
         }
-        self.conv.backward(be, x, &dz, n, t, self.v)
+        self.conv.backward(be, x, &dz, n, t, self.v, add)
     }
 }
 

@@ -73,9 +73,9 @@ impl<B: Backend> ClassifierHead<B> {
             let mut dropped = be.zeros(n * self.channels);
             be.copy(pooled, &mut dropped);
             be.dropout(&mut dropped, self.dropout, self.dropout_seed);
-            self.fc.backward(be, &dropped, dlogits, n, 1, 1)
+            self.fc.backward(be, &dropped, dlogits, n, 1, 1, None)
         } else {
-            self.fc.backward(be, pooled, dlogits, n, 1, 1)
+            self.fc.backward(be, pooled, dlogits, n, 1, 1, None)
         };
         if self.dropout > 0.0 {
             be.dropout(&mut dpooled, self.dropout, self.dropout_seed);

@@ -109,7 +109,7 @@ impl<B: Backend> TemporalUnit<B> {
         } else {
             self.bn.backward(be, &u, dy, relu_output, n, s)
         };
-        self.conv.backward(be, x, &du, n, t_in, self.v)
+        self.conv.backward(be, x, &du, n, t_in, self.v, None)
     }
 }
 

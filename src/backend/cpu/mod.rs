@@ -19,7 +19,9 @@ use std::marker::PhantomData;
 pub use batch_norm::ChannelMoments;
 
 use super::sparse::{CsrWeight, Packed24Weight};
-use super::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, Scalar, SgdHyper};
+use super::{
+    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, Scalar, SgdHyper,
+};
 
 /// The CPU backend computing in `T` (f32 or f64).
 #[derive(Clone, Debug, Default)]
@@ -164,6 +166,20 @@ impl<T: Scalar> Backend for CpuBackend<T> {
             conv::rounded_operand(self.conv_math, w),
         );
         conv::backward_input(g, &dy, &w, dx)
+    }
+    fn conv_t_backward_input_add(
+        &self,
+        g: &ConvGeom,
+        dy: &Vec<T>,
+        w: &Vec<T>,
+        add: GradAdd<'_, Vec<T>>,
+        dx: &mut Vec<T>,
+    ) {
+        self.conv_t_backward_input(g, dy, w, dx);
+        match add.relu_output {
+            Some(y) => elementwise::relu_backward_add(y, add.grad, dx),
+            None => elementwise::add_assign(dx, add.grad),
+        }
     }
     fn conv_t_backward_weight(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, db: Option<&mut Vec<T>>) {
         // the bias gradient sums the unrounded dy, as the GPU kernels do

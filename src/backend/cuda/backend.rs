@@ -15,7 +15,9 @@ use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::sparse::{CsrWeight, Packed24Weight};
-use crate::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GraphGeom, SgdHyper};
+use crate::backend::{
+    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, SgdHyper,
+};
 use crate::{Error, Result};
 
 pub struct CudaBackend {
@@ -384,7 +386,20 @@ impl Backend for CudaBackend {
         })
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
-        self.run(|dev| conv::backward_input(dev, self.conv_math, g, data(dy)?, data(w)?, data_mut(dx)?))
+        self.run(|dev| conv::backward_input(dev, self.conv_math, g, data(dy)?, data(w)?, None, data_mut(dx)?))
+    }
+    fn conv_t_backward_input_add(
+        &self,
+        g: &ConvGeom,
+        dy: &GpuBuf<f32>,
+        w: &GpuBuf<f32>,
+        add: GradAdd<'_, GpuBuf<f32>>,
+        dx: &mut GpuBuf<f32>,
+    ) {
+        self.run(|dev| {
+            let add = add.try_map(data)?;
+            conv::backward_input(dev, self.conv_math, g, data(dy)?, data(w)?, Some(add), data_mut(dx)?)
+        })
     }
     fn conv_t_backward_weight(
         &self,

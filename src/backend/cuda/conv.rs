@@ -12,7 +12,7 @@ use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
 use super::launch::{optional_arg, optional_arg_mut};
-use crate::backend::{BnEpilogue, BnEval, ConvGeom, ConvMath};
+use crate::backend::{BnEpilogue, BnEval, ConvGeom, ConvMath, GradAdd};
 use crate::{Error, Result};
 
 const MODULE: &str = "temporal_conv";
@@ -279,14 +279,32 @@ fn workspace(dev: &CudaDevice, len: usize, what: &str) -> Result<CudaSlice<f32>>
     unsafe { dev.stream.alloc::<f32>(len) }.map_err(|e| driver_err(&format!("allocating {what} ({len} floats)"), e))
 }
 
-/// What conv_gemm does with its outputs besides storing them (nothing by default).
+/// What conv_gemm does with its outputs besides storing them (nothing by default); the kernel
+/// applies them in `cuda/output_epilogue.cuh`'s order.
 #[derive(Default)]
 struct GemmOutputs<'a> {
     /// Gathers their batch statistics, one part per column tile.
     moments: Option<&'a mut PartialMoments>,
-    /// Applies an evaluation-mode batch norm (its `[rows, 2]` double coefficients) and its
-    /// epilogue before storing them.
-    bn_eval: Option<(&'a CudaSlice<f64>, BnEpilogue<'a, CudaSlice<f32>>)>,
+    /// The `[rows, 2]` double coefficients of an evaluation-mode batch norm applied to them.
+    bn_coef: Option<&'a CudaSlice<f64>>,
+    /// Added to them (shaped as the output).
+    residual: Option<&'a CudaSlice<f32>>,
+    /// The residual counts only where this (a ReLU's output, shaped as the output) is > 0.
+    residual_mask: Option<&'a CudaSlice<f32>>,
+    /// A ReLU last.
+    relu: bool,
+}
+
+impl<'a> GemmOutputs<'a> {
+    /// An evaluation-mode batch norm with coefficients `coef`, then its epilogue.
+    fn bn_eval(coef: &'a CudaSlice<f64>, epilogue: BnEpilogue<'a, CudaSlice<f32>>) -> Self {
+        Self {
+            bn_coef: Some(coef),
+            residual: epilogue.residual,
+            relu: epilogue.relu,
+            ..Self::default()
+        }
+    }
 }
 
 /// Launches conv_gemm in `math` for `view` with the `[rows, channels·taps]` matrix `a`.
@@ -303,20 +321,16 @@ fn launch_gemm(
     outputs: GemmOutputs<'_>,
 ) -> Result<()> {
     let p = view.repr();
-    let (coef, epilogue) = match outputs.bn_eval {
-        Some((coef, epilogue)) => (Some(coef), epilogue),
-        None => (None, BnEpilogue::none()),
-    };
-    if let Some(r) = epilogue.residual {
-        if r.len() != dst.len() {
+    for (what, buf) in [("residual", outputs.residual), ("residual mask", outputs.residual_mask)] {
+        if let Some(buf) = buf.filter(|b| b.len() != dst.len()) {
             return Err(Error::Cuda(format!(
-                "{op}: the residual has {} elements, the output {}",
-                r.len(),
+                "{op}: the {what} has {} elements, the output {}",
+                buf.len(),
                 dst.len()
             )));
         }
     }
-    let relu = u32::from(epilogue.relu);
+    let relu = u32::from(outputs.relu);
     let tile = tile_for(view.rows);
     let cfg = LaunchConfig {
         grid_dim: grid(op, view.column_tiles(), view.rows.div_ceil(tile.rows), 1)?,
@@ -330,8 +344,9 @@ fn launch_gemm(
         optional_arg(l, bias);
         l.arg(dst);
         optional_arg_mut(l, outputs.moments.map(PartialMoments::slice_mut));
-        optional_arg(l, coef);
-        optional_arg(l, epilogue.residual);
+        optional_arg(l, outputs.bn_coef);
+        optional_arg(l, outputs.residual);
+        optional_arg(l, outputs.residual_mask);
         l.arg(&relu).arg(&p);
     })
 }
@@ -368,7 +383,7 @@ pub fn forward_with_stats(
     let mut moments = unsafe { PartialMoments::new(dev, g.c_out, parts, g.n * g.t_out() * g.v) }?;
     let outputs = GemmOutputs {
         moments: Some(&mut moments),
-        bn_eval: None,
+        ..GemmOutputs::default()
     };
     launch_forward(dev, math, g, x, w, b, y, outputs)?;
     Ok(moments)
@@ -389,11 +404,7 @@ pub fn forward_bn_eval(
     y: &mut CudaSlice<f32>,
 ) -> Result<()> {
     let coef = batch_norm::eval_coefficients(dev, "conv forward + batch_norm eval", g.c_out, bn)?;
-    let outputs = GemmOutputs {
-        moments: None,
-        bn_eval: Some((&coef, epilogue)),
-    };
-    launch_forward(dev, math, g, x, w, b, y, outputs)
+    launch_forward(dev, math, g, x, w, b, y, GemmOutputs::bn_eval(&coef, epilogue))
 }
 
 /// conv_gemm over the forward's im2col matrix: rows c_out, reduction (c_in, kt), columns (n, t_out, v).
@@ -466,14 +477,18 @@ fn pack_phase(dev: &CudaDevice, g: &ConvGeom, w: &CudaSlice<f32>, tap0: usize, t
 
 /// See `Backend::conv_t_backward_input`: dx (overwritten) from dy.
 ///
+///
 /// Output frame `φ + stride·u` (phase φ < stride) receives exactly the taps `k ≡ φ + pad (mod stride)`,
 /// from dy frame `u + (φ + pad) div stride − m` for the m-th of them; each phase is one dense GEMM.
+/// With `add`, each phase's store adds its elements of the gradient (masked), as
+/// `Backend::conv_t_backward_input_add`.
 pub fn backward_input(
     dev: &CudaDevice,
     math: ConvMath,
     g: &ConvGeom,
     dy: &CudaSlice<f32>,
     w: &CudaSlice<f32>,
+    add: Option<GradAdd<'_, CudaSlice<f32>>>,
     dx: &mut CudaSlice<f32>,
 ) -> Result<()> {
     const OP: &str = "conv backward_input";
@@ -517,7 +532,11 @@ pub fn backward_input(
             dy,
             None,
             dx,
-            GemmOutputs::default(),
+            GemmOutputs {
+                residual: add.map(|a| a.grad),
+                residual_mask: add.and_then(|a| a.relu_output),
+                ..GemmOutputs::default()
+            },
         )?;
     }
     Ok(())

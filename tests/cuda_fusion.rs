@@ -1,5 +1,11 @@
-//! The batch norm fused into the kernels that write its input (the conv forward in f32, TF32 and
-//! bf16, the graph aggregation forward), on fresh random data into poisoned (NaN) outputs.
+//! What the kernels fuse into their stores, on fresh random data into poisoned (NaN) outputs: the
+//! batch norm fused into the kernels that write its input (the conv forward in f32, TF32 and bf16,
+//! the graph aggregation forward), and a block's residual gradient added by the conv input
+//! gradient as it writes dx.
+//!
+//! The input gradient plus a gradient (masked by a ReLU's output, or not) gives the same bits as
+//! `conv_t_backward_input` followed by `relu_backward_add` (or `add_assign`): one f32 add of the
+//! same two values.
 //!
 //! In evaluation mode those kernels apply the batch norm, the residual add and the ReLU to their
 //! outputs before storing them: the same operations and roundings as the kernels in sequence
@@ -26,7 +32,7 @@ use conv_support::{cases, Inputs};
 use gpu_support::{assert_bits, assert_close, fetch, gpu_with, normal, poisoned};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::{CudaBackend, GpuBuf, PartialMoments};
-use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvMath, GraphGeom};
+use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvMath, GradAdd, GraphGeom};
 use leangcn::model::init::InitRng;
 
 const EPS32: f32 = f32::EPSILON;
@@ -342,6 +348,50 @@ fn graph_with_the_evaluation_batch_norm_equals_the_two_ops() {
                 &fetch(&be, &y),
                 &gpu_batch_norm_eval(&be, &bn, &u, &params, epilogue),
             );
+        }
+    }
+}
+
+#[test]
+fn input_gradient_with_an_added_gradient_equals_the_two_ops() {
+    for (seed, math) in (75..).zip(ConvMath::ALL) {
+        let Some(be) = gpu_with(
+            &format!("{math}_input_gradient_with_an_added_gradient_equals_the_two_ops"),
+            math,
+        ) else {
+            continue;
+        };
+        let mut rng = InitRng::new(seed);
+        for (name, g, _) in cases() {
+            let (dy, w) = (
+                be.upload(&normal(&mut rng, g.y_len())),
+                be.upload(&normal(&mut rng, g.w_len())),
+            );
+            let (grad, relu_y) = (
+                be.upload(&normal(&mut rng, g.x_len())),
+                be.upload(&normal(&mut rng, g.x_len())),
+            );
+            for relu_output in [None, Some(&relu_y)] {
+                let what = format!("{math} {name}, masked {}", relu_output.is_some());
+                let mut want = poisoned(&be, g.x_len());
+                be.conv_t_backward_input(&g, &dy, &w, &mut want);
+                match relu_output {
+                    Some(y) => be.relu_backward_add(y, &grad, &mut want),
+                    None => be.add_assign(&mut want, &grad),
+                }
+                let mut dx = poisoned(&be, g.x_len());
+                be.conv_t_backward_input_add(
+                    &g,
+                    &dy,
+                    &w,
+                    GradAdd {
+                        grad: &grad,
+                        relu_output,
+                    },
+                    &mut dx,
+                );
+                assert_bits(&what, &fetch(&be, &dx), &fetch(&be, &want));
+            }
         }
     }
 }
