@@ -1,7 +1,7 @@
 //! Whole training steps on the GPU: a step replayed from its recorded graph computes exactly what
-//! the eager step computes, and a short run's loss curve tracks the CPU backend's, in f32 and with
-//! the convolutions on TF32 and bf16 tensor cores. Without a GPU each test prints why it was
-//! skipped.
+//! the eager step computes, and a short run's loss curve and the evaluation logits after it track
+//! the CPU backend's, in f32 and with the convolutions on TF32 and bf16 tensor cores. Without a GPU
+//! each test prints why it was skipped.
 
 mod gpu_support;
 
@@ -109,5 +109,17 @@ fn a_short_run_tracks_the_cpu_loss_curve() {
         // of 2u relative in that operand: 4u more (u the unit roundoff) allows for that.
         let tolerance = (1e-3 + 4.0 * math.unit_roundoff()) as f32;
         assert_close(&format!("{math} loss curve"), &gpu_losses, &cpu_losses, tolerance, 0.0);
+
+        // then the evaluation forward of both models (on the GPU, every batch norm runs in the
+        // epilogue of the conv or aggregation before it), with the same allowance relative to the
+        // logits' scale
+        let (x, _) = &batches(cfg.model.num_classes, 1)[0];
+        let gpu_logits = gpu_model.forward(&be, &be.upload(x), DIMS, false, 0).unwrap();
+        let gpu_logits = be.download(&gpu_logits);
+        be.check().expect("the GPU evaluation forward failed");
+        let cpu_logits = cpu_model.forward(&cpu, x, DIMS, false, 0).unwrap();
+        let scale = cpu_logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let what = format!("{math} evaluation logits");
+        assert_close(&what, &gpu_logits, &cpu_logits, tolerance, tolerance * scale);
     }
 }

@@ -3,6 +3,7 @@
 //! over sparsity kinds, batch sizes and clip lengths behind `leangcn bench --sweep` ([`sweep`]).
 
 pub mod count;
+pub mod floor;
 pub mod report;
 pub mod sweep;
 
