@@ -23,6 +23,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cuda::CudaBackend;
 use leangcn::backend::{Backend, ConvMath};
+use leangcn::bench::floor::datasheet_peaks;
 
 mod gpu_timing;
 
@@ -47,7 +48,7 @@ fn conv(c: &mut Criterion) {
         println!("{}", be.describe());
         let events = events(&be);
         let bandwidth = *bandwidth.get_or_insert_with(|| copy_bandwidth(&be, &events));
-        let peak = datasheet_peak(&be.describe(), math);
+        let peak = datasheet_peaks(&be.describe()).map(|p| p.of(math));
         for (name, g) in shapes() {
             let (x, w, b, dy) = (
                 be.upload(&data(g.x_len())),
@@ -118,15 +119,6 @@ fn conv(c: &mut Criterion) {
             println!("{r}");
         }
     }
-}
-
-/// The dense datasheet peak in FLOP/s of an H100 or H200 SXM in `math`, or `None` on other GPUs.
-fn datasheet_peak(device: &str, math: ConvMath) -> Option<f64> {
-    (device.contains("H100") || device.contains("H200")).then_some(match math {
-        ConvMath::F32 => 66.9e12,
-        ConvMath::Tf32 => 494.7e12,
-        ConvMath::Bf16 => 989.4e12,
-    })
 }
 
 /// One roofline table row.

@@ -31,8 +31,10 @@
 //! from L2 are counted once: this is DRAM traffic, the floor no kernel sequence of this structure
 //! can beat.
 
+use std::time::Instant;
+
 use super::count::ModelCost;
-use crate::backend::ConvMath;
+use crate::backend::{Backend, ConvMath};
 use crate::model::config::ResidualKind;
 use crate::model::StgcnConfig;
 
@@ -67,6 +69,27 @@ pub fn datasheet_peaks(device: &str) -> Option<PeakRates> {
         tf32: 494.7e12,
         bf16: 989.4e12,
     })
+}
+
+/// The device-to-device copy bandwidth of `be` in bytes/s (each byte read once and written once):
+/// the median of 9 timed copies of 256 MiB after one untimed, the ceiling of a streaming kernel.
+pub fn copy_bandwidth<B: Backend>(be: &B) -> f64 {
+    const VALUES: usize = 64 << 20;
+    let src = be.zeros(VALUES);
+    let mut dst = be.zeros(VALUES);
+    be.copy(&src, &mut dst);
+    be.synchronize();
+    let mut seconds: Vec<f64> = (0..9)
+        .map(|_| {
+            let t0 = Instant::now();
+            be.copy(&src, &mut dst);
+            be.synchronize();
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    let bytes = 2.0 * (VALUES * std::mem::size_of::<B::Elem>()) as f64;
+    bytes / seconds[seconds.len() / 2]
 }
 
 /// The FLOPs of one training step of `batch` samples: (convolutions, graph aggregation).
@@ -143,7 +166,14 @@ pub struct StepFloor {
 }
 
 impl StepFloor {
-    pub fn new(cfg: &StgcnConfig, clip_len: usize, batch: usize, math: ConvMath, peaks: PeakRates, bandwidth: f64) -> Self {
+    pub fn new(
+        cfg: &StgcnConfig,
+        clip_len: usize,
+        batch: usize,
+        math: ConvMath,
+        peaks: PeakRates,
+        bandwidth: f64,
+    ) -> Self {
         let (conv_flop, aggregation_flop) = step_flop(&ModelCost::of(cfg, clip_len), batch);
         let bytes = step_bytes(cfg, clip_len, batch);
         Self {
@@ -227,5 +257,25 @@ mod tests {
     fn the_ntu_step_moves_tens_of_gigabytes() {
         let bytes = step_bytes(&StgcnConfig::default(), 100, 128);
         assert!((1e10..1e11).contains(&bytes), "{bytes}");
+    }
+
+    /// On an H100's peaks at 3.35 TB/s the NTU step in bf16 is memory-bound: the convs' 4.4 TFLOP
+    /// take about 5 ms at the bf16 peak (the f32 aggregation adds its share), the traffic longer.
+    #[test]
+    fn the_floor_is_the_larger_of_compute_and_memory() {
+        let cfg = StgcnConfig::default();
+        let peaks = datasheet_peaks("cuda f32 NVIDIA H100 80GB HBM3 (sm_90)").expect("an H100");
+        assert!(datasheet_peaks("cuda f32 NVIDIA A100-SXM4-80GB (sm_80)").is_none());
+        let floor = StepFloor::new(&cfg, 100, 128, ConvMath::Bf16, peaks, 3.35e12);
+        let (conv, aggregation) = step_flop(&ModelCost::of(&cfg, 100), 128);
+        assert_eq!(floor.compute_seconds, conv / 989.4e12 + aggregation / 66.9e12);
+        assert_eq!(floor.memory_seconds, step_bytes(&cfg, 100, 128) / 3.35e12);
+        assert!(floor.memory_seconds > floor.compute_seconds);
+        assert_eq!(floor.seconds(), floor.memory_seconds);
+        let text = floor.to_string();
+        assert!(
+            text.starts_with(&format!("step floor {:.2} ms", floor.memory_seconds * 1e3)),
+            "{text}"
+        );
     }
 }

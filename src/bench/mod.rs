@@ -1,5 +1,6 @@
 //! Measurement: parameter and FLOP counts per layer ([`count`]), forward and training-step time on
-//! any backend ([`time_model`]), the per-layer report of a built model ([`report`]) and the sweep
+//! any backend ([`time_model`]) against the step's floor on a known device ([`floor`]), the
+//! per-layer report of a built model ([`report`]) and the sweep
 //! over sparsity kinds, batch sizes and clip lengths behind `leangcn bench --sweep` ([`sweep`]).
 
 pub mod count;
@@ -42,6 +43,15 @@ pub struct Throughput {
     /// over `iterations` training steps that wait for the backend at every layer boundary
     /// ([`LayerClock`]); empty unless asked for.
     pub layer_times: Vec<LayerTime>,
+    /// The step's floor on a device with known peak rates ([`floor`]; `None` elsewhere).
+    pub floor: Option<floor::StepFloor>,
+}
+
+impl Throughput {
+    /// The step time set against the floor: the graph-replayed step's where there is one.
+    pub fn best_step_seconds(&self) -> f64 {
+        self.graph_step_seconds.unwrap_or(self.step_seconds)
+    }
 }
 
 /// How often [`time_model`] runs what it times.
@@ -134,6 +144,10 @@ pub fn time_model<B: Backend>(
         clocked?;
     }
     import_state(be, &saved_state, model, None, Path::new("the measured model"))?;
+    let floor = floor::datasheet_peaks(&be.describe()).map(|peaks| {
+        let bandwidth = floor::copy_bandwidth(be);
+        floor::StepFloor::new(&model.config, clip_len, batch, be.conv_math(), peaks, bandwidth)
+    });
     Ok(Throughput {
         backend: be.describe(),
         batch,
@@ -146,6 +160,7 @@ pub fn time_model<B: Backend>(
         step_samples_per_sec: batch as f64 / step_seconds,
         graph_step_seconds,
         layer_times,
+        floor,
     })
 }
 
@@ -171,6 +186,15 @@ impl std::fmt::Display for Throughput {
                 self.batch as f64 / g,
                 g * 1e3,
                 self.step_seconds / g
+            )?;
+        }
+        if let Some(floor) = &self.floor {
+            let step = self.best_step_seconds();
+            write!(
+                f,
+                "\n{floor}; the step takes {:.2} ms, {:.0}% of the floor's speed",
+                step * 1e3,
+                100.0 * floor.seconds() / step
             )?;
         }
         Ok(())

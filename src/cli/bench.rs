@@ -11,6 +11,7 @@ use clap::Args;
 use crate::backend::select::{run_on, BackendChoice, BackendTask};
 use crate::backend::Backend;
 use crate::bench::count::ModelCost;
+use crate::bench::floor;
 use crate::bench::report::{measure_model, ModelReport};
 use crate::bench::sweep::{run_bench_sweep, BenchRow, BenchSweepOptions, SparsityKind};
 use crate::bench::Repeats;
@@ -128,6 +129,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 println!("{}", serde_json::to_string(&cost).expect("counts serialise"));
             } else {
                 println!("{cost}");
+                // what a training step asks of a device: its FLOPs and its least traffic
+                for &batch in &args.batch {
+                    let (conv, aggregation) = floor::step_flop(&cost, batch);
+                    println!(
+                        "training step at batch {batch}: {:.3} TFLOP ({:.3} of convs, {:.3} of graph aggregation), {:.2} GB of least traffic in f32",
+                        (conv + aggregation) / 1e12,
+                        conv / 1e12,
+                        aggregation / 1e12,
+                        floor::step_bytes(&model, t, batch) / 1e9
+                    );
+                }
             }
         }
         return Ok(());
