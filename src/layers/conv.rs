@@ -144,7 +144,7 @@ impl<B: Backend> Conv<B> {
 
     /// How the last forward computed (and the input gradient will): from CSR or densely.
     pub fn format(&self) -> ConvFormat {
-        match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
+        match self.csr() {
             Some(_) => ConvFormat::Csr,
             None => ConvFormat::Dense,
         }
@@ -197,29 +197,44 @@ impl<B: Backend> Conv<B> {
     ) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut y = be.zeros(g.y_len());
+        self.refresh_weight(be);
+        let bias = self.bias.as_ref().map(|b| &b.value);
+        if let Some(csr) = self.csr() {
+            let mut u = be.zeros(g.y_len());
+            be.conv_t_forward_sparse(&g, x, csr, bias, &mut u);
+            let bg = BnGeom {
+                n,
+                c: self.c_out,
+                s: g.t_out() * v,
+                eps: bn.eps,
+                momentum: 0.0, // evaluation does not update the running statistics
+            };
+            let (gamma, beta, mean, var) = (bn.gamma, bn.beta, bn.running_mean, bn.running_var);
+            be.batch_norm_eval(&bg, &u, epilogue, gamma, beta, mean, var, &mut y);
+        } else {
+            be.conv_t_forward_bn_eval(&g, x, self.weight_in_use(), bias, bn, epilogue, &mut y);
+        }
+        y
+    }
+
+    /// Brings the weight the forward computes with up to date: a fixed mask's compressed weight
+    /// when the policy picks CSR (see `conv_sparse`; then [`Self::csr`] is it), else `W ⊙ M` (when
+    /// masked) for the dense kernels.
+    fn refresh_weight(&mut self, be: &B) {
         if let Some(WeightMask::Fixed { mask }) = &self.mask {
             let dims = [self.c_out, self.c_in, self.kt];
-            if let Some(csr) = FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims) {
-                let mut u = be.zeros(g.y_len());
-                be.conv_t_forward_sparse(&g, x, csr, self.bias.as_ref().map(|b| &b.value), &mut u);
-                let bg = BnGeom {
-                    n,
-                    c: self.c_out,
-                    s: g.t_out() * v,
-                    eps: bn.eps,
-                    momentum: 0.0, // evaluation does not update the running statistics
-                };
-                let (gamma, beta, mean, var) = (bn.gamma, bn.beta, bn.running_mean, bn.running_var);
-                be.batch_norm_eval(&bg, &u, epilogue, gamma, beta, mean, var, &mut y);
-                return y;
+            if FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims).is_some() {
+                return;
             }
         } else {
             self.fixed = None;
         }
         self.refresh_masked_weight(be);
-        let (w, b) = (self.weight_in_use(), self.bias.as_ref().map(|b| &b.value));
-        be.conv_t_forward_bn_eval(&g, x, w, b, bn, epilogue, &mut y);
-        y
+    }
+
+    /// The CSR weight the last forward computed from, if the policy chose CSR for its fixed mask.
+    fn csr(&self) -> Option<&B::SparseWeight> {
+        self.fixed.as_ref().and_then(FixedMaskWeight::csr)
     }
 
     fn forward_gathering(
@@ -233,24 +248,18 @@ impl<B: Backend> Conv<B> {
     ) -> (B::Buf, Option<B::BnStats>) {
         let g = self.geom(n, t_in, v);
         let mut y = be.zeros(g.y_len());
-        // a fixed mask: CSR when the policy picks it (see `conv_sparse`)
-        match &self.mask {
-            Some(WeightMask::Fixed { mask }) => {
-                let dims = [self.c_out, self.c_in, self.kt];
-                if let Some(csr) = FixedMaskWeight::refresh(&mut self.fixed, be, &self.weight.value, mask, dims) {
-                    be.conv_t_forward_sparse(&g, x, csr, self.bias.as_ref().map(|b| &b.value), &mut y);
-                    return (y, None);
-                }
+        self.refresh_weight(be);
+        let b = self.bias.as_ref().map(|b| &b.value);
+        let stats = match self.csr() {
+            Some(csr) => {
+                be.conv_t_forward_sparse(&g, x, csr, b, &mut y);
+                None
             }
-            _ => self.fixed = None,
-        }
-        self.refresh_masked_weight(be);
-        let (w, b) = (self.weight_in_use(), self.bias.as_ref().map(|b| &b.value));
-        let stats = if gather_stats {
-            be.conv_t_forward_with_stats(&g, x, w, b, &mut y)
-        } else {
-            be.conv_t_forward(&g, x, w, b, &mut y);
-            None
+            None if gather_stats => be.conv_t_forward_with_stats(&g, x, self.weight_in_use(), b, &mut y),
+            None => {
+                be.conv_t_forward(&g, x, self.weight_in_use(), b, &mut y);
+                None
+            }
         };
         (y, stats)
     }
@@ -297,7 +306,7 @@ impl<B: Backend> Conv<B> {
     pub fn backward_input(&self, be: &B, dy: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut dx = be.zeros(g.x_len());
-        match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
+        match self.csr() {
             Some(csr) => be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx),
             None => be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx),
         }
@@ -319,7 +328,7 @@ impl<B: Backend> Conv<B> {
     ) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut dx = be.zeros(g.x_len());
-        match self.fixed.as_ref().and_then(FixedMaskWeight::csr) {
+        match self.csr() {
             Some(csr) => {
                 be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx);
                 match add.relu_output {

@@ -11,6 +11,7 @@ use cudarc::driver::{sys, CudaEvent, CudaGraph, CudaSlice, DeviceRepr, DriverErr
 
 use super::batch_norm::PartialMoments;
 use super::buffer::{self, GpuBuf};
+use super::conv::GemmOutputs;
 use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
@@ -382,7 +383,8 @@ impl Backend for CudaBackend {
     ) {
         self.run(|dev| {
             let b = b.map(data).transpose()?;
-            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?)
+            let outputs = GemmOutputs::default();
+            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?, outputs)
         })
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
@@ -441,7 +443,10 @@ impl Backend for CudaBackend {
     ) -> Option<PartialMoments> {
         self.run_for(|dev| {
             let b = b.map(data).transpose()?;
-            conv::forward_with_stats(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?)
+            let mut moments = conv::forward_moments(dev, g)?;
+            let outputs = GemmOutputs::gathering(&mut moments);
+            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?, outputs)?;
+            Ok(moments)
         })
     }
     fn graph_forward_with_stats(
@@ -467,17 +472,9 @@ impl Backend for CudaBackend {
         self.run(|dev| {
             let b = b.map(data).transpose()?;
             let (bn, epilogue) = (bn.try_map(data)?, device_epilogue(epilogue)?);
-            conv::forward_bn_eval(
-                dev,
-                self.conv_math,
-                g,
-                data(x)?,
-                data(w)?,
-                b,
-                bn,
-                epilogue,
-                data_mut(y)?,
-            )
+            let coef = batch_norm::eval_coefficients(dev, "conv forward + batch_norm eval", g.c_out, bn)?;
+            let outputs = GemmOutputs::bn_eval(&coef, epilogue);
+            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?, outputs)
         })
     }
     fn graph_forward_bn_eval(

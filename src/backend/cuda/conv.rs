@@ -7,12 +7,12 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::batch_norm::{self, PartialMoments};
+use super::batch_norm::PartialMoments;
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
 use super::launch::{optional_arg, optional_arg_mut};
-use crate::backend::{BnEpilogue, BnEval, ConvGeom, ConvMath, GradAdd};
+use crate::backend::{BnEpilogue, ConvGeom, ConvMath, GradAdd};
 use crate::{Error, Result};
 
 const MODULE: &str = "temporal_conv";
@@ -282,22 +282,30 @@ fn workspace(dev: &CudaDevice, len: usize, what: &str) -> Result<CudaSlice<f32>>
 /// What conv_gemm does with its outputs besides storing them (nothing by default); the kernel
 /// applies them in `cuda/output_epilogue.cuh`'s order.
 #[derive(Default)]
-struct GemmOutputs<'a> {
+pub struct GemmOutputs<'a> {
     /// Gathers their batch statistics, one part per column tile.
-    moments: Option<&'a mut PartialMoments>,
+    pub moments: Option<&'a mut PartialMoments>,
     /// The `[rows, 2]` double coefficients of an evaluation-mode batch norm applied to them.
-    bn_coef: Option<&'a CudaSlice<f64>>,
+    pub bn_coef: Option<&'a CudaSlice<f64>>,
     /// Added to them (shaped as the output).
-    residual: Option<&'a CudaSlice<f32>>,
+    pub residual: Option<&'a CudaSlice<f32>>,
     /// The residual counts only where this (a ReLU's output, shaped as the output) is > 0.
-    residual_mask: Option<&'a CudaSlice<f32>>,
+    pub residual_mask: Option<&'a CudaSlice<f32>>,
     /// A ReLU last.
-    relu: bool,
+    pub relu: bool,
 }
 
 impl<'a> GemmOutputs<'a> {
+    /// Gathering the batch statistics into `moments` (from [`forward_moments`]).
+    pub fn gathering(moments: &'a mut PartialMoments) -> Self {
+        Self {
+            moments: Some(moments),
+            ..Self::default()
+        }
+    }
+
     /// An evaluation-mode batch norm with coefficients `coef`, then its epilogue.
-    fn bn_eval(coef: &'a CudaSlice<f64>, epilogue: BnEpilogue<'a, CudaSlice<f32>>) -> Self {
+    pub fn bn_eval(coef: &'a CudaSlice<f64>, epilogue: BnEpilogue<'a, CudaSlice<f32>>) -> Self {
         Self {
             bn_coef: Some(coef),
             residual: epilogue.residual,
@@ -351,8 +359,10 @@ fn launch_gemm(
     })
 }
 
-/// See `Backend::conv_t_forward`. x: `[n, c_in, t_in, v]`, w: `[c_out, c_in, kt]`, b: `[c_out]`,
+/// See `Backend::conv_t_forward` (and `conv_t_forward_with_stats`, `conv_t_forward_bn_eval`,
+/// through `outputs`). x: `[n, c_in, t_in, v]`, w: `[c_out, c_in, kt]`, b: `[c_out]`,
 /// y: `[n, c_out, t_out, v]` (overwritten).
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     dev: &CudaDevice,
     math: ConvMath,
@@ -361,50 +371,27 @@ pub fn forward(
     w: &CudaSlice<f32>,
     b: Option<&CudaSlice<f32>>,
     y: &mut CudaSlice<f32>,
+    outputs: GemmOutputs<'_>,
 ) -> Result<()> {
-    launch_forward(dev, math, g, x, w, b, y, GemmOutputs::default())
+    const OP: &str = "conv forward";
+    check_geometry(OP, g)?;
+    check_len(OP, g, "x", x.len(), g.x_len())?;
+    check_len(OP, g, "w", w.len(), g.w_len())?;
+    check_len(OP, g, "y", y.len(), g.y_len())?;
+    if let Some(b) = b {
+        check_len(OP, g, "b", b.len(), g.c_out)?;
+    }
+    launch_gemm(dev, math, OP, &forward_view(g), w, x, b, y, outputs)
 }
 
-/// See `Backend::conv_t_forward_with_stats`: the forward, whose blocks also write the batch
-/// statistics of their output tile's rows, one part per column tile.
-pub fn forward_with_stats(
-    dev: &CudaDevice,
-    math: ConvMath,
-    g: &ConvGeom,
-    x: &CudaSlice<f32>,
-    w: &CudaSlice<f32>,
-    b: Option<&CudaSlice<f32>>,
-    y: &mut CudaSlice<f32>,
-) -> Result<PartialMoments> {
+/// Room for the batch statistics the forward of `g` gathers: one part per column tile of each
+/// output channel.
+pub fn forward_moments(dev: &CudaDevice, g: &ConvGeom) -> Result<PartialMoments> {
     check_geometry("conv forward", g)?;
     let parts = forward_view(g).column_tiles();
     // SAFETY: the block of column tile p and row tile r writes part p of each of its rows: the
     // row tiles cover every output channel, the column tiles every part.
-    let mut moments = unsafe { PartialMoments::new(dev, g.c_out, parts, g.n * g.t_out() * g.v) }?;
-    let outputs = GemmOutputs {
-        moments: Some(&mut moments),
-        ..GemmOutputs::default()
-    };
-    launch_forward(dev, math, g, x, w, b, y, outputs)?;
-    Ok(moments)
-}
-
-/// See `Backend::conv_t_forward_bn_eval`: the forward with the batch norm's coefficients applied
-/// in its epilogue (then the residual add and the ReLU), y the batch norm's output.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_bn_eval(
-    dev: &CudaDevice,
-    math: ConvMath,
-    g: &ConvGeom,
-    x: &CudaSlice<f32>,
-    w: &CudaSlice<f32>,
-    b: Option<&CudaSlice<f32>>,
-    bn: BnEval<'_, CudaSlice<f32>>,
-    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
-    y: &mut CudaSlice<f32>,
-) -> Result<()> {
-    let coef = batch_norm::eval_coefficients(dev, "conv forward + batch_norm eval", g.c_out, bn)?;
-    launch_forward(dev, math, g, x, w, b, y, GemmOutputs::bn_eval(&coef, epilogue))
+    unsafe { PartialMoments::new(dev, g.c_out, parts, g.n * g.t_out() * g.v) }
 }
 
 /// conv_gemm over the forward's im2col matrix: rows c_out, reduction (c_in, kt), columns (n, t_out, v).
@@ -424,28 +411,6 @@ fn forward_view(g: &ConvGeom) -> GemmView {
         dst_stride: 1,
         dst_off: 0,
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn launch_forward(
-    dev: &CudaDevice,
-    math: ConvMath,
-    g: &ConvGeom,
-    x: &CudaSlice<f32>,
-    w: &CudaSlice<f32>,
-    b: Option<&CudaSlice<f32>>,
-    y: &mut CudaSlice<f32>,
-    outputs: GemmOutputs<'_>,
-) -> Result<()> {
-    const OP: &str = "conv forward";
-    check_geometry(OP, g)?;
-    check_len(OP, g, "x", x.len(), g.x_len())?;
-    check_len(OP, g, "w", w.len(), g.w_len())?;
-    check_len(OP, g, "y", y.len(), g.y_len())?;
-    if let Some(b) = b {
-        check_len(OP, g, "b", b.len(), g.c_out)?;
-    }
-    launch_gemm(dev, math, OP, &forward_view(g), w, x, b, y, outputs)
 }
 
 /// Repacks the weights of one input-gradient phase, taps `tap0 + stride·m` for `m < taps`, reversed:
