@@ -10,11 +10,16 @@ use super::parallel::reduce_over_samples;
 use crate::backend::{ConvGeom, ConvMath, Scalar};
 
 /// `v` with every element rounded as a GEMM operand in `math` ([`ConvMath::round`]), or `v`
-/// itself in f32 math.
+/// itself in f32 math. In parallel: an activation is millions of values, rounded for every op.
 pub fn rounded_operand<T: Scalar>(math: ConvMath, v: &[T]) -> std::borrow::Cow<'_, [T]> {
     match math {
         ConvMath::F32 => std::borrow::Cow::Borrowed(v),
-        m => std::borrow::Cow::Owned(v.iter().map(|&x| T::of(m.round(x.as_f64() as f32) as f64)).collect()),
+        m => std::borrow::Cow::Owned(
+            v.par_iter()
+                .with_min_len(1 << 14)
+                .map(|&x| T::of(m.round(x.as_f64() as f32) as f64))
+                .collect(),
+        ),
     }
 }
 
