@@ -16,7 +16,7 @@
 //
 // Each reduction is split into a fixed partition: the n·parts segments of a channel (a segment is
 // `chunk` columns of one sample) are dealt to gridDim.x blocks in order, each block sums its own in
-// a fixed tree (reduce.cuh), and one thread per channel merges the block partials in block order.
+// a fixed tree (reduce.cuh), and one block per channel merges the partials in a fixed order.
 // The per-element kernels then use per-channel coefficients computed in double with the CPU's
 // formulas and roundings (explicit __d*_rn, so nothing is contracted into an FMA).
 
@@ -67,31 +67,52 @@ extern "C" __global__ void batch_norm_stats_partial_f32(const float* __restrict_
                       moments_from_shifted_sums(count, shift, sum, sum_sq));
 }
 
-// One thread per channel: the statistics from the `parts` partial moments of each channel (merged
-// in part order), the saved and running statistics, and coef: [c, 2] double = (scale, shift) of
-// y = x·scale + shift.
-extern "C" __global__ void batch_norm_train_finalize_f32(const double* __restrict__ moments, uint32_t parts,
-                                                         BnShape g, double eps, double momentum,
-                                                         const float* __restrict__ gamma,
-                                                         const float* __restrict__ beta, float* running_mean,
-                                                         float* running_var, float* __restrict__ save_mean,
-                                                         float* __restrict__ save_invstd, double* __restrict__ coef) {
-    for (uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x; ch < g.c; ch += gridDim.x * blockDim.x) {
+// The merge of a block's FINALIZE_THREADS partial moments held in shared memory, in a fixed tree
+// (pairs half the block apart, then a quarter, …), into m[0]. Every thread of the block calls it.
+constexpr uint32_t FINALIZE_THREADS = 256;
+static __device__ void merge_block_moments(Moments* m) {
+    for (uint32_t half = FINALIZE_THREADS / 2; half > 0; half /= 2) {
+        __syncthreads();
+        if (threadIdx.x < half) m[threadIdx.x] = merge_moments(m[threadIdx.x], m[threadIdx.x + half]);
+    }
+    __syncthreads();
+}
+
+// Block per channel (FINALIZE_THREADS threads): the statistics from the channel's `parts` partial
+// moments, the saved and running statistics, and coef: [c, 2] double = (scale, shift) of
+// y = x·scale + shift. A conv that gathered them wrote one part per column tile, thousands of
+// them: thread i merges parts i, i + FINALIZE_THREADS, … in order, then merge_block_moments.
+extern "C" __global__ void __launch_bounds__(FINALIZE_THREADS)
+    batch_norm_train_finalize_f32(const double* __restrict__ moments, uint32_t parts, BnShape g, double eps,
+                                  double momentum, const float* __restrict__ gamma,
+                                  const float* __restrict__ beta, float* running_mean, float* running_var,
+                                  float* __restrict__ save_mean, float* __restrict__ save_invstd,
+                                  double* __restrict__ coef) {
+    __shared__ Moments merged[FINALIZE_THREADS];
+    for (uint32_t ch = blockIdx.x; ch < g.c; ch += gridDim.x) {
         Moments m = {0.0, 0.0, 0.0};
-        for (uint32_t p = 0; p < parts; ++p) m = merge_moments(m, load_moments(moments + ((uint64_t)ch * parts + p) * 3));
-        const double count = (double)g.n * (double)g.s;
-        const double mean = m.mean;
-        const double var = m.m2 / count;  // biased
-        const double invstd = 1.0 / sqrt(var + eps);
-        const double scale = __dmul_rn(invstd, (double)gamma[ch]);
-        coef[2 * ch] = scale;
-        coef[2 * ch + 1] = __dadd_rn((double)beta[ch], -__dmul_rn(mean, scale));
-        save_mean[ch] = (float)mean;
-        save_invstd[ch] = (float)invstd;
-        const double unbiased = count > 1.0 ? __dmul_rn(var, count) / (count - 1.0) : var;
-        const double keep = 1.0 - momentum;
-        running_mean[ch] = (float)__dadd_rn(__dmul_rn(keep, (double)running_mean[ch]), __dmul_rn(momentum, mean));
-        running_var[ch] = (float)__dadd_rn(__dmul_rn(keep, (double)running_var[ch]), __dmul_rn(momentum, unbiased));
+        for (uint32_t p = threadIdx.x; p < parts; p += FINALIZE_THREADS)
+            m = merge_moments(m, load_moments(moments + ((uint64_t)ch * parts + p) * 3));
+        merged[threadIdx.x] = m;
+        merge_block_moments(merged);
+        if (threadIdx.x == 0) {
+            const double count = (double)g.n * (double)g.s;
+            const double mean = merged[0].mean;
+            const double var = merged[0].m2 / count;  // biased
+            const double invstd = 1.0 / sqrt(var + eps);
+            const double scale = __dmul_rn(invstd, (double)gamma[ch]);
+            coef[2 * ch] = scale;
+            coef[2 * ch + 1] = __dadd_rn((double)beta[ch], -__dmul_rn(mean, scale));
+            save_mean[ch] = (float)mean;
+            save_invstd[ch] = (float)invstd;
+            const double unbiased = count > 1.0 ? __dmul_rn(var, count) / (count - 1.0) : var;
+            const double keep = 1.0 - momentum;
+            running_mean[ch] =
+                (float)__dadd_rn(__dmul_rn(keep, (double)running_mean[ch]), __dmul_rn(momentum, mean));
+            running_var[ch] =
+                (float)__dadd_rn(__dmul_rn(keep, (double)running_var[ch]), __dmul_rn(momentum, unbiased));
+        }
+        __syncthreads();  // merged[0] is read before the next channel overwrites it
     }
 }
 

@@ -21,11 +21,13 @@
 //! | graph unit's 1x1 conv | X + Z | wgrad X + Z, dx Z + X (+ the residual's gradient: U, or dy and y) |
 //! | aggregation | Z + A (statistics gathered) | dz A + Z, da Z + A |
 //! | its BN and ReLU | A + A | statistics 3A, dx 4A |
-//! | temporal conv | A + U (statistics gathered) | wgrad A + U, dx U + A |
+//! | temporal conv | A + U (statistics gathered: + 3/32 U of moments) | wgrad A + U, dx U + A |
 //! | its BN, residual and ReLU | U + U (+ U residual) | statistics 3U, dx 4U |
-//! | conv residual: 1x1 conv, BN | X + U, U + U | wgrad X + U, dx U + X; BN 3U, 4U |
+//! | conv residual: 1x1 conv, BN | X + U (+ 3/32 U), U + U | wgrad X + U, dx U + X; BN 3U, 4U |
 //!
-//! plus, with dropout in the temporal unit, its passes (and the residual add and ReLU it unfuses),
+//! The moments a conv gathers are 24 bytes per channel and 128-column tile, written and read; the
+//! aggregation's, one set per (n, c), are left out (1/400 of its output at t·v = 2500). Plus, with
+//! dropout in the temporal unit, its passes (and the residual add and ReLU it unfuses),
 //! the input permute and data BN, pooling and the classifier, and the SGD step (parameters,
 //! gradients and momenta read, parameters and momenta written). Operands the GEMM tiles re-read
 //! from L2 are counted once: this is DRAM traffic, the floor no kernel sequence of this structure
@@ -40,6 +42,9 @@ use crate::model::StgcnConfig;
 
 /// Bytes of one stored value (f32 activations, gradients, parameters and optimizer state).
 const VALUE_BYTES: f64 = 4.0;
+/// The partial moments a conv forward gathers, in values per output value: 3 doubles (6 values)
+/// per output channel and 128-column tile, written by the conv and read by the batch norm.
+const CONV_MOMENTS: f64 = 2.0 * 6.0 / 128.0;
 
 /// Dense peak rates in FLOP/s of a device in each arithmetic, as its datasheet gives them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,7 +127,7 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize) -> f64 {
         values += (x + z) + (z + a) + 2.0 * a;
         values += 2.0 * (x + z) + 2.0 * (a + z) + 7.0 * a;
         // temporal unit: conv, BN with the block's residual and ReLU
-        values += a + u;
+        values += a + u + CONV_MOMENTS * u;
         values += if dropout {
             // BN, dropout, then the residual add and the ReLU as passes of their own; the backward
             // copies dy and drops it out before the BN backward
@@ -135,7 +140,7 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize) -> f64 {
         values += 7.0 * u + 2.0 * (a + u);
         // the residual: a 1x1 conv and its BN, or the masked dy added as dx is written
         match b.residual {
-            ResidualKind::Conv => values += (x + u) + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x,
+            ResidualKind::Conv => values += (x + u) + CONV_MOMENTS * u + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x,
             ResidualKind::Identity => values += 2.0 * x,
             ResidualKind::None => {}
         }
@@ -240,10 +245,10 @@ mod tests {
         let kinds: Vec<_> = cfg.blocks().iter().map(|b| b.residual).collect();
         assert_eq!(kinds, [ResidualKind::None, ResidualKind::Conv]);
         let graph = |x: f64, z: f64, a: f64| (x + z) + (z + a) + 2.0 * a + 2.0 * (x + z) + 2.0 * (a + z) + 7.0 * a;
-        let temporal = |a: f64, u: f64, tail: f64| (a + u) + tail + 7.0 * u + 2.0 * (a + u);
+        let temporal = |a: f64, u: f64, tail: f64| (a + u) + 3.0 / 32.0 * u + tail + 7.0 * u + 2.0 * (a + u);
         let block0 = graph(1000.0, 6000.0, 2000.0) + temporal(2000.0, 2000.0, 2.0 * 2000.0);
         let (x, u) = (2000.0, 16.0 * 5.0 * 25.0);
-        let residual = (x + u) + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x;
+        let residual = (x + u) + 3.0 / 32.0 * u + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x;
         let block1 = graph(x, 12000.0, 4000.0) + temporal(4000.0, u, 3.0 * u) + residual;
         let input = 7.0 * 10.0 * 25.0 * 4.0;
         let features = 4.0 * u;

@@ -12,6 +12,8 @@ use crate::backend::{BnEpilogue, BnEval, BnGeom};
 use crate::Result;
 
 const MODULE: &str = "batch_norm";
+/// Threads of the statistics finalize, a block per channel (`FINALIZE_THREADS` of batch_norm.cu).
+const FINALIZE_THREADS: u32 = 256;
 /// Columns per reduction segment: four per thread.
 const CHUNK: u32 = 4 * THREADS;
 /// The reductions use about this many blocks in all (at least one per channel); the partition
@@ -198,7 +200,12 @@ pub fn train(
     let mut coef = unsafe { workspace::<f64>(dev, "batch-norm coefficients", g.c * 2) }?;
     let (eps, momentum) = (g.eps, g.momentum);
     let f = dev.function(MODULE, "batch_norm_train_finalize_f32")?;
-    dev.launch(&f, "batch_norm_train_finalize_f32", flat_launch(g.c), |b| {
+    let cfg = LaunchConfig {
+        grid_dim: (sh.c, 1, 1), // a block per channel (c ≤ 65,535, checked)
+        block_dim: (FINALIZE_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    dev.launch(&f, "batch_norm_train_finalize_f32", cfg, |b| {
         b.arg(&moments.moments)
             .arg(&moments.parts)
             .arg(&sh)
