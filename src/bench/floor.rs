@@ -227,14 +227,14 @@ mod tests {
         assert!(aggregation > 0.0 && aggregation < 0.1 * conv, "{aggregation} vs {conv}");
     }
 
-    /// Two blocks by hand, 1 sequence at t 10, v 25: 4 → 8 (no residual), then 8 → 16 with stride
-    /// 2 (a conv residual).
+    /// Three blocks by hand, 1 sequence at t 10, v 25: 4 → 8 (no residual), 8 → 16 with stride 2
+    /// (a conv residual), 16 → 16 (an identity residual).
     #[test]
     fn bytes_follow_the_kernel_table() {
         let cfg = StgcnConfig {
             in_channels: 4,
             base_channels: 8,
-            num_stages: 2,
+            num_stages: 3,
             inflate_stages: vec![2],
             down_stages: vec![2],
             num_person: 1,
@@ -243,17 +243,19 @@ mod tests {
             ..StgcnConfig::default()
         };
         let kinds: Vec<_> = cfg.blocks().iter().map(|b| b.residual).collect();
-        assert_eq!(kinds, [ResidualKind::None, ResidualKind::Conv]);
+        assert_eq!(kinds, [ResidualKind::None, ResidualKind::Conv, ResidualKind::Identity]);
         let graph = |x: f64, z: f64, a: f64| (x + z) + (z + a) + 2.0 * a + 2.0 * (x + z) + 2.0 * (a + z) + 7.0 * a;
         let temporal = |a: f64, u: f64, tail: f64| (a + u) + 3.0 / 32.0 * u + tail + 7.0 * u + 2.0 * (a + u);
         let block0 = graph(1000.0, 6000.0, 2000.0) + temporal(2000.0, 2000.0, 2.0 * 2000.0);
         let (x, u) = (2000.0, 16.0 * 5.0 * 25.0);
         let residual = (x + u) + 3.0 / 32.0 * u + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x;
         let block1 = graph(x, 12000.0, 4000.0) + temporal(4000.0, u, 3.0 * u) + residual;
+        // 16 channels at t 5: x = a = u, z = 3a; the masked dy and y read as dx is written
+        let block2 = graph(u, 3.0 * u, u) + temporal(u, u, 3.0 * u) + 2.0 * u;
         let input = 7.0 * 10.0 * 25.0 * 4.0;
         let features = 4.0 * u;
         let params = ModelCost::of(&cfg, 10).params() as f64;
-        let want = (input + block0 + block1 + features + 5.0 * params) * 4.0;
+        let want = (input + block0 + block1 + block2 + features + 5.0 * params) * 4.0;
         assert_eq!(step_bytes(&cfg, 10, 1), want);
     }
 
