@@ -1,12 +1,14 @@
 //! Choosing a backend at run time: the CPU or the GPU, in f64 (the CPU only), f32, or f32 with the
 //! convolution GEMMs' operands rounded to TF32 or bf16 (tensor cores on the GPU, their exact
-//! emulation on the CPU), with a clear message when the GPU cannot be used.
+//! emulation on the CPU), with a clear message when the GPU cannot be used, or computes otherwise
+//! than the CPU (its check before any command uses it).
 
 use std::str::FromStr;
 
 use super::cpu::CpuBackend;
 use super::cuda::CudaBackend;
 use super::{Backend, ConvMath, Scalar};
+use crate::train::device_check::check_device;
 use crate::{Error, Result};
 
 /// The backend a user asks for.
@@ -66,7 +68,7 @@ pub trait BackendTask {
 /// Runs `task` on the chosen backend in the given precision: `f64` (the CPU only; `auto` runs it
 /// there), or `f32`, `tf32`, `bf16` (f32 with the conv GEMMs' operands rounded: the tensor cores on
 /// the GPU, their exact emulation on the CPU). `auto` takes the GPU when it can open it in that
-/// precision, else says why and takes the CPU.
+/// precision and it passes its check against the CPU, else says why and takes the CPU.
 pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -> Result<T::Output> {
     let Some(math) = parse_precision(precision)? else {
         return match choice {
@@ -81,8 +83,8 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
         };
     };
     match choice {
-        BackendChoice::Cuda => task.run(&CudaBackend::open_with(0, math)?),
-        BackendChoice::Auto => match CudaBackend::open_with(0, math) {
+        BackendChoice::Cuda => task.run(&checked_gpu(math)?),
+        BackendChoice::Auto => match checked_gpu(math) {
             Ok(gpu) => task.run(&gpu),
             Err(e) => {
                 eprintln!("using the CPU: {e}");
@@ -91,6 +93,16 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
         },
         BackendChoice::Cpu => task.run(&CpuBackend::<f32>::with_conv_math(math)),
     }
+}
+
+/// GPU 0 in `math`, once it has passed [`check_device`] (a few training steps of the `tiny`
+/// model against the CPU), unless `LEANGCN_SKIP_DEVICE_CHECK=1` says to trust it unchecked.
+fn checked_gpu(math: ConvMath) -> Result<CudaBackend> {
+    let gpu = CudaBackend::open_with(0, math)?;
+    if std::env::var("LEANGCN_SKIP_DEVICE_CHECK").as_deref() != Ok("1") {
+        check_device(&gpu)?;
+    }
+    Ok(gpu)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod datasets;
+pub mod device_check;
 pub mod fusion;
 pub mod interrupt;
 pub mod metrics;
