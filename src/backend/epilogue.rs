@@ -91,6 +91,17 @@ pub struct GradAdd<'a, Buf: ?Sized> {
     pub relu_output: Option<&'a Buf>,
 }
 
+impl<Buf> GradAdd<'_, Buf> {
+    /// `dx += grad` (⊙ the mask) as a pass of its own, `add_assign` or `relu_backward_add`: for
+    /// an op that cannot add it as it writes dx.
+    pub fn add_to<B: super::Backend<Buf = Buf>>(self, be: &B, dx: &mut Buf) {
+        match self.relu_output {
+            Some(y) => be.relu_backward_add(y, self.grad, dx),
+            None => be.add_assign(dx, self.grad),
+        }
+    }
+}
+
 impl<'a, Buf: ?Sized> GradAdd<'a, Buf> {
     /// The same gradient as other views of the buffers (`Vec<T>` → `[T]`, a device slice).
     pub fn try_map<Other: ?Sized, E>(

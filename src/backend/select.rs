@@ -96,11 +96,15 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
 }
 
 /// GPU 0 in `math`, once it has passed [`check_device`] (a few training steps of the `tiny`
-/// model against the CPU), unless `LEANGCN_SKIP_DEVICE_CHECK=1` says to trust it unchecked.
+/// model against the CPU), unless `LEANGCN_SKIP_DEVICE_CHECK=1` says to trust it unchecked. The
+/// check runs once a process for each arithmetic (`eval` opens the GPU for every stream).
 fn checked_gpu(math: ConvMath) -> Result<CudaBackend> {
+    static PASSED: std::sync::Mutex<Vec<ConvMath>> = std::sync::Mutex::new(Vec::new());
     let gpu = CudaBackend::open_with(0, math)?;
-    if std::env::var("LEANGCN_SKIP_DEVICE_CHECK").as_deref() != Ok("1") {
+    let mut passed = PASSED.lock().expect("device check lock");
+    if !passed.contains(&math) && std::env::var("LEANGCN_SKIP_DEVICE_CHECK").as_deref() != Ok("1") {
         check_device(&gpu)?;
+        passed.push(math);
     }
     Ok(gpu)
 }

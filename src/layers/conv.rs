@@ -278,10 +278,7 @@ impl<B: Backend> Conv<B> {
         add: Option<GradAdd<'_, B::Buf>>,
     ) -> B::Buf {
         self.backward_params(be, x, dy, n, t_in, v);
-        match add {
-            Some(add) => self.backward_input_add(be, dy, n, t_in, v, add),
-            None => self.backward_input(be, dy, n, t_in, v),
-        }
+        self.backward_input(be, dy, n, t_in, v, add)
     }
 
     /// Accumulates the weight and bias gradients only (for the first layer, whose input needs none).
@@ -302,41 +299,28 @@ impl<B: Backend> Conv<B> {
         }
     }
 
-    /// dx (`[n, c_in, t_in, v]`) from dy, with the weight of the last forward (CSR or dense).
-    pub fn backward_input(&self, be: &B, dy: &B::Buf, n: usize, t_in: usize, v: usize) -> B::Buf {
-        let g = self.geom(n, t_in, v);
-        let mut dx = be.zeros(g.x_len());
-        match self.csr() {
-            Some(csr) => be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx),
-            None => be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx),
-        }
-        dx
-    }
-}
-
-impl<B: Backend> Conv<B> {
-    /// `backward_input` plus `add`, in the pass that writes dx when the conv computes densely; from
-    /// CSR, the sparse input gradient and then the add.
-    pub fn backward_input_add(
+    /// dx (`[n, c_in, t_in, v]`) from dy, with the weight of the last forward (CSR or dense), plus
+    /// `add` when given: in the pass that writes dx when dense, after it from CSR.
+    pub fn backward_input(
         &self,
         be: &B,
         dy: &B::Buf,
         n: usize,
         t_in: usize,
         v: usize,
-        add: GradAdd<'_, B::Buf>,
+        add: Option<GradAdd<'_, B::Buf>>,
     ) -> B::Buf {
         let g = self.geom(n, t_in, v);
         let mut dx = be.zeros(g.x_len());
-        match self.csr() {
-            Some(csr) => {
+        match (self.csr(), add) {
+            (Some(csr), add) => {
                 be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx);
-                match add.relu_output {
-                    Some(y) => be.relu_backward_add(y, add.grad, &mut dx),
-                    None => be.add_assign(&mut dx, add.grad),
+                if let Some(add) = add {
+                    add.add_to(be, &mut dx);
                 }
             }
-            None => be.conv_t_backward_input_add(&g, dy, self.weight_in_use(), add, &mut dx),
+            (None, Some(add)) => be.conv_t_backward_input_add(&g, dy, self.weight_in_use(), add, &mut dx),
+            (None, None) => be.conv_t_backward_input(&g, dy, self.weight_in_use(), &mut dx),
         }
         dx
     }

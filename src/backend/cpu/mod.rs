@@ -175,11 +175,9 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         add: GradAdd<'_, Vec<T>>,
         dx: &mut Vec<T>,
     ) {
+        // the CPU gains nothing from fusing: the two ops in sequence
         self.conv_t_backward_input(g, dy, w, dx);
-        match add.relu_output {
-            Some(y) => elementwise::relu_backward_add(y, add.grad, dx),
-            None => elementwise::add_assign(dx, add.grad),
-        }
+        add.add_to(self, dx);
     }
     fn conv_t_backward_weight(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, db: Option<&mut Vec<T>>) {
         // the bias gradient sums the unrounded dy, as the GPU kernels do
