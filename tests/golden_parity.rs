@@ -1,5 +1,6 @@
 //! The backends against PyTorch's golden vectors: the CPU in f64 through every SGD step and in f32
-//! to step 2, the CPU's TF32 and bf16 emulations on the forward and the losses of steps 1 and 2,
+//! to step 2, the CPU's TF32 and bf16 emulations (and bf16 mixed precision: bf16-stored
+//! activations as well) on the forward and the losses of steps 1 and 2,
 //! the GPU in f32 (to 1e-4), with the tolerances of the golden format (see
 //! `shared/golden/README.md`).
 
@@ -8,7 +9,7 @@ mod gpu_support;
 use std::path::PathBuf;
 
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::ConvMath;
+use leangcn::backend::{ConvMath, Storage};
 use leangcn::golden::{check_golden, GoldenFile, Status};
 
 /// The golden file `name` from `LEANGCN_GOLDEN_DIR`, the `shared/golden/` beside the checkout, or
@@ -64,7 +65,7 @@ fn f32_matches_iteration_0_and_steps_1_2() {
 }
 
 /// A check with rounded conv operands passes the forward and lists the gradients as untestable.
-fn assert_rounded_report(report: &leangcn::golden::Report, math: ConvMath) {
+fn assert_rounded_report(report: &leangcn::golden::Report, math: impl std::fmt::Display) {
     assert!(
         report.rows.iter().any(|r| r.name == "ref.grad_input"
             && matches!(&r.status, Status::Skipped(why) if why.contains("untestable with rounded conv operands"))),
@@ -90,6 +91,31 @@ fn rounded_conv_operands_match_the_forward_and_say_why_gradients_are_untestable(
         let report = check_golden(&CpuBackend::<f32>::with_conv_math(math), &file).unwrap();
         assert_rounded_report(&report, math);
     }
+}
+
+#[test]
+fn bf16_mixed_precision_matches_the_forward_within_its_bound() {
+    let Some(path) = golden_file("stgcn_ntu_small.safetensors") else {
+        return;
+    };
+    let file = GoldenFile::open(&path).unwrap();
+    let be = CpuBackend::<f32>::with_precision(ConvMath::Bf16, Storage::Bf16);
+    let report = check_golden(&be, &file).unwrap();
+    assert_rounded_report(&report, "bf16-mixed");
+    // the storage rounding is really there: the forward errs more than with bf16 operands alone
+    let worst = |r: &leangcn::golden::Report| {
+        r.rows
+            .iter()
+            .filter(|row| row.name.starts_with("ref.act.") && row.status == Status::Pass)
+            .fold(0.0f64, |m, row| m.max(row.error))
+    };
+    let operands_only = check_golden(&CpuBackend::<f32>::with_conv_math(ConvMath::Bf16), &file).unwrap();
+    assert!(
+        worst(&report) > worst(&operands_only),
+        "bf16 storage: worst activation error {:.2e}, operands only {:.2e}",
+        worst(&report),
+        worst(&operands_only)
+    );
 }
 
 #[test]

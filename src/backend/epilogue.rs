@@ -93,11 +93,15 @@ pub struct GradAdd<'a, Buf: ?Sized> {
 
 impl<Buf> GradAdd<'_, Buf> {
     /// `dx += grad` (⊙ the mask) as a pass of its own, `add_assign` or `relu_backward_add`: for
-    /// an op that cannot add it as it writes dx.
+    /// an op that cannot add it as it writes dx. The sum is an activation gradient: stored as
+    /// the backend's storage keeps activations.
     pub fn add_to<B: super::Backend<Buf = Buf>>(self, be: &B, dx: &mut Buf) {
         match self.relu_output {
             Some(y) => be.relu_backward_add(y, self.grad, dx),
-            None => be.add_assign(dx, self.grad),
+            None => {
+                be.add_assign(dx, self.grad);
+                be.round_to_storage(dx);
+            }
         }
     }
 }

@@ -21,6 +21,8 @@
 //!   `dbeta`) are accumulated (`+=`), so the caller zeroes them once per step and gradients of
 //!   micro-batches add up.
 //! - Results must not depend on the thread count: reductions use a fixed split and a fixed order.
+//! - Activations (the outputs a layer passes on, and their gradients) are stored as
+//!   [`Backend::storage`] says: every value an op writes into one is rounded to it ([`Storage`]).
 
 pub mod cpu;
 pub mod cuda;
@@ -32,11 +34,13 @@ pub mod epilogue;
 mod conv_math;
 mod geometry;
 mod scalar;
+mod storage;
 
 pub use conv_math::ConvMath;
 pub use epilogue::{BnEpilogue, BnEval, GradAdd};
 pub use geometry::{BnGeom, ConvGeom, GraphGeom};
 pub use scalar::Scalar;
+pub use storage::Storage;
 
 /// SGD hyper-parameters with PyTorch's semantics (coupled weight decay, dampening, Nesterov).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -111,6 +115,13 @@ pub trait Backend: Send + Sync {
     fn conv_math(&self) -> ConvMath {
         ConvMath::F32
     }
+    /// How activations and their gradients are stored: every op that writes one rounds it so.
+    fn storage(&self) -> Storage {
+        Storage::F32
+    }
+    /// Rounds `x`, an activation just written by an op that serves parameters too (`add_assign`,
+    /// `scale`), as [`Backend::storage`] keeps activations. A no-op in f32 storage.
+    fn round_to_storage(&self, _x: &mut Self::Buf) {}
 
     // ---- memory -------------------------------------------------------------------------------
     fn zeros(&self, len: usize) -> Self::Buf;

@@ -1,13 +1,14 @@
-//! Choosing a backend at run time: the CPU or the GPU, in f64 (the CPU only), f32, or f32 with the
+//! Choosing a backend at run time: the CPU or the GPU, in f64 (the CPU only), f32, f32 with the
 //! convolution GEMMs' operands rounded to TF32 or bf16 (tensor cores on the GPU, their exact
-//! emulation on the CPU), with a clear message when the GPU cannot be used, or computes otherwise
+//! emulation on the CPU), or bf16 mixed precision (bf16 operands and bf16-stored activations; the
+//! CPU only for now), with a clear message when the GPU cannot be used, or computes otherwise
 //! than the CPU (its check before any command uses it).
 
 use std::str::FromStr;
 
 use super::cpu::CpuBackend;
 use super::cuda::CudaBackend;
-use super::{Backend, ConvMath, Scalar};
+use super::{Backend, ConvMath, Scalar, Storage};
 use crate::train::device_check::check_device;
 use crate::{Error, Result};
 
@@ -34,15 +35,21 @@ impl FromStr for BackendChoice {
     }
 }
 
-/// The precisions `--precision` accepts: `f64`, or f32 storage with one of the conv maths.
-pub const PRECISIONS: [&str; 4] = ["f32", "f64", "tf32", "bf16"];
+/// The precisions `--precision` accepts: `f64`; f32 storage with one of the conv maths (`f32`,
+/// `tf32`, `bf16`); and `bf16-mixed`: bf16 conv operands with bf16-stored activations and
+/// gradients, f32 master weights, batch statistics and optimizer state (PyTorch's bf16 autocast).
+pub const PRECISIONS: [&str; 5] = ["f32", "f64", "tf32", "bf16", "bf16-mixed"];
 
-/// The conv math of an f32 precision (`f32`, `tf32`, `bf16`), `None` for `f64`, or an error that
-/// lists every precision.
-pub fn parse_precision(precision: &str) -> Result<Option<ConvMath>> {
+/// The name of bf16 mixed precision.
+const BF16_MIXED: &str = "bf16-mixed";
+
+/// The conv math and activation storage of an f32-element precision, `None` for `f64`, or an
+/// error that lists every precision.
+pub fn parse_precision(precision: &str) -> Result<Option<(ConvMath, Storage)>> {
     match (precision, ConvMath::from_name(precision)) {
         ("f64", _) => Ok(None),
-        (_, Some(math)) => Ok(Some(math)),
+        (BF16_MIXED, _) => Ok(Some((ConvMath::Bf16, Storage::Bf16))),
+        (_, Some(math)) => Ok(Some((math, Storage::F32))),
         _ => Err(Error::config(format!(
             "precision must be one of {}, got '{precision}'",
             PRECISIONS.join(", ")
@@ -50,12 +57,14 @@ pub fn parse_precision(precision: &str) -> Result<Option<ConvMath>> {
     }
 }
 
-/// The precision `be` computes in, as `--precision` names it: the conv math when it rounds
-/// (`tf32`, `bf16`: f32 elements with rounded conv operands), else the element type.
+/// The precision `be` computes in, as `--precision` names it: `bf16-mixed` when it stores
+/// activations in bf16, the conv math when it rounds (`tf32`, `bf16`: f32 elements with rounded
+/// conv operands), else the element type.
 pub fn precision_of<B: Backend>(be: &B) -> &'static str {
-    match be.conv_math() {
-        ConvMath::F32 => B::Elem::NAME,
-        math => math.name(),
+    match (be.storage(), be.conv_math()) {
+        (Storage::Bf16, _) => BF16_MIXED,
+        (Storage::F32, ConvMath::F32) => B::Elem::NAME,
+        (Storage::F32, math) => math.name(),
     }
 }
 
@@ -65,12 +74,13 @@ pub trait BackendTask {
     fn run<B: Backend>(self, be: &B) -> Result<Self::Output>;
 }
 
-/// Runs `task` on the chosen backend in the given precision: `f64` (the CPU only; `auto` runs it
-/// there), or `f32`, `tf32`, `bf16` (f32 with the conv GEMMs' operands rounded: the tensor cores on
-/// the GPU, their exact emulation on the CPU). `auto` takes the GPU when it can open it in that
-/// precision and it passes its check against the CPU, else says why and takes the CPU.
+/// Runs `task` on the chosen backend in the given precision: `f64` and `bf16-mixed` (the CPU only;
+/// `auto` runs them there), or `f32`, `tf32`, `bf16` (f32 with the conv GEMMs' operands rounded:
+/// the tensor cores on the GPU, their exact emulation on the CPU). `auto` takes the GPU when it can
+/// open it in that precision and it passes its check against the CPU, else says why and takes the
+/// CPU.
 pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -> Result<T::Output> {
-    let Some(math) = parse_precision(precision)? else {
+    let Some((math, storage)) = parse_precision(precision)? else {
         return match choice {
             BackendChoice::Cuda => Err(Error::config(
                 "the CUDA backend computes in f32; use --precision f32, tf32 or bf16, or --backend cpu",
@@ -82,16 +92,28 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
             BackendChoice::Cpu => task.run(&CpuBackend::<f64>::new()),
         };
     };
+    let cpu = || CpuBackend::<f32>::with_precision(math, storage);
+    if storage == Storage::Bf16 {
+        const CPU_ONLY: &str = "the CUDA backend stores activations in f32: bf16-mixed runs on the CPU for now (use --precision bf16 for bf16 tensor-core operands with f32 storage, or --backend cpu)";
+        return match choice {
+            BackendChoice::Cuda => Err(Error::config(CPU_ONLY)),
+            BackendChoice::Auto => {
+                eprintln!("using the CPU: {CPU_ONLY}");
+                task.run(&cpu())
+            }
+            BackendChoice::Cpu => task.run(&cpu()),
+        };
+    }
     match choice {
         BackendChoice::Cuda => task.run(&checked_gpu(math)?),
         BackendChoice::Auto => match checked_gpu(math) {
             Ok(gpu) => task.run(&gpu),
             Err(e) => {
                 eprintln!("using the CPU: {e}");
-                task.run(&CpuBackend::<f32>::with_conv_math(math))
+                task.run(&cpu())
             }
         },
-        BackendChoice::Cpu => task.run(&CpuBackend::<f32>::with_conv_math(math)),
+        BackendChoice::Cpu => task.run(&cpu()),
     }
 }
 
@@ -136,13 +158,24 @@ mod tests {
             describe.contains("cpu f32") && describe.contains("bf16-rounded conv operands"),
             "{describe}"
         );
+        assert!(!describe.contains("bf16-stored activations"), "{describe}");
+        let (_, describe) = run_on(BackendChoice::Cpu, "bf16-mixed", Describe).unwrap();
+        assert!(
+            describe.contains("bf16-rounded conv operands") && describe.contains("bf16-stored activations"),
+            "{describe}"
+        );
     }
 
     #[test]
-    fn an_unknown_precision_is_refused_naming_all_four() {
+    fn an_unknown_precision_is_refused_naming_all_of_them() {
         let e = run_on(BackendChoice::Cpu, "fp16", Describe).expect_err("an unknown precision");
-        assert!(e.to_string().contains("f32, f64, tf32, bf16, got 'fp16'"), "{e}");
-        let e = run_on(BackendChoice::Cuda, "f64", Describe).expect_err("f64 on the GPU");
-        assert!(e.to_string().contains("--backend cpu"), "{e}");
+        assert!(
+            e.to_string().contains("f32, f64, tf32, bf16, bf16-mixed, got 'fp16'"),
+            "{e}"
+        );
+        for cpu_only in ["f64", "bf16-mixed"] {
+            let e = run_on(BackendChoice::Cuda, cpu_only, Describe).expect_err("a CPU-only precision on the GPU");
+            assert!(e.to_string().contains("--backend cpu"), "{cpu_only}: {e}");
+        }
     }
 }

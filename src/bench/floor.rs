@@ -9,8 +9,9 @@
 //! 0.5%).
 //!
 //! Memory: the least traffic of the kernel sequence this engine runs for one training step, every
-//! kernel reading each of its operands once and writing each output once, in f32 (4 bytes a
-//! value), with the fusions it has: batch statistics gathered by the conv and aggregation, the
+//! kernel reading each of its operands once and writing each output once, activations and their
+//! gradients in the backend's storage (4 bytes a value in f32, 2 in bf16), parameters, their
+//! gradients, momenta and gathered moments in f32, with the fusions it has: batch statistics gathered by the conv and aggregation, the
 //! batch norm's pass adding the residual and applying the ReLU, the backward's ReLU mask read on the
 //! fly, the residual's gradient added as the conv writes dx. Per block, in values of the block input
 //! X = c_in·t_in·v, the conv output Z = 3·c_mid·t_in·v, the aggregation output A = c_mid·t_in·v and
@@ -36,14 +37,14 @@
 use std::time::Instant;
 
 use super::count::ModelCost;
-use crate::backend::{Backend, ConvMath};
+use crate::backend::{Backend, ConvMath, Storage};
 use crate::model::config::ResidualKind;
 use crate::model::StgcnConfig;
 
-/// Bytes of one stored value (f32 activations, gradients, parameters and optimizer state).
-const VALUE_BYTES: f64 = 4.0;
-/// The partial moments a conv forward gathers, in values per output value: 3 doubles (6 values)
-/// per output channel and 128-column tile, written by the conv and read by the batch norm.
+/// Bytes of one f32 value (parameters, their gradients, momenta, gathered moments).
+const F32_BYTES: f64 = 4.0;
+/// The partial moments a conv forward gathers, in f32 values per output value: 3 doubles (6
+/// values) per output channel and 128-column tile, written by the conv and read by the batch norm.
 const CONV_MOMENTS: f64 = 2.0 * 6.0 / 128.0;
 
 /// Dense peak rates in FLOP/s of a device in each arithmetic, as its datasheet gives them.
@@ -106,15 +107,17 @@ pub fn step_flop(cost: &ModelCost, batch: usize) -> (f64, f64) {
     (per_step(conv), per_step(other))
 }
 
-/// The least bytes one training step of `batch` samples at `clip_len` frames moves (see the module
-/// comment for the model).
-pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize) -> f64 {
+/// The least bytes one training step of `batch` samples at `clip_len` frames moves with activations
+/// in `storage` (see the module comment for the model).
+pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize, storage: Storage) -> f64 {
     let sequences = (batch * cfg.num_person) as f64;
     let v = cfg.layout.num_joints() as f64;
     let mut t = clip_len as f64;
     // the input permute and the data BN (statistics, then the normalisation) and its backward:
     // the input is read and written a few times; 7 passes of it
     let mut values = 7.0 * t * v * cfg.in_channels as f64;
+    // the f32 moments the convs gather, per sequence
+    let mut moments = 0.0;
     for b in cfg.blocks() {
         let t_out = (t / b.stride as f64).ceil();
         let x = b.c_in as f64 * t * v;
@@ -127,7 +130,8 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize) -> f64 {
         values += (x + z) + (z + a) + 2.0 * a;
         values += 2.0 * (x + z) + 2.0 * (a + z) + 7.0 * a;
         // temporal unit: conv, BN with the block's residual and ReLU
-        values += a + u + CONV_MOMENTS * u;
+        values += a + u;
+        moments += CONV_MOMENTS * u;
         values += if dropout {
             // BN, dropout, then the residual add and the ReLU as passes of their own; the backward
             // copies dy and drops it out before the BN backward
@@ -140,7 +144,10 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize) -> f64 {
         values += 7.0 * u + 2.0 * (a + u);
         // the residual: a 1x1 conv and its BN, or the masked dy added as dx is written
         match b.residual {
-            ResidualKind::Conv => values += (x + u) + CONV_MOMENTS * u + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x,
+            ResidualKind::Conv => {
+                values += (x + u) + 2.0 * u + 7.0 * u + 2.0 * (x + u) + x;
+                moments += CONV_MOMENTS * u;
+            }
             ResidualKind::Identity => values += 2.0 * x,
             ResidualKind::None => {}
         }
@@ -151,7 +158,7 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize) -> f64 {
     values += 4.0 * features;
     let params = ModelCost::of(cfg, clip_len).params() as f64;
     // SGD: parameters, gradients, momenta read; parameters, momenta written (once per step)
-    (values * sequences + 5.0 * params) * VALUE_BYTES
+    values * sequences * storage.bytes() as f64 + (moments * sequences + 5.0 * params) * F32_BYTES
 }
 
 /// The floor of one training step on a device.
@@ -176,11 +183,12 @@ impl StepFloor {
         clip_len: usize,
         batch: usize,
         math: ConvMath,
+        storage: Storage,
         peaks: PeakRates,
         bandwidth: f64,
     ) -> Self {
         let (conv_flop, aggregation_flop) = step_flop(&ModelCost::of(cfg, clip_len), batch);
-        let bytes = step_bytes(cfg, clip_len, batch);
+        let bytes = step_bytes(cfg, clip_len, batch, storage);
         Self {
             conv_flop,
             aggregation_flop,
@@ -256,14 +264,21 @@ mod tests {
         let features = 4.0 * u;
         let params = ModelCost::of(&cfg, 10).params() as f64;
         let want = (input + block0 + block1 + block2 + features + 5.0 * params) * 4.0;
-        assert_eq!(step_bytes(&cfg, 10, 1), want);
+        assert_eq!(step_bytes(&cfg, 10, 1, Storage::F32), want);
+        // bf16 storage halves the activations' bytes, not the parameters' or the moments'
+        let moments = 3.0 / 32.0 * (2000.0 + u + u + u);
+        let bf16 = (input + block0 + block1 + block2 + features - moments) * 2.0 + (moments + 5.0 * params) * 4.0;
+        let got = step_bytes(&cfg, 10, 1, Storage::Bf16);
+        assert!((got / bf16 - 1.0).abs() < 1e-12, "{got} vs {bf16}");
     }
 
     /// The NTU model at batch 128, clip 100 moves tens of GB a step: what the memory floor is made of.
     #[test]
     fn the_ntu_step_moves_tens_of_gigabytes() {
-        let bytes = step_bytes(&StgcnConfig::default(), 100, 128);
+        let bytes = step_bytes(&StgcnConfig::default(), 100, 128, Storage::F32);
         assert!((1e10..1e11).contains(&bytes), "{bytes}");
+        let bf16 = step_bytes(&StgcnConfig::default(), 100, 128, Storage::Bf16);
+        assert!(bf16 > 0.5 * bytes && bf16 < 0.51 * bytes, "{bf16} of {bytes}");
     }
 
     /// On an H100's peaks at 3.35 TB/s the NTU step in bf16 is memory-bound: the convs' 4.4 TFLOP
@@ -273,10 +288,10 @@ mod tests {
         let cfg = StgcnConfig::default();
         let peaks = datasheet_peaks("cuda f32 NVIDIA H100 80GB HBM3 (sm_90)").expect("an H100");
         assert!(datasheet_peaks("cuda f32 NVIDIA A100-SXM4-80GB (sm_80)").is_none());
-        let floor = StepFloor::new(&cfg, 100, 128, ConvMath::Bf16, peaks, 3.35e12);
+        let floor = StepFloor::new(&cfg, 100, 128, ConvMath::Bf16, Storage::F32, peaks, 3.35e12);
         let (conv, aggregation) = step_flop(&ModelCost::of(&cfg, 100), 128);
         assert_eq!(floor.compute_seconds, conv / 989.4e12 + aggregation / 66.9e12);
-        assert_eq!(floor.memory_seconds, step_bytes(&cfg, 100, 128) / 3.35e12);
+        assert_eq!(floor.memory_seconds, step_bytes(&cfg, 100, 128, Storage::F32) / 3.35e12);
         assert!(floor.memory_seconds > floor.compute_seconds);
         assert_eq!(floor.seconds(), floor.memory_seconds);
         let text = floor.to_string();

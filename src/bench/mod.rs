@@ -146,7 +146,15 @@ pub fn time_model<B: Backend>(
     import_state(be, &saved_state, model, None, Path::new("the measured model"))?;
     let floor = floor::datasheet_peaks(&be.describe()).map(|peaks| {
         let bandwidth = floor::copy_bandwidth(be);
-        floor::StepFloor::new(&model.config, clip_len, batch, be.conv_math(), peaks, bandwidth)
+        floor::StepFloor::new(
+            &model.config,
+            clip_len,
+            batch,
+            be.conv_math(),
+            be.storage(),
+            peaks,
+            bandwidth,
+        )
     });
     Ok(Throughput {
         backend: be.describe(),

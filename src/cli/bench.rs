@@ -1,4 +1,4 @@
-//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100] [--precision f32|f64|tf32|bf16]`:
+//! `leangcn bench [--backend cpu] [--preset stgcn] [--batch 16] [--clip-len 100] [--precision f32|f64|tf32|bf16|bf16-mixed]`:
 //! the per-layer report (parameters, FLOPs, saved activations) and the forward and training-step
 //! throughput; `--count-only` prints the parameter and FLOP table without running anything;
 //! `--sweep` measures sparse and compacted variants over batch sizes and clip lengths and writes
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::backend::select::{run_on, BackendChoice, BackendTask};
-use crate::backend::Backend;
+use crate::backend::{Backend, Storage};
 use crate::bench::count::ModelCost;
 use crate::bench::floor;
 use crate::bench::report::{measure_model, ModelReport};
@@ -35,7 +35,8 @@ pub struct BenchArgs {
     #[arg(long)]
     classes: Option<usize>,
     /// `f32`, `f64` (CPU), `tf32` or `bf16` (the conv GEMMs' operands rounded: tensor cores on the
-    /// GPU, their exact emulation on the CPU).
+    /// GPU, their exact emulation on the CPU), or `bf16-mixed` (bf16 operands and bf16-stored
+    /// activations and gradients; CPU only for now).
     #[arg(long, default_value = "f32")]
     precision: String,
     #[arg(long, default_value_t = 2)]
@@ -133,11 +134,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 for &batch in &args.batch {
                     let (conv, aggregation) = floor::step_flop(&cost, batch);
                     println!(
-                        "training step at batch {batch}: {:.3} TFLOP ({:.3} of convs, {:.3} of graph aggregation), {:.2} GB of least traffic in f32",
+                        "training step at batch {batch}: {:.3} TFLOP ({:.3} of convs, {:.3} of graph aggregation), {:.2} GB of least traffic with f32 activations, {:.2} GB with bf16",
                         (conv + aggregation) / 1e12,
                         conv / 1e12,
                         aggregation / 1e12,
-                        floor::step_bytes(&model, t, batch) / 1e9
+                        floor::step_bytes(&model, t, batch, Storage::F32) / 1e9,
+                        floor::step_bytes(&model, t, batch, Storage::Bf16) / 1e9
                     );
                 }
             }

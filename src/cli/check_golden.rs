@@ -1,4 +1,4 @@
-//! `leangcn check-golden FILE [--precision f64|f32|tf32|bf16] [--backend cpu|cuda]`
+//! `leangcn check-golden FILE [--precision f64|f32|tf32|bf16|bf16-mixed] [--backend cpu|cuda]`
 
 use std::path::PathBuf;
 

@@ -30,7 +30,7 @@ pub struct EvalArgs {
     /// Evaluate on this annotation file instead of each run's own data.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Compute in this precision (`f32`, `f64`, `tf32` or `bf16`, as for `train`) instead of each
+    /// Compute in this precision (`f32`, `f64`, `tf32`, `bf16` or `bf16-mixed`, as for `train`) instead of each
     /// checkpoint's own.
     #[arg(long)]
     precision: Option<String>,

@@ -150,6 +150,7 @@ impl<B: Backend> BatchNorm<B> {
 pub fn apply_epilogue<B: Backend>(be: &B, epilogue: BnEpilogue<'_, B::Buf>, y: &mut B::Buf) {
     if let Some(r) = epilogue.residual {
         be.add_assign(y, r);
+        be.round_to_storage(y);
     }
     if epilogue.relu {
         be.relu_forward(y);

@@ -98,8 +98,10 @@ impl<B: Backend> Assembly<B> {
         let mut mean = be.zeros(be.buf_len(self.experts[0].features()));
         for expert in &self.experts {
             be.add_assign(&mut mean, expert.features());
+            be.round_to_storage(&mut mean);
         }
         be.scale(&mut mean, 1.0 / self.experts.len() as f64);
+        be.round_to_storage(&mut mean);
         let fused = self.fused_head.forward(be, &mean, n, m, s, train, seed);
         let mut experts = Vec::new();
         if with_experts {
@@ -123,13 +125,18 @@ impl<B: Backend> Assembly<B> {
         // dL/dF̄ reaches every expert scaled by 1/H
         let mut dmean = self.fused_head.backward(be, dfused, n, m, s);
         be.scale(&mut dmean, 1.0 / self.experts.len() as f64);
+        be.round_to_storage(&mut dmean);
         let mut dx: Option<B::Buf> = None;
         for ((expert, head), dz) in self.experts.iter_mut().zip(&mut self.expert_heads).zip(dexperts) {
             let mut dfeatures = head.backward(be, dz, n, m, s);
             be.add_assign(&mut dfeatures, &dmean);
+            be.round_to_storage(&mut dfeatures);
             let dxe = expert.backward(be, dfeatures);
             match &mut dx {
-                Some(acc) => be.add_assign(acc, &dxe),
+                Some(acc) => {
+                    be.add_assign(acc, &dxe);
+                    be.round_to_storage(acc);
+                }
                 None => dx = Some(dxe),
             }
         }

@@ -60,7 +60,8 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     pub seed: u64,
     /// `f32`, `f64` (the exact reference path, CPU only), `tf32` or `bf16` (f32 with the conv GEMMs'
-    /// operands rounded to TF32 or bf16: tensor cores on the GPU, their exact emulation on the CPU).
+    /// operands rounded to TF32 or bf16: tensor cores on the GPU, their exact emulation on the CPU),
+    /// or `bf16-mixed` (bf16 operands and bf16-stored activations and gradients; CPU only for now).
     pub precision: String,
     /// Save a checkpoint every this many iterations as well as at each epoch's end (0: epochs only).
     pub checkpoint_every: usize,

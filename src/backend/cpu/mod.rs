@@ -21,6 +21,7 @@ pub use batch_norm::ChannelMoments;
 use super::sparse::{CsrWeight, Packed24Weight};
 use super::{
     Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, Scalar, SgdHyper,
+    Storage,
 };
 
 /// The CPU backend computing in `T` (f32 or f64).
@@ -29,6 +30,9 @@ pub struct CpuBackend<T: Scalar> {
     /// The arithmetic of the conv GEMMs: the rounded modes emulate the GPU's tensor cores exactly
     /// (operands rounded, products and sums in `T`), so they are the reference for those kernels.
     conv_math: ConvMath,
+    /// How activations are stored: in bf16 storage every op rounds the activations it writes,
+    /// the exact emulation of a device that stores them in bf16.
+    storage: Storage,
     _elem: PhantomData<T>,
 }
 
@@ -39,10 +43,22 @@ impl<T: Scalar> CpuBackend<T> {
 
     /// A backend whose conv GEMMs round their operands as `conv_math` says.
     pub fn with_conv_math(conv_math: ConvMath) -> Self {
+        Self::with_precision(conv_math, Storage::F32)
+    }
+
+    /// A backend whose conv GEMMs round their operands as `conv_math` says and whose ops store
+    /// activations as `storage` says.
+    pub fn with_precision(conv_math: ConvMath, storage: Storage) -> Self {
         Self {
             conv_math,
+            storage,
             _elem: PhantomData,
         }
+    }
+
+    /// `y`, an activation an op just wrote, as the storage keeps it.
+    fn stored(&self, y: &mut [T]) {
+        self.storage.round_in_place(y)
     }
 }
 
@@ -70,10 +86,24 @@ impl<T: Scalar> Backend for CpuBackend<T> {
             ConvMath::F32 => String::new(),
             m => format!(", {m}-rounded conv operands"),
         };
-        format!("cpu {} ({} threads{math})", T::NAME, rayon::current_num_threads())
+        let storage = match self.storage {
+            Storage::F32 => "",
+            Storage::Bf16 => ", bf16-stored activations",
+        };
+        format!(
+            "cpu {} ({} threads{math}{storage})",
+            T::NAME,
+            rayon::current_num_threads()
+        )
     }
     fn conv_math(&self) -> ConvMath {
         self.conv_math
+    }
+    fn storage(&self) -> Storage {
+        self.storage
+    }
+    fn round_to_storage(&self, x: &mut Vec<T>) {
+        self.stored(x)
     }
     fn zeros(&self, len: usize) -> Vec<T> {
         vec![T::zero(); len]
@@ -136,10 +166,12 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         elementwise::relu_backward(y, dy)
     }
     fn relu_backward_add(&self, y: &Vec<T>, dy: &Vec<T>, acc: &mut Vec<T>) {
-        elementwise::relu_backward_add(y, dy, acc)
+        elementwise::relu_backward_add(y, dy, acc);
+        self.stored(acc)
     }
     fn dropout(&self, x: &mut Vec<T>, p: f64, seed: u64) {
-        elementwise::dropout(x, p, seed)
+        elementwise::dropout(x, p, seed);
+        self.stored(x)
     }
     fn kth_smallest(&self, bufs: &[&Vec<T>], k: usize, out: &mut Vec<T>) {
         select::kth_smallest(bufs, k, out)
@@ -151,21 +183,24 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         elementwise::abs(x, y)
     }
     fn permute(&self, x: &Vec<T>, dims: &[usize], perm: &[usize], y: &mut Vec<T>) {
-        permute::permute(x, dims, perm, y)
+        permute::permute(x, dims, perm, y);
+        self.stored(y)
     }
     fn conv_t_forward(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
         let (x, w) = (
             conv::rounded_operand(self.conv_math, x),
             conv::rounded_operand(self.conv_math, w),
         );
-        conv::forward(g, &x, &w, b.map(Vec::as_slice), y)
+        conv::forward(g, &x, &w, b.map(Vec::as_slice), y);
+        self.stored(y)
     }
     fn conv_t_backward_input(&self, g: &ConvGeom, dy: &Vec<T>, w: &Vec<T>, dx: &mut Vec<T>) {
         let (dy, w) = (
             conv::rounded_operand(self.conv_math, dy),
             conv::rounded_operand(self.conv_math, w),
         );
-        conv::backward_input(g, &dy, &w, dx)
+        conv::backward_input(g, &dy, &w, dx);
+        self.stored(dx)
     }
     fn conv_t_backward_input_add(
         &self,
@@ -191,10 +226,12 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         conv::backward_weight(g, &x, &dy, dw)
     }
     fn graph_forward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, y: &mut Vec<T>) {
-        graph::forward(g, z, a, y)
+        graph::forward(g, z, a, y);
+        self.stored(y)
     }
     fn graph_backward(&self, g: &GraphGeom, z: &Vec<T>, a: &Vec<T>, dy: &Vec<T>, dz: &mut Vec<T>, da: &mut Vec<T>) {
-        graph::backward(g, z, a, dy, dz, da)
+        graph::backward(g, z, a, dy, dz, da);
+        self.stored(dz)
     }
     type BnStats = ChannelMoments;
     fn conv_t_forward_with_stats(
@@ -244,7 +281,8 @@ impl<T: Scalar> Backend for CpuBackend<T> {
             y,
             save_mean,
             save_invstd,
-        )
+        );
+        self.stored(y)
     }
     fn conv_t_forward_bn_eval(
         &self,
@@ -260,6 +298,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         let mut u = vec![T::zero(); g.y_len()];
         self.conv_t_forward(g, x, w, b, &mut u);
         batch_norm::eval_with(&eval_geom(g.n, g.c_out, g.t_out() * g.v, bn.eps), &u, bn, epilogue, y);
+        self.stored(y)
     }
     fn graph_forward_bn_eval(
         &self,
@@ -273,6 +312,7 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         let mut u = vec![T::zero(); g.y_len()];
         self.graph_forward(g, z, a, &mut u);
         batch_norm::eval_with(&eval_geom(g.n, g.c, g.t * g.v, bn.eps), &u, bn, epilogue, y);
+        self.stored(y)
     }
     fn batch_norm_eval(
         &self,
@@ -294,7 +334,8 @@ impl<T: Scalar> Backend for CpuBackend<T> {
             running_mean,
             running_var,
             y,
-        )
+        );
+        self.stored(y)
     }
     fn batch_norm_backward(
         &self,
@@ -320,13 +361,16 @@ impl<T: Scalar> Backend for CpuBackend<T> {
             dx,
             dgamma,
             dbeta,
-        )
+        );
+        self.stored(dx)
     }
     fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &Vec<T>, y: &mut Vec<T>) {
-        pool::forward(n, persons, c, s, x, y)
+        pool::forward(n, persons, c, s, x, y);
+        self.stored(y)
     }
     fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &Vec<T>, dx: &mut Vec<T>) {
-        pool::backward(n, persons, c, s, dy, dx)
+        pool::backward(n, persons, c, s, dy, dx);
+        self.stored(dx)
     }
     fn cross_entropy(
         &self,
@@ -338,7 +382,8 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         loss: &mut Vec<T>,
         dlogits: &mut Vec<T>,
     ) {
-        loss::cross_entropy(n, classes, logits, labels, smoothing, loss, dlogits)
+        loss::cross_entropy(n, classes, logits, labels, smoothing, loss, dlogits);
+        self.stored(dlogits)
     }
     fn sum_squares(&self, bufs: &[&Vec<T>], out: &mut Vec<T>) {
         optim::sum_squares(bufs, out)
@@ -383,10 +428,12 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         sw.clone()
     }
     fn conv_t_forward_sparse(&self, g: &ConvGeom, x: &Vec<T>, w: &CsrWeight<T>, b: Option<&Vec<T>>, y: &mut Vec<T>) {
-        csr::forward(g, x, w, b.map(Vec::as_slice), y)
+        csr::forward(g, x, w, b.map(Vec::as_slice), y);
+        self.stored(y)
     }
     fn conv_t_backward_input_sparse(&self, g: &ConvGeom, dy: &Vec<T>, w: &CsrWeight<T>, dx: &mut Vec<T>) {
-        csr::backward_input(g, dy, w, dx)
+        csr::backward_input(g, dy, w, dx);
+        self.stored(dx)
     }
     fn prune_2_4(&self, w: &Vec<T>, c_out: usize, c_in: usize, kt: usize, mask: &mut Vec<T>) {
         semi_sparse::prune_2_4(w, c_out, c_in, kt, mask)
@@ -405,9 +452,11 @@ impl<T: Scalar> Backend for CpuBackend<T> {
         w.clone()
     }
     fn conv_t_forward_2_4(&self, g: &ConvGeom, x: &Vec<T>, w: &Packed24Weight, b: Option<&Vec<T>>, y: &mut Vec<T>) {
-        semi_sparse::forward(g, x, w, b.map(Vec::as_slice), y)
+        semi_sparse::forward(g, x, w, b.map(Vec::as_slice), y);
+        self.stored(y)
     }
     fn conv_t_backward_input_2_4(&self, g: &ConvGeom, dy: &Vec<T>, w: &Packed24Weight, dx: &mut Vec<T>) {
-        semi_sparse::backward_input(g, dy, w, dx)
+        semi_sparse::backward_input(g, dy, w, dx);
+        self.stored(dx)
     }
 }
