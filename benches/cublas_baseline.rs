@@ -95,8 +95,8 @@ fn cublas_baseline(c: &mut Criterion) {
                     ours.time(&be, &events, iters, || be.conv_t_forward(&g, &x, &w, Some(&b), &mut y))
                 })
             });
-            let (col_s, w_s) = (col.slice().expect("col"), w.slice().expect("w"));
-            let y_s = y_blas.slice_mut().expect("y");
+            let (col_s, w_s) = (col.f32().expect("col"), w.f32().expect("w"));
+            let y_s = y_blas.f32_mut().expect("y");
             group.bench_function(BenchmarkId::new(format!("cublas/{math}"), &name), |bench| {
                 bench.iter_custom(|iters| {
                     theirs.time(&be, &events, iters, || {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::cuda::{CudaBackend, GpuBuf};
+use leangcn::backend::cuda::{CudaBackend, DeviceBuf};
 use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, GraphGeom, SgdHyper};
 use leangcn::layers::params_of;
 use leangcn::model::{Stgcn, StgcnConfig};
@@ -56,7 +56,7 @@ impl Timer<'_> {
     }
 }
 
-fn up(be: &CudaBackend, len: usize) -> GpuBuf<f32> {
+fn up(be: &CudaBackend, len: usize) -> DeviceBuf {
     be.upload(&data(len))
 }
 
@@ -297,9 +297,9 @@ fn ops(c: &mut Criterion) {
     let mut model = Stgcn::new(&cpu, StgcnConfig::default(), 0).expect("the default ST-GCN");
     let lens: Vec<usize> = params_of(&mut model).into_iter().map(|(_, p)| p.len()).collect();
     let total: usize = lens.iter().sum();
-    let mut params: Vec<GpuBuf<f32>> = lens.iter().map(|&l| up(&be, l)).collect();
-    let grads: Vec<GpuBuf<f32>> = lens.iter().map(|&l| up(&be, l)).collect();
-    let mut momentum: Vec<GpuBuf<f32>> = lens.iter().map(|&l| be.zeros(l)).collect();
+    let mut params: Vec<DeviceBuf> = lens.iter().map(|&l| up(&be, l)).collect();
+    let grads: Vec<DeviceBuf> = lens.iter().map(|&l| up(&be, l)).collect();
+    let mut momentum: Vec<DeviceBuf> = lens.iter().map(|&l| be.zeros(l)).collect();
     let lr = be.upload(&[0.1]);
     let hyper = SgdHyper {
         momentum: 0.9,
@@ -314,9 +314,9 @@ fn ops(c: &mut Criterion) {
         &format!("{}_tensors_{total}_values", lens.len()),
         f * 5 * total as u64,
         || {
-            let mut p: Vec<&mut GpuBuf<f32>> = params.iter_mut().collect();
-            let g: Vec<&GpuBuf<f32>> = grads.iter().collect();
-            let mut m: Vec<&mut GpuBuf<f32>> = momentum.iter_mut().collect();
+            let mut p: Vec<&mut DeviceBuf> = params.iter_mut().collect();
+            let g: Vec<&DeviceBuf> = grads.iter().collect();
+            let mut m: Vec<&mut DeviceBuf> = momentum.iter_mut().collect();
             be.sgd_step(&mut p, &g, &mut m, &hyper, &lr, None, false)
         },
     );

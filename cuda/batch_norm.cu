@@ -1,4 +1,4 @@
-// Batch normalisation over x: [n, c, s] f32 (BatchNorm1d: s = t; BatchNorm2d: s = t·v), statistics
+// Batch normalisation over x: [n, c, s] (BatchNorm1d: s = t; BatchNorm2d: s = t·v), statistics
 // per channel over (n, s), every sum in double, as the CPU reference computes them:
 //   train     mean, biased var → save_mean, save_invstd = 1/sqrt(var + eps), y = x·scale + shift,
 //             running stats as PyTorch (momentum; the unbiased variance for running_var)
@@ -19,7 +19,14 @@
 // a fixed tree (reduce.cuh), and one block per channel merges the partials in a fixed order.
 // The per-element kernels then use per-channel coefficients computed in double with the CPU's
 // formulas and roundings (explicit __d*_rn, so nothing is contracted into an FMA).
+//
+// The kernels that read activations (x, y, dy, the residual, the ReLU output; not the statistics,
+// coefficients or parameters, which stay f32/double) come in f32 and bf16-activation forms,
+// `<name>` and `<name>_bf16act` (activation.cuh): the bf16 form reads through load_act, computes
+// exactly as the f32 one, and rounds what it stores (y, dx) with store_act. The finalize and
+// coefficient kernels read no activation and are f32 only.
 
+#include "activation.cuh"
 #include "output_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "reduce.cuh"
@@ -46,15 +53,16 @@ static __device__ void for_block_channel_elements(const BnShape& g, uint32_t ch,
 
 // Block (x, ch): moments[(ch·gridDim.x + x)·3 + {0, 1, 2}] = (count, mean, M2) of its elements, from
 // sums shifted by its first element.
-extern "C" __global__ void batch_norm_stats_partial_f32(const float* __restrict__ x, BnShape g,
-                                                        double* __restrict__ moments) {
+template <typename Act>
+__device__ __forceinline__ void batch_norm_stats_partial(const Act* __restrict__ x, BnShape g,
+                                                         double* __restrict__ moments) {
     __shared__ double scratch[32];
     const uint32_t ch = blockIdx.y;
     const uint32_t first_sample = blockIdx.x / g.parts, first_part = blockIdx.x - first_sample * g.parts;
-    const double shift = (double)x[((uint64_t)first_sample * g.c + ch) * g.s + first_part * g.chunk];
+    const double shift = (double)load_act(x, ((uint64_t)first_sample * g.c + ch) * g.s + first_part * g.chunk);
     double sum = 0.0, sum_sq = 0.0, count = 0.0;
     for_block_channel_elements(g, ch, [&](uint64_t i) {
-        const double d = (double)x[i] - shift;  // exact: two f32 values
+        const double d = (double)load_act(x, i) - shift;  // exact: two f32 values
         sum += d;
         sum_sq = fma(d, d, sum_sq);
         count += 1.0;
@@ -131,29 +139,35 @@ extern "C" __global__ void batch_norm_eval_coefficients_f32(const float* __restr
 
 // y = relu?(x·scale + shift + residual?) per channel (output_epilogue.cuh). x, residual (null for none),
 // y: rows (n, ch) of s columns; relu: 0 or 1.
-extern "C" __global__ void batch_norm_apply_f32(const float* __restrict__ x, const double* __restrict__ coef,
-                                                BnShape g, const float* __restrict__ residual, uint32_t relu,
-                                                float* __restrict__ y) {
+template <typename Act>
+__device__ __forceinline__ void batch_norm_apply(const Act* __restrict__ x, const double* __restrict__ coef,
+                                                 BnShape g, const Act* __restrict__ residual, uint32_t relu,
+                                                 Act* __restrict__ y) {
     FOR_ROWS(row, g.n * g.c) {
         const uint32_t ch = row % g.c;
         const uint64_t base = (uint64_t)row * g.s;
-        FOR_COLS(j, g.s) y[base + j] = output_epilogue(x[base + j], coef, ch, residual, nullptr, base + j, relu);
+        FOR_COLS(j, g.s) {
+            const float v = output_epilogue(load_act(x, base + j), coef, ch, residual, nullptr, base + j, relu);
+            store_act(y, base + j, v);
+        }
     }
 }
 
 // dy[i] masked by the ReLU whose output was relu_y (null for no ReLU): 0 where relu_y[i] <= 0.
-static __device__ __forceinline__ float relu_masked(const float* __restrict__ dy, const float* __restrict__ relu_y,
+template <typename Act>
+static __device__ __forceinline__ float relu_masked(const Act* __restrict__ dy, const Act* __restrict__ relu_y,
                                                     uint64_t i) {
-    return relu_y != nullptr && relu_y[i] <= 0.0f ? 0.0f : dy[i];
+    return relu_y != nullptr && load_act(relu_y, i) <= 0.0f ? 0.0f : load_act(dy, i);
 }
 
 // Block (x, ch): partials[(ch·gridDim.x + x)·2 + {0, 1}] = Σ dy, Σ dy·x̂ over its elements, with
 // x̂ = (x − mean)·invstd from the saved (f32) statistics, dy masked by relu_y (null for none).
-extern "C" __global__ void batch_norm_backward_partial_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                                           const float* __restrict__ relu_y,
-                                                           const float* __restrict__ save_mean,
-                                                           const float* __restrict__ save_invstd, BnShape g,
-                                                           double* __restrict__ partials) {
+template <typename Act>
+__device__ __forceinline__ void batch_norm_backward_partial(const Act* __restrict__ x, const Act* __restrict__ dy,
+                                                            const Act* __restrict__ relu_y,
+                                                            const float* __restrict__ save_mean,
+                                                            const float* __restrict__ save_invstd, BnShape g,
+                                                            double* __restrict__ partials) {
     __shared__ double scratch[32];
     const uint32_t ch = blockIdx.y;
     const double mean = (double)save_mean[ch], invstd = (double)save_invstd[ch];
@@ -161,7 +175,7 @@ extern "C" __global__ void batch_norm_backward_partial_f32(const float* __restri
     for_block_channel_elements(g, ch, [&](uint64_t i) {
         const double d = (double)relu_masked(dy, relu_y, i);
         sum_dy += d;
-        sum_dy_xhat += __dmul_rn(__dmul_rn(d, (double)x[i] - mean), invstd);
+        sum_dy_xhat += __dmul_rn(__dmul_rn(d, (double)load_act(x, i) - mean), invstd);
     });
     sum_dy = block_sum(sum_dy, scratch);
     sum_dy_xhat = block_sum(sum_dy_xhat, scratch);
@@ -203,21 +217,50 @@ extern "C" __global__ void batch_norm_backward_finalize_f32(const double* __rest
 // dx = k·(m·dy − Σdy − x̂·Σ(dy·x̂)) per channel in double with the CPU's order of operations,
 // rounded once to f32, m = n·s, dy masked by relu_y (null for none). x, dy, relu_y, dx: rows (n, ch)
 // of s columns.
-extern "C" __global__ void batch_norm_backward_input_f32(const float* __restrict__ x, const float* __restrict__ dy,
-                                                         const float* __restrict__ relu_y,
-                                                         const double* __restrict__ coef, BnShape g,
-                                                         float* __restrict__ dx) {
+template <typename Act>
+__device__ __forceinline__ void batch_norm_backward_input(const Act* __restrict__ x, const Act* __restrict__ dy,
+                                                          const Act* __restrict__ relu_y,
+                                                          const double* __restrict__ coef, BnShape g,
+                                                          Act* __restrict__ dx) {
     const double count = (double)g.n * (double)g.s;
     FOR_ROWS(row, g.n * g.c) {
         const double* k5 = coef + 5 * (uint64_t)(row % g.c);
         const double mean = k5[0], invstd = k5[1], sum_dy = k5[2], sum_dy_xhat = k5[3], k = k5[4];
         const uint64_t base = (uint64_t)row * g.s;
         FOR_COLS(j, g.s) {
-            const double xhat = __dmul_rn(__dadd_rn((double)x[base + j], -mean), invstd);
+            const double xhat = __dmul_rn(__dadd_rn((double)load_act(x, base + j), -mean), invstd);
             const double d = (double)relu_masked(dy, relu_y, base + j);
             const double centred = __dadd_rn(__dadd_rn(__dmul_rn(count, d), -sum_dy),
                                              -__dmul_rn(xhat, sum_dy_xhat));
-            dx[base + j] = (float)__dmul_rn(k, centred);
+            store_act(dx, base + j, (float)__dmul_rn(k, centred));  // f32, then (bf16) rounded again
         }
     }
 }
+
+// The entry points of the kernels on activations above, with activations of type Act, named
+// <name>SUFFIX.
+#define BATCH_NORM_ACT_KERNELS(SUFFIX, Act)                                                                       \
+    extern "C" __global__ void batch_norm_stats_partial_f32##SUFFIX(const Act* __restrict__ x, BnShape g,        \
+                                                                    double* __restrict__ moments) {              \
+        batch_norm_stats_partial(x, g, moments);                                                                 \
+    }                                                                                                            \
+    extern "C" __global__ void batch_norm_apply_f32##SUFFIX(const Act* __restrict__ x,                           \
+                                                            const double* __restrict__ coef, BnShape g,          \
+                                                            const Act* __restrict__ residual, uint32_t relu,     \
+                                                            Act* __restrict__ y) {                               \
+        batch_norm_apply(x, coef, g, residual, relu, y);                                                         \
+    }                                                                                                            \
+    extern "C" __global__ void batch_norm_backward_partial_f32##SUFFIX(                                          \
+        const Act* __restrict__ x, const Act* __restrict__ dy, const Act* __restrict__ relu_y,                   \
+        const float* __restrict__ save_mean, const float* __restrict__ save_invstd, BnShape g,                   \
+        double* __restrict__ partials) {                                                                         \
+        batch_norm_backward_partial(x, dy, relu_y, save_mean, save_invstd, g, partials);                        \
+    }                                                                                                            \
+    extern "C" __global__ void batch_norm_backward_input_f32##SUFFIX(                                            \
+        const Act* __restrict__ x, const Act* __restrict__ dy, const Act* __restrict__ relu_y,                   \
+        const double* __restrict__ coef, BnShape g, Act* __restrict__ dx) {                                      \
+        batch_norm_backward_input(x, dy, relu_y, coef, g, dx);                                                   \
+    }
+
+BATCH_NORM_ACT_KERNELS(, float)
+BATCH_NORM_ACT_KERNELS(_bf16act, __nv_bfloat16)

@@ -9,6 +9,9 @@
 // LeVeque (1979), which, unlike Σx² − (Σx)²/m, does not cancel away when |mean| ≫ std. Each part's
 // own (mean, M2) comes either from two passes over values the kernel still holds, or from sums
 // shifted by one of the part's values (so |x − shift| is of the order of the spread).
+//
+// They are the moments of the values as stored: for bf16 activations (activation.cuh), of the
+// rounded outputs (stored_value), which are what the batch norm then reads.
 
 #pragma once
 

@@ -4,7 +4,12 @@
 //   backward  dz[n,k,c,t,v] = Σ_w dy[n,c,t,w]·a[k,v,w]            (overwritten)
 //             da[k,v,w]    += Σ_{n,c,t} z[n,k,c,t,v]·dy[n,c,t,w]   (per-block partials, then a
 //                                                                   fixed-order sum: no atomics)
-// z: [n, K, c, t, V], a: [K, V, V], y and dy: [n, c, t, V], all f32.
+// z: [n, K, c, t, V], a: [K, V, V], y and dy: [n, c, t, V]. a (and da, its partials, the moments
+// and the batch norm's coefficients) are f32/double; z, y, dy, dz and the residual are activations,
+// and the kernels that touch them come in f32 and bf16-activation forms, `<name>` and
+// `<name>_bf16act` (activation.cuh). The tiles are staged in shared memory as f32 in both (converted
+// by load_act as they are copied, so shared memory is sized the same), the sums are f32 as they are,
+// and the bf16 form rounds what it stores (store_act); its moments are those of the rounded y.
 //
 // A "row" is one (n, c, t): V joints of y. With R = c·t rows per sample, global row g = n·R + r has
 // y[g·V + w] and, for subset k, z[((n·K + k)·R + r)·V + v]. Blocks walk tiles of `tile_rows`
@@ -19,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "activation.cuh"
 #include "output_epilogue.cuh"
 #include "bn_moments.cuh"
 #include "reduce.cuh"
@@ -41,28 +47,30 @@ struct GraphShape {
 };
 
 // Copies the z rows [row0, row0 + rows) of every subset into z_s: [K, tile_rows, V] (subset, row
-// in tile, joint). Every thread of the block calls it; the loop bounds are block-uniform.
-static __device__ void stage_z_rows(const float* __restrict__ z, float* z_s, const GraphShape& g, uint32_t row0,
+// in tile, joint), as f32. Every thread of the block calls it; the loop bounds are block-uniform.
+template <typename Act>
+static __device__ void stage_z_rows(const Act* __restrict__ z, float* z_s, const GraphShape& g, uint32_t row0,
                                     uint32_t rows) {
     for (uint32_t row = 0; row < rows;) {
         const uint32_t global = row0 + row;
         const uint32_t n = global / g.rows_per_sample, r = global - n * g.rows_per_sample;
         const uint32_t span = min(rows - row, g.rows_per_sample - r);  // rows left in this sample
         for (uint32_t k = 0; k < g.k; ++k) {
-            const float* src = z + (((uint64_t)n * g.k + k) * g.rows_per_sample + r) * g.v;
+            const Act* src = z + (((uint64_t)n * g.k + k) * g.rows_per_sample + r) * g.v;
             float* dst = z_s + ((uint64_t)k * g.tile_rows + row) * g.v;
-            for (uint32_t e = threadIdx.x; e < span * g.v; e += blockDim.x) dst[e] = src[e];
+            for (uint32_t e = threadIdx.x; e < span * g.v; e += blockDim.x) dst[e] = load_act(src, e);
         }
         row += span;
     }
 }
 
 // Copies rows [row0, row0 + rows) of a [total_rows, V] tensor (y-shaped: contiguous rows) into
-// dst: [rows, V].
-static __device__ void stage_y_rows(const float* __restrict__ src, float* dst, const GraphShape& g, uint32_t row0,
+// dst: [rows, V], as f32.
+template <typename Act>
+static __device__ void stage_y_rows(const Act* __restrict__ src, float* dst, const GraphShape& g, uint32_t row0,
                                     uint32_t rows) {
-    const float* from = src + (uint64_t)row0 * g.v;
-    for (uint32_t e = threadIdx.x; e < rows * g.v; e += blockDim.x) dst[e] = from[e];
+    const Act* from = src + (uint64_t)row0 * g.v;
+    for (uint32_t e = threadIdx.x; e < rows * g.v; e += blockDim.x) dst[e] = load_act(from, e);
 }
 
 static __device__ __forceinline__ void copy_adjacency(const float* __restrict__ a, float* a_s, uint32_t len) {
@@ -74,13 +82,15 @@ static __device__ __forceinline__ void copy_adjacency(const float* __restrict__ 
 // [c, n, 3], part n of channel ch = (count, mean, M2) over y[n, ch]. The host then makes each tile
 // one (n, c): tile_step = t; the mean comes from the thread sums, M2 from a second pass over the
 // tile's outputs, read back from global memory (written by this block, so the reads hit L1/L2).
+// Both passes see the values as stored (bf16: rounded; stored_value, load_act).
 // bn_coef, residual, relu: an evaluation-mode batch norm and its epilogue applied to the outputs
 // before they are stored (output_epilogue.cuh; null, null, 0 for none; never with moments).
-extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__ z, const float* __restrict__ a,
-                                                       float* __restrict__ y, double* __restrict__ moments,
-                                                       const double* __restrict__ bn_coef,
-                                                       const float* __restrict__ residual, uint32_t relu,
-                                                       GraphShape g) {
+template <typename Act>
+__device__ __forceinline__ void graph_aggregate_forward(const Act* __restrict__ z, const float* __restrict__ a,
+                                                        Act* __restrict__ y, double* __restrict__ moments,
+                                                        const double* __restrict__ bn_coef,
+                                                        const Act* __restrict__ residual, uint32_t relu,
+                                                        GraphShape g) {
     extern __shared__ float smem[];
     __shared__ double scratch[32];
     __shared__ double tile_mean;
@@ -119,8 +129,8 @@ extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__
                     const uint64_t at = out0 + (uint64_t)i * v;
                     // the output's channel, for the batch norm's coefficients
                     const uint32_t ch = bn_coef != nullptr ? (row0 + row + i) % g.rows_per_sample / g.t : 0;
-                    y[at] = output_epilogue(acc[i], bn_coef, ch, residual, nullptr, at, relu);
-                    if (moments != nullptr) sum += (double)acc[i];
+                    store_act(y, at, output_epilogue(acc[i], bn_coef, ch, residual, nullptr, at, relu));
+                    if (moments != nullptr) sum += (double)stored_value(y, acc[i]);  // no epilogue then
                 }
         }
         if (moments == nullptr) continue;  // uniform over the block
@@ -130,9 +140,9 @@ extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__
         __syncthreads();
         const double mean = tile_mean;
         double m2 = 0.0;
-        const float* out = y + (uint64_t)row0 * v;
+        const Act* out = y + (uint64_t)row0 * v;
         for (uint32_t e = threadIdx.x; e < rows * v; e += blockDim.x) {
-            const double d = (double)out[e] - mean;
+            const double d = (double)load_act(out, e) - mean;
             m2 = fma(d, d, m2);
         }
         m2 = block_sum(m2, scratch);
@@ -146,9 +156,10 @@ extern "C" __global__ void graph_aggregate_forward_f32(const float* __restrict__
 
 // dz_k = dy · a_kᵀ, overwritten. Dynamic shared memory: K·V·V floats (A) + (tile_rows + ROWS - 1)·V
 // floats (dy tile; the extra rows keep the reads of a last partial group inside the allocation).
-extern "C" __global__ void graph_aggregate_backward_input_f32(const float* __restrict__ dy,
-                                                              const float* __restrict__ a, float* __restrict__ dz,
-                                                              GraphShape g) {
+template <typename Act>
+__device__ __forceinline__ void graph_aggregate_backward_input(const Act* __restrict__ dy,
+                                                               const float* __restrict__ a, Act* __restrict__ dz,
+                                                               GraphShape g) {
     extern __shared__ float smem[];
     const uint32_t v = g.v, vv = g.v * g.v;
     float* a_s = smem;            // [K, V, V]
@@ -168,7 +179,7 @@ extern "C" __global__ void graph_aggregate_backward_input_f32(const float* __res
             const uint32_t span = min(rows - row, g.rows_per_sample - r);
             const uint32_t groups = (span + ROWS - 1) / ROWS;
             for (uint32_t k = 0; k < g.k; ++k) {
-                float* dst = dz + (((uint64_t)n * g.k + k) * g.rows_per_sample + r) * v;
+                Act* dst = dz + (((uint64_t)n * g.k + k) * g.rows_per_sample + r) * v;
                 // item = (group of ROWS rows of the piece, input joint j)
                 for (uint32_t item = threadIdx.x; item < groups * v; item += blockDim.x) {
                     const uint32_t group = item / v, j = item - group * v;
@@ -183,7 +194,7 @@ extern "C" __global__ void graph_aggregate_backward_input_f32(const float* __res
                     }
 #pragma unroll
                     for (int i = 0; i < ROWS; ++i)
-                        if (first + i < span) dst[((uint64_t)first + i) * v + j] = acc[i];
+                        if (first + i < span) store_act(dst, ((uint64_t)first + i) * v + j, acc[i]);
                 }
             }
             row += span;
@@ -211,10 +222,11 @@ static __device__ __forceinline__ void da_unit_coords(uint32_t unit, uint32_t v,
 // accumulator units; a unit is DA_UNIT consecutive joints v of one (k, w), so one dy value serves
 // DA_UNIT multiply-adds. Dynamic shared memory: (K + 1)·tile_rows·V floats + DA_UNIT - 1 (z tile,
 // dy tile, and slack for the reads of a last partial unit past the end of the z tile).
-extern "C" __global__ void graph_aggregate_backward_adjacency_partial_f32(const float* __restrict__ z,
-                                                                         const float* __restrict__ dy,
-                                                                         float* __restrict__ partials,
-                                                                         GraphShape g) {
+template <typename Act>
+__device__ __forceinline__ void graph_aggregate_backward_adjacency_partial(const Act* __restrict__ z,
+                                                                           const Act* __restrict__ dy,
+                                                                           float* __restrict__ partials,
+                                                                           GraphShape g) {
     extern __shared__ float smem[];
     const uint32_t v = g.v, vv = g.v * g.v;
     float* z_s = smem;                             // [K, tile_rows, V]
@@ -262,6 +274,26 @@ extern "C" __global__ void graph_aggregate_backward_adjacency_partial_f32(const 
             if (j0 + i < v) out[k * vv + (j0 + i) * v + w] = acc[q][i];
     }
 }
+
+// The entry points of the kernels on activations above, with activations of type Act, named
+// <name>SUFFIX.
+#define GRAPH_AGGREGATE_ACT_KERNELS(SUFFIX, Act)                                                                   \
+    extern "C" __global__ void graph_aggregate_forward_f32##SUFFIX(                                               \
+        const Act* __restrict__ z, const float* __restrict__ a, Act* __restrict__ y, double* __restrict__ moments, \
+        const double* __restrict__ bn_coef, const Act* __restrict__ residual, uint32_t relu, GraphShape g) {      \
+        graph_aggregate_forward(z, a, y, moments, bn_coef, residual, relu, g);                                    \
+    }                                                                                                             \
+    extern "C" __global__ void graph_aggregate_backward_input_f32##SUFFIX(                                        \
+        const Act* __restrict__ dy, const float* __restrict__ a, Act* __restrict__ dz, GraphShape g) {            \
+        graph_aggregate_backward_input(dy, a, dz, g);                                                             \
+    }                                                                                                             \
+    extern "C" __global__ void graph_aggregate_backward_adjacency_partial_f32##SUFFIX(                            \
+        const Act* __restrict__ z, const Act* __restrict__ dy, float* __restrict__ partials, GraphShape g) {      \
+        graph_aggregate_backward_adjacency_partial(z, dy, partials, g);                                           \
+    }
+
+GRAPH_AGGREGATE_ACT_KERNELS(, float)
+GRAPH_AGGREGATE_ACT_KERNELS(_bf16act, __nv_bfloat16)
 
 // da[i] += Σ_b partials[b·len + i] for b = 0, 1, ..., blocks - 1 in that order, in double.
 extern "C" __global__ void graph_aggregate_add_partials_f32(const float* __restrict__ partials, uint32_t blocks,

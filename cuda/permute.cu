@@ -1,8 +1,13 @@
-// Axis permutation of a contiguous f32 tensor of rank <= 6 into a contiguous output: each thread
+// Axis permutation of a contiguous tensor of rank <= 6 into a contiguous output: each thread
 // computes one output element's input offset from the output index (a mixed-radix decomposition
 // over the output shape with the permuted input strides). Reads are gathered, writes coalesced.
+// Comes in f32 and bf16-activation forms (activation.cuh): permute_f32 (f32 → f32),
+// permute_f32_bf16act (bf16 → bf16) and permute_f32_to_bf16act (f32 → bf16: the input batch, as
+// uploaded in f32, stored as a bf16 activation). A pure copy: the only rounding is the bf16 store.
 
 #include <stdint.h>
+
+#include "activation.cuh"
 
 #define MAX_RANK 6
 
@@ -12,7 +17,9 @@ struct PermuteGeom {
     int rank;
 };
 
-extern "C" __global__ void permute_f32(const float* x, PermuteGeom g, float* y, uint64_t n) {
+// In, Out: float or __nv_bfloat16.
+template <typename In, typename Out>
+__device__ __forceinline__ void permute(const In* x, const PermuteGeom& g, Out* y, uint64_t n) {
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x) {
         uint64_t rest = i, src = 0;
         for (int d = g.rank - 1; d >= 0; --d) {
@@ -20,6 +27,16 @@ extern "C" __global__ void permute_f32(const float* x, PermuteGeom g, float* y, 
             rest /= g.out_dims[d];
             src += idx * g.in_strides[d];
         }
-        y[i] = x[src];
+        store_act(y, i, load_act(x, src));
     }
+}
+
+extern "C" __global__ void permute_f32(const float* x, PermuteGeom g, float* y, uint64_t n) { permute(x, g, y, n); }
+
+extern "C" __global__ void permute_f32_bf16act(const __nv_bfloat16* x, PermuteGeom g, __nv_bfloat16* y, uint64_t n) {
+    permute(x, g, y, n);
+}
+
+extern "C" __global__ void permute_f32_to_bf16act(const float* x, PermuteGeom g, __nv_bfloat16* y, uint64_t n) {
+    permute(x, g, y, n);
 }

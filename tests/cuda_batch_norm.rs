@@ -22,7 +22,7 @@ mod gpu_support;
 
 use gpu_support::{assert_bits, assert_close, assert_close_to_magnitude, failure, fetch, gpu, normal, poisoned};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::cuda::{CudaBackend, GpuBuf};
+use leangcn::backend::cuda::{CudaBackend, DeviceBuf};
 use leangcn::backend::{Backend, BnEpilogue, BnGeom};
 use leangcn::model::init::InitRng;
 
@@ -191,7 +191,7 @@ fn batch_norm_matches_the_cpu() {
 const EPILOGUES: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
 
 /// `y` after the separate epilogue ops: `+= residual`, then the ReLU.
-fn unfused_epilogue(be: &CudaBackend, residual: Option<&GpuBuf<f32>>, relu: bool, y: &mut GpuBuf<f32>) {
+fn unfused_epilogue(be: &CudaBackend, residual: Option<&DeviceBuf>, relu: bool, y: &mut DeviceBuf) {
     if let Some(r) = residual {
         be.add_assign(y, r);
     }
@@ -219,7 +219,7 @@ fn batch_norm_epilogue_and_relu_mask_equal_the_unfused_ops() {
             let epilogue = BnEpilogue { residual: res, relu };
 
             // training: fused against the plain kernel then the separate ops
-            let train = |epi: BnEpilogue<'_, GpuBuf<f32>>| {
+            let train = |epi: BnEpilogue<'_, DeviceBuf>| {
                 let (mut rm, mut rv) = (be.zeros(g.c), be.upload(&rv_init));
                 let (mut y, mut mean, mut invstd) = (poisoned(&be, g.len()), poisoned(&be, g.c), poisoned(&be, g.c));
                 be.batch_norm_train(
@@ -282,7 +282,7 @@ fn batch_norm_epilogue_and_relu_mask_equal_the_unfused_ops() {
             &mut invstd,
         );
         let (gy, gdy, gmean, ginvstd) = (be.upload(&relu_y), be.upload(&dy), be.upload(&mean), be.upload(&invstd));
-        let backward = |dy: &GpuBuf<f32>, relu_output: Option<&GpuBuf<f32>>| {
+        let backward = |dy: &DeviceBuf, relu_output: Option<&DeviceBuf>| {
             let (mut dx, mut dgamma, mut dbeta) = (poisoned(&be, g.len()), be.upload(&gamma), be.upload(&beta));
             be.batch_norm_backward(
                 &g,

@@ -31,7 +31,7 @@ mod gpu_support;
 use conv_support::{cases, Inputs};
 use gpu_support::{assert_bits, assert_close, fetch, gpu_with, normal, poisoned};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::cuda::{CudaBackend, GpuBuf, PartialMoments};
+use leangcn::backend::cuda::{CudaBackend, DeviceBuf, PartialMoments};
 use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvMath, GradAdd, GraphGeom};
 use leangcn::model::init::InitRng;
 
@@ -72,7 +72,7 @@ fn bn_geom(n: usize, c: usize, s: usize) -> BnGeom {
 fn gpu_batch_norm(
     be: &CudaBackend,
     g: &BnGeom,
-    x: &GpuBuf<f32>,
+    x: &DeviceBuf,
     stats: Option<&PartialMoments>,
     p: &BnParams,
 ) -> BnOutputs {
@@ -125,7 +125,7 @@ fn assert_bn_close(what: &str, got: &BnOutputs, want: &BnOutputs) {
 }
 
 /// The batch norm of `x` given `stats` against its own pass on the GPU and against the CPU.
-fn check_batch_norm(what: &str, be: &CudaBackend, g: &BnGeom, x: &GpuBuf<f32>, stats: &PartialMoments, p: &BnParams) {
+fn check_batch_norm(what: &str, be: &CudaBackend, g: &BnGeom, x: &DeviceBuf, stats: &PartialMoments, p: &BnParams) {
     let gathered = gpu_batch_norm(be, g, x, Some(stats), p);
     assert_bn_close(
         &format!("{what}, gathered vs own pass"),
@@ -210,10 +210,10 @@ fn graph_gathered_statistics_match_the_batch_norm_pass() {
 
 /// The device copies of a batch norm's parameters.
 struct GpuBnParams {
-    gamma: GpuBuf<f32>,
-    beta: GpuBuf<f32>,
-    running_mean: GpuBuf<f32>,
-    running_var: GpuBuf<f32>,
+    gamma: DeviceBuf,
+    beta: DeviceBuf,
+    running_mean: DeviceBuf,
+    running_var: DeviceBuf,
 }
 
 impl GpuBnParams {
@@ -226,7 +226,7 @@ impl GpuBnParams {
         }
     }
 
-    fn eval(&self) -> BnEval<'_, GpuBuf<f32>> {
+    fn eval(&self) -> BnEval<'_, DeviceBuf> {
         BnEval {
             gamma: &self.gamma,
             beta: &self.beta,
@@ -241,9 +241,9 @@ impl GpuBnParams {
 fn gpu_batch_norm_eval(
     be: &CudaBackend,
     g: &BnGeom,
-    u: &GpuBuf<f32>,
+    u: &DeviceBuf,
     p: &GpuBnParams,
-    epilogue: BnEpilogue<'_, GpuBuf<f32>>,
+    epilogue: BnEpilogue<'_, DeviceBuf>,
 ) -> Vec<f32> {
     let mut y = poisoned(be, g.len());
     let bn = p.eval();
@@ -261,7 +261,7 @@ fn gpu_batch_norm_eval(
 }
 
 /// Every epilogue: none, ReLU, residual, residual and ReLU.
-fn epilogues(residual: &GpuBuf<f32>) -> [BnEpilogue<'_, GpuBuf<f32>>; 4] {
+fn epilogues(residual: &DeviceBuf) -> [BnEpilogue<'_, DeviceBuf>; 4] {
     [
         BnEpilogue::none(),
         BnEpilogue::relu(),

@@ -120,12 +120,24 @@ pub trait Backend: Send + Sync {
         Storage::F32
     }
     /// Rounds `x`, an activation just written by an op that serves parameters too (`add_assign`,
-    /// `scale`), as [`Backend::storage`] keeps activations. A no-op in f32 storage.
+    /// `scale`, `fill`), as [`Backend::storage`] keeps activations. A no-op in f32 storage, and on
+    /// a backend whose activation buffers store bf16 themselves.
     fn round_to_storage(&self, _x: &mut Self::Buf) {}
 
     // ---- memory -------------------------------------------------------------------------------
     fn zeros(&self, len: usize) -> Self::Buf;
     fn upload(&self, host: &[Self::Elem]) -> Self::Buf;
+    /// A zeroed activation (an output a layer passes on, or the gradient of one) of `len` values,
+    /// in [`Backend::storage`]; parameters, their gradients and statistics come from `zeros`.
+    fn activation(&self, len: usize) -> Self::Buf {
+        self.zeros(len)
+    }
+    /// `host` as an activation, in [`Backend::storage`] (rounded to it).
+    fn upload_activation(&self, host: &[Self::Elem]) -> Self::Buf {
+        let mut buf = self.upload(host);
+        self.round_to_storage(&mut buf);
+        buf
+    }
     /// Overwrites `dst` (same length) with `host`: the per-step input path. A device backend
     /// stages through pinned host memory and copies asynchronously, so the host prepares the next
     /// batch while this one is in flight.

@@ -32,6 +32,15 @@ impl Storage {
         }
     }
 
+    /// Unit roundoff of a stored value (half an ulp at 1): 0 for f32 (the reference rounds as the
+    /// op does), 2⁻⁸ for bf16.
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            Storage::F32 => 0.0,
+            Storage::Bf16 => 2f64.powi(-8),
+        }
+    }
+
     /// `v` as this storage keeps it: each value rounded to bf16 (nearest even, NaN and infinities
     /// kept), or unchanged in f32 storage. In parallel: an activation is millions of values.
     pub fn round_in_place<T: Scalar>(self, v: &mut [T]) {

@@ -57,7 +57,7 @@ impl<B: Backend> BatchNorm<B> {
         epilogue: BnEpilogue<'_, B::Buf>,
     ) -> B::Buf {
         let g = self.geom(n, s);
-        let mut y = be.zeros(g.len());
+        let mut y = be.activation(g.len());
         if train {
             let mut mean = be.zeros(self.channels);
             let mut invstd = be.zeros(self.channels);
@@ -128,7 +128,7 @@ impl<B: Backend> BatchNorm<B> {
             .saved
             .as_ref()
             .expect("BatchNorm::backward without a training forward");
-        let mut dx = be.zeros(g.len());
+        let mut dx = be.activation(g.len());
         be.batch_norm_backward(
             &g,
             x,

@@ -95,7 +95,7 @@ impl<B: Backend> StgcnBlock<B> {
         let tail = BnEpilogue { residual, relu: true };
         let y = if self.record {
             let mut y = self.tcn.forward(be, &h, n, t_in, train, seed, BnEpilogue::none());
-            let mut kept = be.zeros(be.buf_len(&y));
+            let mut kept = be.activation(be.buf_len(&y));
             be.copy(&y, &mut kept);
             self.tcn_out = Some(kept);
             apply_epilogue(be, tail, &mut y);

@@ -196,11 +196,11 @@ impl<B: Backend> Conv<B> {
         epilogue: BnEpilogue<'_, B::Buf>,
     ) -> B::Buf {
         let g = self.geom(n, t_in, v);
-        let mut y = be.zeros(g.y_len());
+        let mut y = be.activation(g.y_len());
         self.refresh_weight(be);
         let bias = self.bias.as_ref().map(|b| &b.value);
         if let Some(csr) = self.csr() {
-            let mut u = be.zeros(g.y_len());
+            let mut u = be.activation(g.y_len());
             be.conv_t_forward_sparse(&g, x, csr, bias, &mut u);
             let bg = BnGeom {
                 n,
@@ -247,7 +247,7 @@ impl<B: Backend> Conv<B> {
         gather_stats: bool,
     ) -> (B::Buf, Option<B::BnStats>) {
         let g = self.geom(n, t_in, v);
-        let mut y = be.zeros(g.y_len());
+        let mut y = be.activation(g.y_len());
         self.refresh_weight(be);
         let b = self.bias.as_ref().map(|b| &b.value);
         let stats = match self.csr() {
@@ -311,7 +311,7 @@ impl<B: Backend> Conv<B> {
         add: Option<GradAdd<'_, B::Buf>>,
     ) -> B::Buf {
         let g = self.geom(n, t_in, v);
-        let mut dx = be.zeros(g.x_len());
+        let mut dx = be.activation(g.x_len());
         match (self.csr(), add) {
             (Some(csr), add) => {
                 be.conv_t_backward_input_sparse(&g, dy, csr, &mut dx);

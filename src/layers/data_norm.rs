@@ -48,18 +48,18 @@ impl<B: Backend> DataNorm<B> {
     /// x: `[N, M, T, V, C]` → `[N·M, C, T, V]`.
     pub fn forward(&mut self, be: &B, x: &B::Buf, dims: DataDims, train: bool) -> B::Buf {
         let [n, m, t, v, c] = dims;
-        let mut vct = be.zeros(be.buf_len(x));
+        let mut vct = be.activation(be.buf_len(x));
         be.permute(x, &dims, &TO_CHANNELS_TIME, &mut vct);
         let (bn_n, bn_s) = self.bn_batch(dims);
         let normed = match &mut self.bn {
             Some(bn) => bn.forward(be, &vct, None, bn_n, bn_s, train, BnEpilogue::none()),
             None => {
-                let mut out = be.zeros(be.buf_len(x));
+                let mut out = be.activation(be.buf_len(x));
                 be.copy(&vct, &mut out);
                 out
             }
         };
-        let mut y = be.zeros(be.buf_len(x));
+        let mut y = be.activation(be.buf_len(x));
         be.permute(&normed, &[n, m, v, c, t], &TO_CHANNELS_TIME, &mut y);
         self.bn_in = Some(vct);
         y
@@ -74,14 +74,14 @@ impl<B: Backend> DataNorm<B> {
     pub fn backward(&mut self, be: &B, dy: &B::Buf, dims: DataDims) -> B::Buf {
         let [n, m, t, v, c] = dims;
         let bn_in = self.bn_in.take().expect("DataNorm::backward without a forward");
-        let mut dnormed = be.zeros(be.buf_len(dy));
+        let mut dnormed = be.activation(be.buf_len(dy));
         be.permute(dy, &[n, m, c, t, v], &FROM_CHANNELS_TIME, &mut dnormed);
         let (bn_n, bn_s) = self.bn_batch(dims);
         let dvct = match &mut self.bn {
             Some(bn) => bn.backward(be, &bn_in, &dnormed, None, bn_n, bn_s),
             None => dnormed,
         };
-        let mut dx = be.zeros(be.buf_len(dy));
+        let mut dx = be.activation(be.buf_len(dy));
         be.permute(&dvct, &[n, m, v, c, t], &FROM_CHANNELS_TIME, &mut dx);
         dx
     }

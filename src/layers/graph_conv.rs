@@ -92,7 +92,7 @@ impl<B: Backend> GraphConv<B> {
         let a_eff = self.effective_adjacency(be);
         let z = self.conv.forward(be, x, n, t, self.v);
         let g = self.graph_geom(n, t);
-        let mut agg = be.zeros(g.y_len());
+        let mut agg = be.activation(g.y_len());
         if !train {
             // the aggregation applies the BN and the ReLU to its outputs: none is stored twice
             self.cache = None;
@@ -135,7 +135,7 @@ impl<B: Backend> GraphConv<B> {
         // the ReLU's backward is the BN backward's mask
         let dagg = self.bn.backward(be, &cache.agg, &dout, Some(out), n, t * self.v);
         let g = self.graph_geom(n, t);
-        let mut dz = be.zeros(g.z_len());
+        let mut dz = be.activation(g.z_len());
         let mut da_eff = be.zeros(g.a_len());
         be.graph_backward(&g, &cache.z, &cache.a_eff, &dagg, &mut dz, &mut da_eff);
         match &mut self.adjacency {

@@ -43,10 +43,10 @@ impl<B: Backend> ClassifierHead<B> {
         train: bool,
         seed: u64,
     ) -> B::Buf {
-        let mut pooled = be.zeros(n * self.channels);
+        let mut pooled = be.activation(n * self.channels);
         be.mean_pool_forward(n, persons, self.channels, s, x, &mut pooled);
         let logits = if train && self.dropout > 0.0 {
-            let mut dropped = be.zeros(n * self.channels);
+            let mut dropped = be.activation(n * self.channels);
             be.copy(&pooled, &mut dropped);
             be.dropout(&mut dropped, self.dropout, seed);
             self.fc.forward(be, &dropped, n, 1, 1)
@@ -70,7 +70,7 @@ impl<B: Backend> ClassifierHead<B> {
             .as_ref()
             .expect("ClassifierHead::backward without a forward");
         let mut dpooled = if self.dropout > 0.0 {
-            let mut dropped = be.zeros(n * self.channels);
+            let mut dropped = be.activation(n * self.channels);
             be.copy(pooled, &mut dropped);
             be.dropout(&mut dropped, self.dropout, self.dropout_seed);
             self.fc.backward(be, &dropped, dlogits, n, 1, 1, None)
@@ -80,7 +80,7 @@ impl<B: Backend> ClassifierHead<B> {
         if self.dropout > 0.0 {
             be.dropout(&mut dpooled, self.dropout, self.dropout_seed);
         }
-        let mut dx = be.zeros(n * persons * self.channels * s);
+        let mut dx = be.activation(n * persons * self.channels * s);
         be.mean_pool_backward(n, persons, self.channels, s, &dpooled, &mut dx);
         dx
     }

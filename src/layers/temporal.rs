@@ -102,7 +102,7 @@ impl<B: Backend> TemporalUnit<B> {
         let u = self.conv_out.take().expect("TemporalUnit::backward without a forward");
         let s = self.t_out(t_in) * self.v;
         let du = if self.dropout > 0.0 {
-            let mut dropped = be.zeros(be.buf_len(dy));
+            let mut dropped = be.activation(be.buf_len(dy));
             be.copy(dy, &mut dropped);
             be.dropout(&mut dropped, self.dropout, self.dropout_seed);
             self.bn.backward(be, &u, &dropped, relu_output, n, s)

@@ -95,7 +95,7 @@ impl<B: Backend> Assembly<B> {
         let [n, m, ..] = dims;
         let s = self.experts[0].feature_size();
         // F̄ = (1/H) Σ_h F_h: [N·M, C_out, T', V]
-        let mut mean = be.zeros(be.buf_len(self.experts[0].features()));
+        let mut mean = be.activation(be.buf_len(self.experts[0].features()));
         for expert in &self.experts {
             be.add_assign(&mut mean, expert.features());
             be.round_to_storage(&mut mean);

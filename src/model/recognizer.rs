@@ -54,7 +54,7 @@ pub fn cross_entropy<B: Backend>(
     classes: usize,
     label_smoothing: f64,
 ) -> (B::Buf, B::Buf) {
-    let (mut loss, mut dlogits) = (be.zeros(1), be.zeros(n * classes));
+    let (mut loss, mut dlogits) = (be.zeros(1), be.activation(n * classes));
     be.cross_entropy(n, classes, logits, labels, label_smoothing, &mut loss, &mut dlogits);
     (loss, dlogits)
 }

@@ -5,9 +5,9 @@
 //!
 //! Tolerance: the GPU's f32 sums run in other orders than the CPU's, so the two drift apart a
 //! little each step: 1e-3 relative over a few steps at lr 0.1 (the golden README's allowance for
-//! PyTorch's own f32 runs), plus 4u for operands rounded to TF32 or bf16, where a sum differing in
-//! its last f32 bit can round to the neighbouring value (u the unit roundoff). A wrong kernel
-//! misses it by orders of magnitude.
+//! PyTorch's own f32 runs), plus 4u for operands rounded to TF32 or bf16 and for bf16-stored
+//! activations, where a sum differing in its last f32 bit can round to the neighbouring value (u the
+//! larger unit roundoff). A wrong kernel misses it by orders of magnitude.
 
 use super::step::train_step;
 use super::TrainConfig;
@@ -58,8 +58,9 @@ fn outcome<B: Backend<Elem = f32>>(be: &B) -> Result<(Vec<f64>, Vec<f32>)> {
 /// `Ok` if `be` computes the check's steps as the CPU backend does in its arithmetic (within the
 /// module's tolerance), else an error that names the first value that differs.
 pub fn check_device<B: Backend<Elem = f32>>(be: &B) -> Result<()> {
-    let tolerance = 1e-3 + 4.0 * be.conv_math().unit_roundoff();
-    check_against(be, &CpuBackend::<f32>::with_conv_math(be.conv_math()), tolerance)
+    let u = be.conv_math().unit_roundoff().max(be.storage().unit_roundoff());
+    let reference = CpuBackend::<f32>::with_precision(be.conv_math(), be.storage());
+    check_against(be, &reference, 1e-3 + 4.0 * u)
 }
 
 /// `check_device` against the CPU backend `cpu` with a relative `tolerance`.
@@ -99,6 +100,8 @@ mod tests {
         for math in ConvMath::ALL {
             check_device(&CpuBackend::<f32>::with_conv_math(math)).expect("the CPU against itself");
         }
+        let mixed = CpuBackend::<f32>::with_precision(ConvMath::Bf16, crate::backend::Storage::Bf16);
+        check_device(&mixed).expect("bf16 mixed precision against itself");
     }
 
     /// A backend that computes otherwise than its reference (here convs rounding to bf16 against

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
-use leangcn::backend::cuda::{CudaBackend, GpuBuf};
+use leangcn::backend::cuda::{CudaBackend, DeviceBuf};
 use leangcn::backend::{Backend, ConvMath};
 use leangcn::model::init::InitRng;
 
@@ -30,12 +30,12 @@ pub fn normal(rng: &mut InitRng, n: usize) -> Vec<f32> {
 }
 
 /// A device buffer of `len` NaNs: an output the kernel must overwrite entirely.
-pub fn poisoned(be: &CudaBackend, len: usize) -> GpuBuf<f32> {
+pub fn poisoned(be: &CudaBackend, len: usize) -> DeviceBuf {
     be.upload(&vec![f32::NAN; len])
 }
 
 /// Downloads after checking that no op failed.
-pub fn fetch(be: &CudaBackend, buf: &GpuBuf<f32>) -> Vec<f32> {
+pub fn fetch(be: &CudaBackend, buf: &DeviceBuf) -> Vec<f32> {
     let host = be.download(buf);
     be.check().expect("a CUDA op failed");
     host

@@ -10,14 +10,14 @@ use std::sync::Mutex;
 use cudarc::driver::{sys, CudaEvent, CudaGraph, CudaSlice, DeviceRepr, DriverError, PinnedHostSlice, ValidAsZeroBits};
 
 use super::batch_norm::PartialMoments;
-use super::buffer::{self, GpuBuf};
+use super::buffer::{self, memory, memory_mut, Act, ActEpilogue, DeviceBuf, GpuBuf};
 use super::conv::GemmOutputs;
 use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::sparse::{CsrWeight, Packed24Weight};
 use crate::backend::{
-    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, SgdHyper,
+    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, SgdHyper, Storage,
 };
 use crate::{Error, Result};
 
@@ -25,6 +25,8 @@ pub struct CudaBackend {
     dev: CudaDevice,
     /// The arithmetic of the convolution GEMMs.
     conv_math: ConvMath,
+    /// How activations are stored: f32, or bf16 (with bf16 conv operands).
+    storage: Storage,
     /// The first failure since the last `check`.
     failure: Mutex<Option<Error>>,
     /// Pinned host memory for `upload_into` and `upload_idx_into`, grown to the largest batch seen.
@@ -46,9 +48,22 @@ impl CudaBackend {
 
     /// Opens GPU `ordinal` with the convolution GEMMs in `conv_math`.
     pub fn open_with(ordinal: usize, conv_math: ConvMath) -> Result<Self> {
+        Self::open_with_precision(ordinal, conv_math, Storage::F32)
+    }
+
+    /// Opens GPU `ordinal` with the convolution GEMMs in `conv_math` and activations stored as
+    /// `storage`. bf16 storage comes with bf16 conv operands only: its conv kernels are the bf16
+    /// tensor-core ones (their operands are bf16 values already).
+    pub fn open_with_precision(ordinal: usize, conv_math: ConvMath, storage: Storage) -> Result<Self> {
+        if storage == Storage::Bf16 && conv_math != ConvMath::Bf16 {
+            return Err(Error::Cuda(format!(
+                "bf16-stored activations need bf16 conv operands, not {conv_math}"
+            )));
+        }
         Ok(Self {
             dev: CudaDevice::open(ordinal)?,
             conv_math,
+            storage,
             failure: Mutex::new(None),
             staging: Mutex::new(None),
             staging_idx: Mutex::new(None),
@@ -111,6 +126,12 @@ impl CudaBackend {
         }
     }
 
+    /// `host` rounded to bf16 (nearest even) as the bits of a bf16 activation.
+    fn upload_bf16(&self, host: &[f32]) -> GpuBuf<u16> {
+        let bits: Vec<u16> = host.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect();
+        self.upload_slice(&bits)
+    }
+
     fn upload_slice<T: DeviceRepr + ValidAsZeroBits + 'static>(&self, host: &[T]) -> GpuBuf<T> {
         let mut buf = self.alloc::<T>(host.len());
         if let Some(slice) = buf.slice_mut() {
@@ -165,24 +186,22 @@ impl CudaBackend {
     }
 }
 
-/// The device memory of `b`, or an error if it has none (an empty or failed buffer where data is needed).
-pub(super) fn data<T: DeviceRepr + 'static>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
-    b.slice()
-        .ok_or_else(|| Error::Cuda(format!("an op read an unallocated buffer of {} elements", b.len())))
-}
-
-/// The epilogue over the device slices.
-fn device_epilogue(e: BnEpilogue<'_, GpuBuf<f32>>) -> Result<BnEpilogue<'_, CudaSlice<f32>>> {
-    Ok(BnEpilogue {
-        residual: e.residual.map(data).transpose()?,
+/// The epilogue over the activations' device memory.
+fn device_epilogue(e: BnEpilogue<'_, DeviceBuf>) -> Result<ActEpilogue<'_>> {
+    Ok(ActEpilogue {
+        residual: e.residual.map(DeviceBuf::act).transpose()?,
         relu: e.relu,
     })
 }
 
-pub(super) fn data_mut<T: DeviceRepr + 'static>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
-    let len = b.len();
-    b.slice_mut()
-        .ok_or_else(|| Error::Cuda(format!("an op wrote an unallocated buffer of {len} elements")))
+/// An added input gradient over the activations' device memory.
+fn device_grad_add(add: GradAdd<'_, DeviceBuf>) -> Result<(Act<'_>, Option<Act<'_>>)> {
+    Ok((add.grad.act()?, add.relu_output.map(DeviceBuf::act).transpose()?))
+}
+
+/// The batch-norm coefficients' f32 device memory.
+fn device_bn_eval(bn: BnEval<'_, DeviceBuf>) -> Result<BnEval<'_, CudaSlice<f32>>> {
+    bn.try_map(DeviceBuf::f32)
 }
 
 fn same_len(op: &str, a: usize, b: usize) -> Result<()> {
@@ -195,20 +214,27 @@ fn same_len(op: &str, a: usize, b: usize) -> Result<()> {
 
 impl Backend for CudaBackend {
     type Elem = f32;
-    type Buf = GpuBuf<f32>;
+    type Buf = DeviceBuf;
     type IdxBuf = GpuBuf<u32>;
     type Graph = CudaGraph;
     const ON_DEVICE: bool = true;
 
     fn describe(&self) -> String {
-        match self.conv_math {
-            ConvMath::F32 => format!("cuda f32 {}", self.dev.describe()),
-            m => format!("cuda f32 ({m} convolutions) {}", self.dev.describe()),
+        match (self.conv_math, self.storage) {
+            (ConvMath::F32, _) => format!("cuda f32 {}", self.dev.describe()),
+            (m, Storage::F32) => format!("cuda f32 ({m} convolutions) {}", self.dev.describe()),
+            (m, Storage::Bf16) => format!(
+                "cuda f32 ({m} convolutions, bf16-stored activations) {}",
+                self.dev.describe()
+            ),
         }
     }
 
     fn conv_math(&self) -> ConvMath {
         self.conv_math
+    }
+    fn storage(&self) -> Storage {
+        self.storage
     }
 
     fn check(&self) -> Result<()> {
@@ -250,19 +276,31 @@ impl Backend for CudaBackend {
         self.run(|_| graph.launch().map_err(|e| driver_err("launching the step graph", e)))
     }
 
-    fn zeros(&self, len: usize) -> GpuBuf<f32> {
-        self.alloc(len)
+    fn zeros(&self, len: usize) -> DeviceBuf {
+        DeviceBuf::F32(self.alloc(len))
     }
-    fn upload(&self, host: &[f32]) -> GpuBuf<f32> {
-        self.upload_slice(host)
+    fn activation(&self, len: usize) -> DeviceBuf {
+        match self.storage {
+            Storage::F32 => DeviceBuf::F32(self.alloc(len)),
+            Storage::Bf16 => DeviceBuf::Bf16(self.alloc(len)),
+        }
     }
-    fn upload_into(&self, host: &[f32], dst: &mut GpuBuf<f32>) {
+    fn upload(&self, host: &[f32]) -> DeviceBuf {
+        DeviceBuf::F32(self.upload_slice(host))
+    }
+    fn upload_activation(&self, host: &[f32]) -> DeviceBuf {
+        match self.storage {
+            Storage::F32 => DeviceBuf::F32(self.upload_slice(host)),
+            Storage::Bf16 => DeviceBuf::Bf16(self.upload_bf16(host)),
+        }
+    }
+    fn upload_into(&self, host: &[f32], dst: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("upload_into", host.len(), dst.len())?;
             if host.is_empty() {
                 return Ok(());
             }
-            Self::upload_pinned(dev, &self.staging, host, data_mut(dst)?)
+            Self::upload_pinned(dev, &self.staging, host, dst.f32_mut()?)
         })
     }
     fn upload_idx_into(&self, host: &[u32], dst: &mut GpuBuf<u32>) {
@@ -271,11 +309,18 @@ impl Backend for CudaBackend {
             if host.is_empty() {
                 return Ok(());
             }
-            Self::upload_pinned(dev, &self.staging_idx, host, data_mut(dst)?)
+            Self::upload_pinned(dev, &self.staging_idx, host, memory_mut(dst)?)
         })
     }
-    fn download(&self, buf: &GpuBuf<f32>) -> Vec<f32> {
-        self.download_slice(buf)
+    fn download(&self, buf: &DeviceBuf) -> Vec<f32> {
+        match buf {
+            DeviceBuf::F32(b) => self.download_slice(b),
+            DeviceBuf::Bf16(b) => self
+                .download_slice(b)
+                .into_iter()
+                .map(|bits| half::bf16::from_bits(bits).to_f32())
+                .collect(),
+        }
     }
     fn upload_idx(&self, host: &[u32]) -> GpuBuf<u32> {
         self.upload_slice(host)
@@ -283,357 +328,355 @@ impl Backend for CudaBackend {
     fn download_idx(&self, buf: &GpuBuf<u32>) -> Vec<u32> {
         self.download_slice(buf)
     }
-    fn buf_len(&self, buf: &GpuBuf<f32>) -> usize {
+    fn buf_len(&self, buf: &DeviceBuf) -> usize {
         buf.len()
     }
-    fn copy(&self, src: &GpuBuf<f32>, dst: &mut GpuBuf<f32>) {
+    fn copy(&self, src: &DeviceBuf, dst: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("copy", src.len(), dst.len())?;
             if src.is_empty() {
                 return Ok(());
             }
-            dev.stream
-                .memcpy_dtod(data(src)?, data_mut(dst)?)
-                .map_err(|e| driver_err("copying on the device", e))
+            let copied = match (src, dst) {
+                (DeviceBuf::F32(s), DeviceBuf::F32(d)) => dev.stream.memcpy_dtod(memory(s)?, memory_mut(d)?),
+                (DeviceBuf::Bf16(s), DeviceBuf::Bf16(d)) => dev.stream.memcpy_dtod(memory(s)?, memory_mut(d)?),
+                _ => return Err(Error::Cuda("copy: between an f32 and a bf16 buffer".into())),
+            };
+            copied.map_err(|e| driver_err("copying on the device", e))
         })
     }
-    fn fill(&self, buf: &mut GpuBuf<f32>, value: f64) {
-        self.run(|dev| match buf.slice_mut() {
-            Some(b) => elementwise::fill(dev, b, value as f32),
-            None => Ok(()),
+    fn fill(&self, buf: &mut DeviceBuf, value: f64) {
+        self.run(|dev| {
+            if buf.is_empty() {
+                return Ok(());
+            }
+            elementwise::fill(dev, buf.act_mut()?, value as f32)
         })
     }
     fn synchronize(&self) {
         self.run(|dev| dev.stream.synchronize().map_err(|e| driver_err("synchronizing", e)))
     }
 
-    fn add_assign(&self, acc: &mut GpuBuf<f32>, x: &GpuBuf<f32>) {
+    fn add_assign(&self, acc: &mut DeviceBuf, x: &DeviceBuf) {
         self.run(|dev| {
             same_len("add_assign", acc.len(), x.len())?;
-            elementwise::add_assign(dev, data_mut(acc)?, data(x)?)
+            elementwise::add_assign(dev, acc.act_mut()?, x.act()?)
         })
     }
-    fn mul(&self, a: &GpuBuf<f32>, b: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
+    fn mul(&self, a: &DeviceBuf, b: &DeviceBuf, y: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("mul", a.len(), b.len())?;
             same_len("mul", a.len(), y.len())?;
-            elementwise::mul(dev, data(a)?, data(b)?, data_mut(y)?)
+            elementwise::mul(dev, a.f32()?, b.f32()?, y.f32_mut()?)
         })
     }
-    fn mul_acc(&self, a: &GpuBuf<f32>, b: &GpuBuf<f32>, acc: &mut GpuBuf<f32>) {
+    fn mul_acc(&self, a: &DeviceBuf, b: &DeviceBuf, acc: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("mul_acc", a.len(), b.len())?;
             same_len("mul_acc", a.len(), acc.len())?;
-            elementwise::mul_acc(dev, data(a)?, data(b)?, data_mut(acc)?)
+            elementwise::mul_acc(dev, a.f32()?, b.f32()?, acc.f32_mut()?)
         })
     }
-    fn scale(&self, x: &mut GpuBuf<f32>, s: f64) {
-        self.run(|dev| elementwise::scale(dev, data_mut(x)?, s as f32))
+    fn scale(&self, x: &mut DeviceBuf, s: f64) {
+        self.run(|dev| elementwise::scale(dev, x.act_mut()?, s as f32))
     }
-    fn relu_forward(&self, x: &mut GpuBuf<f32>) {
-        self.run(|dev| elementwise::relu_forward(dev, data_mut(x)?))
+    fn relu_forward(&self, x: &mut DeviceBuf) {
+        self.run(|dev| elementwise::relu_forward(dev, x.act_mut()?))
     }
-    fn relu_backward(&self, y: &GpuBuf<f32>, dy: &mut GpuBuf<f32>) {
+    fn relu_backward(&self, y: &DeviceBuf, dy: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("relu_backward", y.len(), dy.len())?;
-            elementwise::relu_backward(dev, data(y)?, data_mut(dy)?)
+            elementwise::relu_backward(dev, y.act()?, dy.act_mut()?)
         })
     }
-    fn relu_backward_add(&self, y: &GpuBuf<f32>, dy: &GpuBuf<f32>, acc: &mut GpuBuf<f32>) {
+    fn relu_backward_add(&self, y: &DeviceBuf, dy: &DeviceBuf, acc: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("relu_backward_add", y.len(), dy.len())?;
             same_len("relu_backward_add", y.len(), acc.len())?;
-            elementwise::relu_backward_add(dev, data(y)?, data(dy)?, data_mut(acc)?)
+            elementwise::relu_backward_add(dev, y.act()?, dy.act()?, acc.act_mut()?)
         })
     }
-    fn dropout(&self, x: &mut GpuBuf<f32>, p: f64, seed: u64) {
-        self.run(|dev| elementwise::dropout(dev, data_mut(x)?, p, seed))
+    fn dropout(&self, x: &mut DeviceBuf, p: f64, seed: u64) {
+        self.run(|dev| elementwise::dropout(dev, x.act_mut()?, p, seed))
     }
 
-    fn kth_smallest(&self, bufs: &[&GpuBuf<f32>], k: usize, out: &mut GpuBuf<f32>) {
+    fn kth_smallest(&self, bufs: &[&DeviceBuf], k: usize, out: &mut DeviceBuf) {
         self.run(|dev| {
-            let pool = bufs.iter().map(|b| data(b)).collect::<Result<Vec<_>>>()?;
-            select::kth_smallest(dev, &pool, k, data_mut(out)?)
+            let pool = bufs.iter().map(|b| b.f32()).collect::<Result<Vec<_>>>()?;
+            select::kth_smallest(dev, &pool, k, out.f32_mut()?)
         })
     }
-    fn threshold_mask(&self, score: &GpuBuf<f32>, tau: &GpuBuf<f32>, mask: &mut GpuBuf<f32>) {
-        self.run(|dev| select::threshold_mask(dev, data(score)?, data(tau)?, data_mut(mask)?))
+    fn threshold_mask(&self, score: &DeviceBuf, tau: &DeviceBuf, mask: &mut DeviceBuf) {
+        self.run(|dev| select::threshold_mask(dev, score.f32()?, tau.f32()?, mask.f32_mut()?))
     }
-    fn abs(&self, x: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
+    fn abs(&self, x: &DeviceBuf, y: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("abs", x.len(), y.len())?;
-            elementwise::abs(dev, data(x)?, data_mut(y)?)
+            elementwise::abs(dev, x.f32()?, y.f32_mut()?)
         })
     }
 
-    fn permute(&self, x: &GpuBuf<f32>, dims: &[usize], perm: &[usize], y: &mut GpuBuf<f32>) {
+    fn permute(&self, x: &DeviceBuf, dims: &[usize], perm: &[usize], y: &mut DeviceBuf) {
         self.run(|dev| {
             same_len("permute", x.len(), y.len())?;
-            permute::permute(dev, data(x)?, dims, perm, data_mut(y)?)
+            permute::permute(dev, x.act()?, dims, perm, y.act_mut()?)
         })
     }
 
-    fn conv_t_forward(
-        &self,
-        g: &ConvGeom,
-        x: &GpuBuf<f32>,
-        w: &GpuBuf<f32>,
-        b: Option<&GpuBuf<f32>>,
-        y: &mut GpuBuf<f32>,
-    ) {
+    fn conv_t_forward(&self, g: &ConvGeom, x: &DeviceBuf, w: &DeviceBuf, b: Option<&DeviceBuf>, y: &mut DeviceBuf) {
         self.run(|dev| {
-            let b = b.map(data).transpose()?;
+            let b = b.map(DeviceBuf::f32).transpose()?;
             let outputs = GemmOutputs::default();
-            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?, outputs)
+            conv::forward(dev, self.conv_math, g, x.act()?, w.f32()?, b, y.act_mut()?, outputs)
         })
     }
-    fn conv_t_backward_input(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
-        self.run(|dev| conv::backward_input(dev, self.conv_math, g, data(dy)?, data(w)?, None, data_mut(dx)?))
+    fn conv_t_backward_input(&self, g: &ConvGeom, dy: &DeviceBuf, w: &DeviceBuf, dx: &mut DeviceBuf) {
+        self.run(|dev| conv::backward_input(dev, self.conv_math, g, dy.act()?, w.f32()?, None, dx.act_mut()?))
     }
     fn conv_t_backward_input_add(
         &self,
         g: &ConvGeom,
-        dy: &GpuBuf<f32>,
-        w: &GpuBuf<f32>,
-        add: GradAdd<'_, GpuBuf<f32>>,
-        dx: &mut GpuBuf<f32>,
+        dy: &DeviceBuf,
+        w: &DeviceBuf,
+        add: GradAdd<'_, DeviceBuf>,
+        dx: &mut DeviceBuf,
     ) {
         self.run(|dev| {
-            let add = add.try_map(data)?;
-            conv::backward_input(dev, self.conv_math, g, data(dy)?, data(w)?, Some(add), data_mut(dx)?)
+            let add = device_grad_add(add)?;
+            conv::backward_input(dev, self.conv_math, g, dy.act()?, w.f32()?, Some(add), dx.act_mut()?)
         })
     }
     fn conv_t_backward_weight(
         &self,
         g: &ConvGeom,
-        x: &GpuBuf<f32>,
-        dy: &GpuBuf<f32>,
-        dw: &mut GpuBuf<f32>,
-        db: Option<&mut GpuBuf<f32>>,
+        x: &DeviceBuf,
+        dy: &DeviceBuf,
+        dw: &mut DeviceBuf,
+        db: Option<&mut DeviceBuf>,
     ) {
         self.run(|dev| {
-            let db = db.map(data_mut).transpose()?;
-            conv::backward_weight(dev, self.conv_math, g, data(x)?, data(dy)?, data_mut(dw)?, db)
+            let db = db.map(DeviceBuf::f32_mut).transpose()?;
+            conv::backward_weight(dev, self.conv_math, g, x.act()?, dy.act()?, dw.f32_mut()?, db)
         })
     }
 
-    fn graph_forward(&self, g: &GraphGeom, z: &GpuBuf<f32>, a: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
-        self.run(|dev| graph::forward(dev, g, data(z)?, data(a)?, data_mut(y)?))
+    fn graph_forward(&self, g: &GraphGeom, z: &DeviceBuf, a: &DeviceBuf, y: &mut DeviceBuf) {
+        self.run(|dev| graph::forward(dev, g, z.act()?, a.f32()?, y.act_mut()?))
     }
     fn graph_backward(
         &self,
         g: &GraphGeom,
-        z: &GpuBuf<f32>,
-        a: &GpuBuf<f32>,
-        dy: &GpuBuf<f32>,
-        dz: &mut GpuBuf<f32>,
-        da: &mut GpuBuf<f32>,
+        z: &DeviceBuf,
+        a: &DeviceBuf,
+        dy: &DeviceBuf,
+        dz: &mut DeviceBuf,
+        da: &mut DeviceBuf,
     ) {
-        self.run(|dev| graph::backward(dev, g, data(z)?, data(a)?, data(dy)?, data_mut(dz)?, data_mut(da)?))
+        self.run(|dev| graph::backward(dev, g, z.act()?, a.f32()?, dy.act()?, dz.act_mut()?, da.f32_mut()?))
     }
 
     type BnStats = PartialMoments;
     fn conv_t_forward_with_stats(
         &self,
         g: &ConvGeom,
-        x: &GpuBuf<f32>,
-        w: &GpuBuf<f32>,
-        b: Option<&GpuBuf<f32>>,
-        y: &mut GpuBuf<f32>,
+        x: &DeviceBuf,
+        w: &DeviceBuf,
+        b: Option<&DeviceBuf>,
+        y: &mut DeviceBuf,
     ) -> Option<PartialMoments> {
         self.run_for(|dev| {
-            let b = b.map(data).transpose()?;
+            let b = b.map(DeviceBuf::f32).transpose()?;
             let mut moments = conv::forward_moments(dev, g)?;
             let outputs = GemmOutputs::gathering(&mut moments);
-            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?, outputs)?;
+            conv::forward(dev, self.conv_math, g, x.act()?, w.f32()?, b, y.act_mut()?, outputs)?;
             Ok(moments)
         })
     }
     fn graph_forward_with_stats(
         &self,
         g: &GraphGeom,
-        z: &GpuBuf<f32>,
-        a: &GpuBuf<f32>,
-        y: &mut GpuBuf<f32>,
+        z: &DeviceBuf,
+        a: &DeviceBuf,
+        y: &mut DeviceBuf,
     ) -> Option<PartialMoments> {
-        self.run_for(|dev| graph::forward_with_stats(dev, g, data(z)?, data(a)?, data_mut(y)?))
+        self.run_for(|dev| graph::forward_with_stats(dev, g, z.act()?, a.f32()?, y.act_mut()?))
             .flatten()
     }
     fn conv_t_forward_bn_eval(
         &self,
         g: &ConvGeom,
-        x: &GpuBuf<f32>,
-        w: &GpuBuf<f32>,
-        b: Option<&GpuBuf<f32>>,
-        bn: BnEval<'_, GpuBuf<f32>>,
-        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
-        y: &mut GpuBuf<f32>,
+        x: &DeviceBuf,
+        w: &DeviceBuf,
+        b: Option<&DeviceBuf>,
+        bn: BnEval<'_, DeviceBuf>,
+        epilogue: BnEpilogue<'_, DeviceBuf>,
+        y: &mut DeviceBuf,
     ) {
         self.run(|dev| {
-            let b = b.map(data).transpose()?;
-            let (bn, epilogue) = (bn.try_map(data)?, device_epilogue(epilogue)?);
+            let b = b.map(DeviceBuf::f32).transpose()?;
+            let (bn, epilogue) = (device_bn_eval(bn)?, device_epilogue(epilogue)?);
             let coef = batch_norm::eval_coefficients(dev, "conv forward + batch_norm eval", g.c_out, bn)?;
             let outputs = GemmOutputs::bn_eval(&coef, epilogue);
-            conv::forward(dev, self.conv_math, g, data(x)?, data(w)?, b, data_mut(y)?, outputs)
+            conv::forward(dev, self.conv_math, g, x.act()?, w.f32()?, b, y.act_mut()?, outputs)
         })
     }
     fn graph_forward_bn_eval(
         &self,
         g: &GraphGeom,
-        z: &GpuBuf<f32>,
-        a: &GpuBuf<f32>,
-        bn: BnEval<'_, GpuBuf<f32>>,
-        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
-        y: &mut GpuBuf<f32>,
+        z: &DeviceBuf,
+        a: &DeviceBuf,
+        bn: BnEval<'_, DeviceBuf>,
+        epilogue: BnEpilogue<'_, DeviceBuf>,
+        y: &mut DeviceBuf,
     ) {
         self.run(|dev| {
-            let (bn, epilogue) = (bn.try_map(data)?, device_epilogue(epilogue)?);
-            graph::forward_bn_eval(dev, g, data(z)?, data(a)?, bn, epilogue, data_mut(y)?)
+            let (bn, epilogue) = (device_bn_eval(bn)?, device_epilogue(epilogue)?);
+            graph::forward_bn_eval(dev, g, z.act()?, a.f32()?, bn, epilogue, y.act_mut()?)
         })
     }
     fn batch_norm_train(
         &self,
         g: &BnGeom,
-        x: &GpuBuf<f32>,
+        x: &DeviceBuf,
         stats: Option<&PartialMoments>,
-        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
-        gamma: &GpuBuf<f32>,
-        beta: &GpuBuf<f32>,
-        running_mean: &mut GpuBuf<f32>,
-        running_var: &mut GpuBuf<f32>,
-        y: &mut GpuBuf<f32>,
-        save_mean: &mut GpuBuf<f32>,
-        save_invstd: &mut GpuBuf<f32>,
+        epilogue: BnEpilogue<'_, DeviceBuf>,
+        gamma: &DeviceBuf,
+        beta: &DeviceBuf,
+        running_mean: &mut DeviceBuf,
+        running_var: &mut DeviceBuf,
+        y: &mut DeviceBuf,
+        save_mean: &mut DeviceBuf,
+        save_invstd: &mut DeviceBuf,
     ) {
         self.run(|dev| {
             batch_norm::train(
                 dev,
                 g,
-                data(x)?,
+                x.act()?,
                 stats,
                 device_epilogue(epilogue)?,
-                data(gamma)?,
-                data(beta)?,
-                data_mut(running_mean)?,
-                data_mut(running_var)?,
-                data_mut(y)?,
-                data_mut(save_mean)?,
-                data_mut(save_invstd)?,
+                gamma.f32()?,
+                beta.f32()?,
+                running_mean.f32_mut()?,
+                running_var.f32_mut()?,
+                y.act_mut()?,
+                save_mean.f32_mut()?,
+                save_invstd.f32_mut()?,
             )
         })
     }
     fn batch_norm_eval(
         &self,
         g: &BnGeom,
-        x: &GpuBuf<f32>,
-        epilogue: BnEpilogue<'_, GpuBuf<f32>>,
-        gamma: &GpuBuf<f32>,
-        beta: &GpuBuf<f32>,
-        running_mean: &GpuBuf<f32>,
-        running_var: &GpuBuf<f32>,
-        y: &mut GpuBuf<f32>,
+        x: &DeviceBuf,
+        epilogue: BnEpilogue<'_, DeviceBuf>,
+        gamma: &DeviceBuf,
+        beta: &DeviceBuf,
+        running_mean: &DeviceBuf,
+        running_var: &DeviceBuf,
+        y: &mut DeviceBuf,
     ) {
         self.run(|dev| {
             batch_norm::eval(
                 dev,
                 g,
-                data(x)?,
+                x.act()?,
                 device_epilogue(epilogue)?,
-                data(gamma)?,
-                data(beta)?,
-                data(running_mean)?,
-                data(running_var)?,
-                data_mut(y)?,
+                gamma.f32()?,
+                beta.f32()?,
+                running_mean.f32()?,
+                running_var.f32()?,
+                y.act_mut()?,
             )
         })
     }
     fn batch_norm_backward(
         &self,
         g: &BnGeom,
-        x: &GpuBuf<f32>,
-        dy: &GpuBuf<f32>,
-        relu_output: Option<&GpuBuf<f32>>,
-        gamma: &GpuBuf<f32>,
-        save_mean: &GpuBuf<f32>,
-        save_invstd: &GpuBuf<f32>,
-        dx: &mut GpuBuf<f32>,
-        dgamma: &mut GpuBuf<f32>,
-        dbeta: &mut GpuBuf<f32>,
+        x: &DeviceBuf,
+        dy: &DeviceBuf,
+        relu_output: Option<&DeviceBuf>,
+        gamma: &DeviceBuf,
+        save_mean: &DeviceBuf,
+        save_invstd: &DeviceBuf,
+        dx: &mut DeviceBuf,
+        dgamma: &mut DeviceBuf,
+        dbeta: &mut DeviceBuf,
     ) {
         self.run(|dev| {
             batch_norm::backward(
                 dev,
                 g,
-                data(x)?,
-                data(dy)?,
-                relu_output.map(data).transpose()?,
-                data(gamma)?,
-                data(save_mean)?,
-                data(save_invstd)?,
-                data_mut(dx)?,
-                data_mut(dgamma)?,
-                data_mut(dbeta)?,
+                x.act()?,
+                dy.act()?,
+                relu_output.map(DeviceBuf::act).transpose()?,
+                gamma.f32()?,
+                save_mean.f32()?,
+                save_invstd.f32()?,
+                dx.act_mut()?,
+                dgamma.f32_mut()?,
+                dbeta.f32_mut()?,
             )
         })
     }
 
-    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &GpuBuf<f32>, y: &mut GpuBuf<f32>) {
-        self.run(|dev| pool::forward(dev, n, persons, c, s, data(x)?, data_mut(y)?))
+    fn mean_pool_forward(&self, n: usize, persons: usize, c: usize, s: usize, x: &DeviceBuf, y: &mut DeviceBuf) {
+        self.run(|dev| pool::forward(dev, n, persons, c, s, x.act()?, y.act_mut()?))
     }
-    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &GpuBuf<f32>, dx: &mut GpuBuf<f32>) {
-        self.run(|dev| pool::backward(dev, n, persons, c, s, data(dy)?, data_mut(dx)?))
+    fn mean_pool_backward(&self, n: usize, persons: usize, c: usize, s: usize, dy: &DeviceBuf, dx: &mut DeviceBuf) {
+        self.run(|dev| pool::backward(dev, n, persons, c, s, dy.act()?, dx.act_mut()?))
     }
     fn cross_entropy(
         &self,
         n: usize,
         classes: usize,
-        logits: &GpuBuf<f32>,
+        logits: &DeviceBuf,
         labels: &GpuBuf<u32>,
         smoothing: f64,
-        loss: &mut GpuBuf<f32>,
-        dlogits: &mut GpuBuf<f32>,
+        loss: &mut DeviceBuf,
+        dlogits: &mut DeviceBuf,
     ) {
         self.run(|dev| {
             loss::cross_entropy(
                 dev,
                 n,
                 classes,
-                data(logits)?,
-                data(labels)?,
+                logits.act()?,
+                memory(labels)?,
                 smoothing,
-                data_mut(loss)?,
-                data_mut(dlogits)?,
+                loss.f32_mut()?,
+                dlogits.act_mut()?,
             )
         })
     }
 
-    fn sum_squares(&self, bufs: &[&GpuBuf<f32>], out: &mut GpuBuf<f32>) {
+    fn sum_squares(&self, bufs: &[&DeviceBuf], out: &mut DeviceBuf) {
         self.run(|dev| {
             let tensors = bufs
                 .iter()
                 .filter(|b| !b.is_empty())
-                .map(|b| data(b))
+                .map(|b| b.f32())
                 .collect::<Result<Vec<_>>>()?;
-            optim::sum_squares(dev, &tensors, data_mut(out)?)
+            optim::sum_squares(dev, &tensors, out.f32_mut()?)
         })
     }
-    fn clip_scale(&self, sq_norm: &GpuBuf<f32>, max_norm: f64, scale: &mut GpuBuf<f32>) {
-        self.run(|dev| optim::clip_scale(dev, data(sq_norm)?, max_norm, data_mut(scale)?))
+    fn clip_scale(&self, sq_norm: &DeviceBuf, max_norm: f64, scale: &mut DeviceBuf) {
+        self.run(|dev| optim::clip_scale(dev, sq_norm.f32()?, max_norm, scale.f32_mut()?))
     }
-    fn cosine_lr(&self, sched: &CosineSchedule, step: &GpuBuf<u32>, lr: &mut GpuBuf<f32>) {
-        self.run(|dev| optim::cosine_lr(dev, sched, data(step)?, data_mut(lr)?))
+    fn cosine_lr(&self, sched: &CosineSchedule, step: &GpuBuf<u32>, lr: &mut DeviceBuf) {
+        self.run(|dev| optim::cosine_lr(dev, sched, memory(step)?, lr.f32_mut()?))
     }
     fn increment_step(&self, step: &mut GpuBuf<u32>) {
-        self.run(|dev| optim::increment_step(dev, data_mut(step)?))
+        self.run(|dev| optim::increment_step(dev, memory_mut(step)?))
     }
     fn sgd_step(
         &self,
-        params: &mut [&mut GpuBuf<f32>],
-        grads: &[&GpuBuf<f32>],
-        momentum: &mut [&mut GpuBuf<f32>],
+        params: &mut [&mut DeviceBuf],
+        grads: &[&DeviceBuf],
+        momentum: &mut [&mut DeviceBuf],
         hyper: &SgdHyper,
-        lr: &GpuBuf<f32>,
-        scale: Option<&GpuBuf<f32>>,
+        lr: &DeviceBuf,
+        scale: Option<&DeviceBuf>,
         first_step: bool,
     ) {
         self.run(|dev| {
@@ -647,26 +690,26 @@ impl Backend for CudaBackend {
                 same_len("sgd", p.len(), g.len())?;
                 same_len("sgd", p.len(), m.len())?;
                 if !p.is_empty() {
-                    triples.push((data_mut(p)?, data(g)?, data_mut(m)?));
+                    triples.push((p.f32_mut()?, g.f32()?, m.f32_mut()?));
                 }
             }
-            let scale = scale.map(data).transpose()?;
-            optim::sgd_step(dev, &mut triples, hyper, data(lr)?, scale, first_step)
+            let scale = scale.map(DeviceBuf::f32).transpose()?;
+            optim::sgd_step(dev, &mut triples, hyper, lr.f32()?, scale, first_step)
         })
     }
 
     type SparseWeight = GpuCsrWeight;
     type SemiSparseWeight = GpuPacked24Weight;
 
-    fn sparse_weight(&self, w: &GpuBuf<f32>, mask: &GpuBuf<f32>, c_out: usize, c_in: usize, kt: usize) -> GpuCsrWeight {
-        self.run_for(|dev| sparse::csr_from_mask(dev, data(w)?, data(mask)?, c_out, c_in, kt))
+    fn sparse_weight(&self, w: &DeviceBuf, mask: &DeviceBuf, c_out: usize, c_in: usize, kt: usize) -> GpuCsrWeight {
+        self.run_for(|dev| sparse::csr_from_mask(dev, w.f32()?, mask.f32()?, c_out, c_in, kt))
             .unwrap_or_else(|| GpuCsrWeight::unusable(c_out, c_in, kt))
     }
     fn sparse_weight_nnz(&self, sw: &GpuCsrWeight) -> usize {
         sw.nnz()
     }
-    fn sparse_weight_update(&self, sw: &mut GpuCsrWeight, w: &GpuBuf<f32>) {
-        self.run(|dev| sparse::csr_update_values(dev, sw, data(w)?))
+    fn sparse_weight_update(&self, sw: &mut GpuCsrWeight, w: &DeviceBuf) {
+        self.run(|dev| sparse::csr_update_values(dev, sw, w.f32()?))
     }
     fn sparse_weight_host(&self, sw: &GpuCsrWeight) -> CsrWeight<f32> {
         self.run_for(|dev| sparse::csr_download(dev, sw)).unwrap_or_default()
@@ -674,31 +717,31 @@ impl Backend for CudaBackend {
     fn conv_t_forward_sparse(
         &self,
         g: &ConvGeom,
-        x: &GpuBuf<f32>,
+        x: &DeviceBuf,
         w: &GpuCsrWeight,
-        b: Option<&GpuBuf<f32>>,
-        y: &mut GpuBuf<f32>,
+        b: Option<&DeviceBuf>,
+        y: &mut DeviceBuf,
     ) {
         self.run(|dev| {
-            let b = b.map(data).transpose()?;
-            sparse::csr_forward(dev, g, data(x)?, w, b, data_mut(y)?)
+            let b = b.map(DeviceBuf::f32).transpose()?;
+            sparse::csr_forward(dev, g, x.f32()?, w, b, y.f32_mut()?)
         })
     }
-    fn conv_t_backward_input_sparse(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuCsrWeight, dx: &mut GpuBuf<f32>) {
-        self.run(|dev| sparse::csr_backward_input(dev, g, data(dy)?, w, data_mut(dx)?))
+    fn conv_t_backward_input_sparse(&self, g: &ConvGeom, dy: &DeviceBuf, w: &GpuCsrWeight, dx: &mut DeviceBuf) {
+        self.run(|dev| sparse::csr_backward_input(dev, g, dy.f32()?, w, dx.f32_mut()?))
     }
-    fn prune_2_4(&self, w: &GpuBuf<f32>, c_out: usize, c_in: usize, kt: usize, mask: &mut GpuBuf<f32>) {
-        self.run(|dev| sparse::prune_2_4(dev, data(w)?, c_out, c_in, kt, data_mut(mask)?))
+    fn prune_2_4(&self, w: &DeviceBuf, c_out: usize, c_in: usize, kt: usize, mask: &mut DeviceBuf) {
+        self.run(|dev| sparse::prune_2_4(dev, w.f32()?, c_out, c_in, kt, mask.f32_mut()?))
     }
     fn pack_2_4(
         &self,
-        w: &GpuBuf<f32>,
-        mask: &GpuBuf<f32>,
+        w: &DeviceBuf,
+        mask: &DeviceBuf,
         c_out: usize,
         c_in: usize,
         kt: usize,
     ) -> Result<GpuPacked24Weight> {
-        sparse::pack_2_4(&self.dev, data(w)?, data(mask)?, c_out, c_in, kt)
+        sparse::pack_2_4(&self.dev, w.f32()?, mask.f32()?, c_out, c_in, kt)
     }
     fn semi_sparse_weight_host(&self, w: &GpuPacked24Weight) -> Packed24Weight {
         self.run_for(|dev| sparse::packed_download(dev, w)).unwrap_or_default()
@@ -706,17 +749,17 @@ impl Backend for CudaBackend {
     fn conv_t_forward_2_4(
         &self,
         g: &ConvGeom,
-        x: &GpuBuf<f32>,
+        x: &DeviceBuf,
         w: &GpuPacked24Weight,
-        b: Option<&GpuBuf<f32>>,
-        y: &mut GpuBuf<f32>,
+        b: Option<&DeviceBuf>,
+        y: &mut DeviceBuf,
     ) {
         self.run(|dev| {
-            let b = b.map(data).transpose()?;
-            sparse::forward_2_4(dev, g, data(x)?, w, b, data_mut(y)?)
+            let b = b.map(DeviceBuf::f32).transpose()?;
+            sparse::forward_2_4(dev, g, x.f32()?, w, b, y.f32_mut()?)
         })
     }
-    fn conv_t_backward_input_2_4(&self, g: &ConvGeom, dy: &GpuBuf<f32>, w: &GpuPacked24Weight, dx: &mut GpuBuf<f32>) {
-        self.run(|dev| sparse::backward_input_2_4(dev, g, data(dy)?, w, data_mut(dx)?))
+    fn conv_t_backward_input_2_4(&self, g: &ConvGeom, dy: &DeviceBuf, w: &GpuPacked24Weight, dx: &mut DeviceBuf) {
+        self.run(|dev| sparse::backward_input_2_4(dev, g, dy.f32()?, w, dx.f32_mut()?))
     }
 }

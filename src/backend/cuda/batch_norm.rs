@@ -1,15 +1,17 @@
 //! Launchers of the batch-normalisation kernels (`cuda/batch_norm.cu`): per-channel reductions
 //! over a fixed partition into double partials (in the forward, unless the op that wrote the input
 //! gathered them), a per-channel finalize, then the per-element pass, which also applies the
-//! forward's epilogue (residual add, ReLU) or the backward's ReLU mask.
+//! forward's epilogue (residual add, ReLU) or the backward's ReLU mask. The activations (x, y, dy,
+//! dx, the residual, the ReLU output) are in their storage, f32 or bf16; the rest is f32.
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
+use super::buffer::{one_storage, Act, ActEpilogue, ActMut};
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
-use super::launch::{expect_len, optional_arg, rows_launch, size_u32, workspace, THREADS};
-use crate::backend::{BnEpilogue, BnEval, BnGeom};
-use crate::Result;
+use super::launch::{expect_len, optional_act, rows_launch, size_u32, workspace, THREADS};
+use crate::backend::{BnEval, BnGeom, Storage};
+use crate::{act_kernel, Result};
 
 const MODULE: &str = "batch_norm";
 /// Threads of the statistics finalize, a block per channel (`FINALIZE_THREADS` of batch_norm.cu).
@@ -78,8 +80,15 @@ fn reduction_launch(blocks: u32, sh: &BnShapeRepr) -> LaunchConfig {
 }
 
 /// The kernels' `(name, length)` of an optional `[n, c, s]` input (the residual, the ReLU output).
-fn optional_tensor<'a>(what: &'a str, buf: Option<&CudaSlice<f32>>) -> Option<(&'a str, usize)> {
+fn optional_tensor<'a>(what: &'a str, buf: Option<Act<'_>>) -> Option<(&'a str, usize)> {
     buf.map(|b| (what, b.len()))
+}
+
+/// The one storage of an op's activations (`required`, and the optional ones).
+fn storage_of(op: &str, required: &[Storage], optional: Option<Act<'_>>) -> Result<Storage> {
+    let mut storages = required.to_vec();
+    storages.extend(optional.map(|a| a.storage()));
+    one_storage(op, &storages)
 }
 
 /// Batch statistics as partial moments (`cuda/bn_moments.cuh`): `[c, parts, 3]` double, part p of
@@ -133,17 +142,22 @@ impl PartialMoments {
 fn apply(
     dev: &CudaDevice,
     sh: &BnShapeRepr,
-    x: &CudaSlice<f32>,
+    x: Act<'_>,
     coef: &CudaSlice<f64>,
-    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
-    y: &mut CudaSlice<f32>,
+    epilogue: ActEpilogue<'_>,
+    y: ActMut<'_>,
 ) -> Result<()> {
-    let f = dev.function(MODULE, "batch_norm_apply_f32")?;
+    const OP: &str = "batch_norm apply";
+    let storage = storage_of(OP, &[x.storage(), y.storage()], epilogue.residual)?;
+    let name = act_kernel!(storage, "batch_norm_apply_f32");
+    let f = dev.function(MODULE, name)?;
     let relu = u32::from(epilogue.relu);
-    dev.launch(&f, "batch_norm_apply_f32", rows_launch(sh.n * sh.c, sh.s), |b| {
-        b.arg(x).arg(coef).arg(sh);
-        optional_arg(b, epilogue.residual);
-        b.arg(&relu).arg(y);
+    dev.launch(&f, name, rows_launch(sh.n * sh.c, sh.s), |b| {
+        x.push(b);
+        b.arg(coef).arg(sh);
+        optional_act(b, epilogue.residual);
+        b.arg(&relu);
+        y.push(b);
     })
 }
 
@@ -152,14 +166,14 @@ fn apply(
 pub fn train(
     dev: &CudaDevice,
     g: &BnGeom,
-    x: &CudaSlice<f32>,
+    x: Act<'_>,
     stats: Option<&PartialMoments>,
-    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
+    epilogue: ActEpilogue<'_>,
     gamma: &CudaSlice<f32>,
     beta: &CudaSlice<f32>,
     running_mean: &mut CudaSlice<f32>,
     running_var: &mut CudaSlice<f32>,
-    y: &mut CudaSlice<f32>,
+    y: ActMut<'_>,
     save_mean: &mut CudaSlice<f32>,
     save_invstd: &mut CudaSlice<f32>,
 ) -> Result<()> {
@@ -188,9 +202,11 @@ pub fn train(
             let blocks = blocks_per_channel(&sh);
             // SAFETY: block (b, ch) writes part b of channel ch: all of them.
             let mut partial = unsafe { PartialMoments::new(dev, g.c, blocks as usize, g.n * g.s) }?;
-            let f = dev.function(MODULE, "batch_norm_stats_partial_f32")?;
-            dev.launch(&f, "batch_norm_stats_partial_f32", reduction_launch(blocks, &sh), |b| {
-                b.arg(x).arg(&sh).arg(partial.slice_mut());
+            let name = act_kernel!(x.storage(), "batch_norm_stats_partial_f32");
+            let f = dev.function(MODULE, name)?;
+            dev.launch(&f, name, reduction_launch(blocks, &sh), |b| {
+                x.push(b);
+                b.arg(&sh).arg(partial.slice_mut());
             })?;
             computed = partial;
             &computed
@@ -227,13 +243,13 @@ pub fn train(
 pub fn eval(
     dev: &CudaDevice,
     g: &BnGeom,
-    x: &CudaSlice<f32>,
-    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
+    x: Act<'_>,
+    epilogue: ActEpilogue<'_>,
     gamma: &CudaSlice<f32>,
     beta: &CudaSlice<f32>,
     running_mean: &CudaSlice<f32>,
     running_var: &CudaSlice<f32>,
-    y: &mut CudaSlice<f32>,
+    y: ActMut<'_>,
 ) -> Result<()> {
     let sh = shape(
         "batch_norm eval",
@@ -293,18 +309,20 @@ pub(super) fn eval_coefficients(
 pub fn backward(
     dev: &CudaDevice,
     g: &BnGeom,
-    x: &CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    relu_output: Option<&CudaSlice<f32>>,
+    x: Act<'_>,
+    dy: Act<'_>,
+    relu_output: Option<Act<'_>>,
     gamma: &CudaSlice<f32>,
     save_mean: &CudaSlice<f32>,
     save_invstd: &CudaSlice<f32>,
-    dx: &mut CudaSlice<f32>,
+    dx: ActMut<'_>,
     dgamma: &mut CudaSlice<f32>,
     dbeta: &mut CudaSlice<f32>,
 ) -> Result<()> {
+    const OP: &str = "batch_norm backward";
+    let storage = storage_of(OP, &[x.storage(), dy.storage(), dx.storage()], relu_output)?;
     let sh = shape(
-        "batch_norm backward",
+        OP,
         g,
         [("x", x.len()), ("dy", dy.len()), ("dx", dx.len())]
             .into_iter()
@@ -320,17 +338,14 @@ pub fn backward(
     let blocks = blocks_per_channel(&sh);
     // SAFETY: block (b, ch) writes partials (ch·blocks + b)·2 + {0, 1}: all of them.
     let mut partials = unsafe { workspace::<f64>(dev, "batch-norm gradient sums", g.c * blocks as usize * 2) }?;
-    let f = dev.function(MODULE, "batch_norm_backward_partial_f32")?;
-    dev.launch(
-        &f,
-        "batch_norm_backward_partial_f32",
-        reduction_launch(blocks, &sh),
-        |b| {
-            b.arg(x).arg(dy);
-            optional_arg(b, relu_output);
-            b.arg(save_mean).arg(save_invstd).arg(&sh).arg(&mut partials);
-        },
-    )?;
+    let name = act_kernel!(storage, "batch_norm_backward_partial_f32");
+    let f = dev.function(MODULE, name)?;
+    dev.launch(&f, name, reduction_launch(blocks, &sh), |b| {
+        x.push(b);
+        dy.push(b);
+        optional_act(b, relu_output);
+        b.arg(save_mean).arg(save_invstd).arg(&sh).arg(&mut partials);
+    })?;
     // SAFETY: the finalize writes all five coefficients of every channel.
     let mut coef = unsafe { workspace::<f64>(dev, "batch-norm gradient coefficients", g.c * 5) }?;
     let f = dev.function(MODULE, "batch_norm_backward_finalize_f32")?;
@@ -345,15 +360,13 @@ pub fn backward(
             .arg(dbeta)
             .arg(&mut coef);
     })?;
-    let f = dev.function(MODULE, "batch_norm_backward_input_f32")?;
-    dev.launch(
-        &f,
-        "batch_norm_backward_input_f32",
-        rows_launch(sh.n * sh.c, sh.s),
-        |b| {
-            b.arg(x).arg(dy);
-            optional_arg(b, relu_output);
-            b.arg(&coef).arg(&sh).arg(dx);
-        },
-    )
+    let name = act_kernel!(storage, "batch_norm_backward_input_f32");
+    let f = dev.function(MODULE, name)?;
+    dev.launch(&f, name, rows_launch(sh.n * sh.c, sh.s), |b| {
+        x.push(b);
+        dy.push(b);
+        optional_act(b, relu_output);
+        b.arg(&coef).arg(&sh);
+        dx.push(b);
+    })
 }

@@ -5,7 +5,10 @@ use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use cudarc::driver::{CudaSlice, DeviceRepr};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
+
+use crate::backend::Storage;
+use crate::{Error, Result};
 
 /// Whether the backend's stream is recording a graph now.
 static CAPTURING: AtomicBool = AtomicBool::new(false);
@@ -67,6 +70,203 @@ impl<T: DeviceRepr + 'static> Drop for GpuBuf<T> {
                     .expect("deferred frees lock")
                     .push(Box::new(slice));
             }
+        }
+    }
+}
+
+/// A buffer of the CUDA backend as layers see it (`Backend::Buf`): f32 values (parameters, their
+/// gradients, statistics, and activations in f32 storage), or an activation stored in bf16 (the
+/// bits of `len` bf16 values). Every op checks its arguments' element types by their roles.
+pub enum DeviceBuf {
+    F32(GpuBuf<f32>),
+    Bf16(GpuBuf<u16>),
+}
+
+impl DeviceBuf {
+    pub fn len(&self) -> usize {
+        match self {
+            DeviceBuf::F32(b) => b.len(),
+            DeviceBuf::Bf16(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How the buffer stores its values.
+    pub fn storage(&self) -> Storage {
+        match self {
+            DeviceBuf::F32(_) => Storage::F32,
+            DeviceBuf::Bf16(_) => Storage::Bf16,
+        }
+    }
+
+    /// The f32 device memory of a parameter, a gradient of one or a statistic (or of an f32
+    /// activation), or an error for a bf16 buffer or one without memory.
+    pub fn f32(&self) -> Result<&CudaSlice<f32>> {
+        match self {
+            DeviceBuf::F32(b) => memory(b),
+            DeviceBuf::Bf16(b) => Err(not_f32(b.len())),
+        }
+    }
+
+    pub fn f32_mut(&mut self) -> Result<&mut CudaSlice<f32>> {
+        match self {
+            DeviceBuf::F32(b) => memory_mut(b),
+            DeviceBuf::Bf16(b) => Err(not_f32(b.len())),
+        }
+    }
+
+    /// The device memory of an activation, in whichever storage it has.
+    pub fn act(&self) -> Result<Act<'_>> {
+        Ok(match self {
+            DeviceBuf::F32(b) => Act::F32(memory(b)?),
+            DeviceBuf::Bf16(b) => Act::Bf16(memory(b)?),
+        })
+    }
+
+    pub fn act_mut(&mut self) -> Result<ActMut<'_>> {
+        Ok(match self {
+            DeviceBuf::F32(b) => ActMut::F32(memory_mut(b)?),
+            DeviceBuf::Bf16(b) => ActMut::Bf16(memory_mut(b)?),
+        })
+    }
+}
+
+fn not_f32(len: usize) -> Error {
+    Error::Cuda(format!(
+        "an op that takes f32 values (a parameter, a gradient, a statistic, or an op without bf16 kernels) got a bf16 activation of {len} values"
+    ))
+}
+
+/// The device memory of `b`, or an error if it has none (an empty or failed buffer where data is needed).
+pub fn memory<T: DeviceRepr + 'static>(b: &GpuBuf<T>) -> Result<&CudaSlice<T>> {
+    b.slice()
+        .ok_or_else(|| Error::Cuda(format!("an op read an unallocated buffer of {} elements", b.len())))
+}
+
+pub fn memory_mut<T: DeviceRepr + 'static>(b: &mut GpuBuf<T>) -> Result<&mut CudaSlice<T>> {
+    let len = b.len();
+    b.slice_mut()
+        .ok_or_else(|| Error::Cuda(format!("an op wrote an unallocated buffer of {len} elements")))
+}
+
+/// An activation's device memory as a kernel takes it: f32 values, or the bits of bf16 values.
+#[derive(Clone, Copy)]
+pub enum Act<'a> {
+    F32(&'a CudaSlice<f32>),
+    Bf16(&'a CudaSlice<u16>),
+}
+
+/// An activation a kernel writes.
+pub enum ActMut<'a> {
+    F32(&'a mut CudaSlice<f32>),
+    Bf16(&'a mut CudaSlice<u16>),
+}
+
+impl<'a> Act<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Act::F32(s) => s.len(),
+            Act::Bf16(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn storage(&self) -> Storage {
+        match self {
+            Act::F32(_) => Storage::F32,
+            Act::Bf16(_) => Storage::Bf16,
+        }
+    }
+
+    /// Pushes the device pointer as a kernel argument.
+    pub fn push(self, b: &mut LaunchArgs<'a>) {
+        match self {
+            Act::F32(s) => b.arg(s),
+            Act::Bf16(s) => b.arg(s),
+        };
+    }
+}
+
+impl<'a> ActMut<'a> {
+    /// The same memory, borrowed again (for one of several launches that write it).
+    pub fn reborrow(&mut self) -> ActMut<'_> {
+        match self {
+            ActMut::F32(s) => ActMut::F32(s),
+            ActMut::Bf16(s) => ActMut::Bf16(s),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ActMut::F32(s) => s.len(),
+            ActMut::Bf16(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn storage(&self) -> Storage {
+        match self {
+            ActMut::F32(_) => Storage::F32,
+            ActMut::Bf16(_) => Storage::Bf16,
+        }
+    }
+
+    /// Pushes the device pointer as a kernel argument.
+    pub fn push(self, b: &mut LaunchArgs<'a>) {
+        match self {
+            ActMut::F32(s) => b.arg(s),
+            ActMut::Bf16(s) => b.arg(s),
+        };
+    }
+}
+
+/// `name` when the activations are f32, its bf16-activation twin (`<name>_bf16act`, see
+/// cuda/activation.cuh) when they are bf16.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! act_kernel {
+    ($storage:expr, $name:literal) => {
+        match $storage {
+            $crate::backend::Storage::F32 => $name,
+            $crate::backend::Storage::Bf16 => concat!($name, "_bf16act"),
+        }
+    };
+}
+
+/// The one storage of every activation an op takes, or an error naming the op: an op computes in
+/// one activation type (a layer that allocated an activation with `zeros` instead of `activation`
+/// shows here).
+pub fn one_storage(op: &str, storages: &[Storage]) -> Result<Storage> {
+    let first = storages.first().copied().unwrap_or_default();
+    match storages.iter().find(|&&s| s != first) {
+        None => Ok(first),
+        Some(_) => Err(Error::Cuda(format!(
+            "{op}: its activations mix f32 and bf16 buffers ({storages:?})"
+        ))),
+    }
+}
+
+/// A batch-norm epilogue over activations (`BnEpilogue` as a kernel takes it).
+#[derive(Clone, Copy)]
+pub struct ActEpilogue<'a> {
+    pub residual: Option<Act<'a>>,
+    pub relu: bool,
+}
+
+impl ActEpilogue<'_> {
+    pub fn none() -> Self {
+        Self {
+            residual: None,
+            relu: false,
         }
     }
 }

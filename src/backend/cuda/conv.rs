@@ -3,16 +3,18 @@
 //! and the input gradient (one launch per output phase of a strided conv, over weights repacked per
 //! phase), and a split-K kernel for the weight and bias gradients whose partials are summed in a
 //! fixed order. Both arithmetics share the launch parameters and the helper kernels (repacking, the
-//! split sum); the block tile follows the GEMM's row count.
+//! split sum); the block tile follows the GEMM's row count. With bf16-stored activations the bf16
+//! tensor-core kernels' `_bf16act` twins read and write them (weights and their gradients stay f32).
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::batch_norm::PartialMoments;
+use super::buffer::{one_storage, Act, ActEpilogue, ActMut};
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::fast_div::FastDiv;
-use super::launch::{optional_arg, optional_arg_mut};
-use crate::backend::{BnEpilogue, ConvGeom, ConvMath, GradAdd};
+use super::launch::{optional_act, optional_arg, optional_arg_mut};
+use crate::backend::{ConvGeom, ConvMath, Storage};
 use crate::{Error, Result};
 
 const MODULE: &str = "temporal_conv";
@@ -35,7 +37,7 @@ const WGRAD_TARGET_BLOCKS: usize = 1024;
 const WGRAD_MIN_CHUNK: usize = 512;
 
 /// A block tile of the kernels and its entry points in f32, TF32 and bf16 (the same rows, columns
-/// and threads in all three).
+/// and threads in all three), and bf16 with bf16-stored activations.
 struct TileShape {
     rows: usize,
     cols: usize,
@@ -46,9 +48,12 @@ struct TileShape {
     wgrad_tf32: &'static str,
     gemm_bf16: &'static str,
     wgrad_bf16: &'static str,
+    gemm_bf16act: &'static str,
+    wgrad_bf16act: &'static str,
 }
 
-/// (module, kernel) of conv_gemm and conv_wgrad of `tile` in `math`, and the kernels' reduction step.
+/// (module, kernel) of conv_gemm and conv_wgrad of `tile` in `math` over activations in a storage,
+/// and the kernels' reduction step.
 struct Kernels {
     module: &'static str,
     gemm: &'static str,
@@ -57,27 +62,38 @@ struct Kernels {
 }
 
 impl TileShape {
-    fn kernels(&self, math: ConvMath) -> Kernels {
-        match math {
-            ConvMath::F32 => Kernels {
+    fn kernels(&self, math: ConvMath, storage: Storage) -> Result<Kernels> {
+        Ok(match (math, storage) {
+            (ConvMath::Bf16, Storage::Bf16) => Kernels {
+                module: TENSOR_CORE_MODULE,
+                gemm: self.gemm_bf16act,
+                wgrad: self.wgrad_bf16act,
+                step: BK_TENSOR_CORE,
+            },
+            (math, Storage::Bf16) => {
+                return Err(Error::Cuda(format!(
+                    "conv: bf16-stored activations need bf16 conv operands, not {math}"
+                )))
+            }
+            (ConvMath::F32, Storage::F32) => Kernels {
                 module: MODULE,
                 gemm: self.gemm,
                 wgrad: self.wgrad,
                 step: BK_F32,
             },
-            ConvMath::Tf32 => Kernels {
+            (ConvMath::Tf32, Storage::F32) => Kernels {
                 module: TENSOR_CORE_MODULE,
                 gemm: self.gemm_tf32,
                 wgrad: self.wgrad_tf32,
                 step: BK_TENSOR_CORE,
             },
-            ConvMath::Bf16 => Kernels {
+            (ConvMath::Bf16, Storage::F32) => Kernels {
                 module: TENSOR_CORE_MODULE,
                 gemm: self.gemm_bf16,
                 wgrad: self.wgrad_bf16,
                 step: BK_TENSOR_CORE,
             },
-        }
+        })
     }
 }
 
@@ -92,6 +108,8 @@ const TILES: [TileShape; 3] = [
         wgrad_tf32: "conv_wgrad_32x128_tf32",
         gemm_bf16: "conv_gemm_32x128_bf16",
         wgrad_bf16: "conv_wgrad_32x128_bf16",
+        gemm_bf16act: "conv_gemm_32x128_bf16_bf16act",
+        wgrad_bf16act: "conv_wgrad_32x128_bf16_bf16act",
     },
     TileShape {
         rows: 64,
@@ -103,6 +121,8 @@ const TILES: [TileShape; 3] = [
         wgrad_tf32: "conv_wgrad_64x128_tf32",
         gemm_bf16: "conv_gemm_64x128_bf16",
         wgrad_bf16: "conv_wgrad_64x128_bf16",
+        gemm_bf16act: "conv_gemm_64x128_bf16_bf16act",
+        wgrad_bf16act: "conv_wgrad_64x128_bf16_bf16act",
     },
     TileShape {
         rows: 128,
@@ -114,6 +134,8 @@ const TILES: [TileShape; 3] = [
         wgrad_tf32: "conv_wgrad_128x128_tf32",
         gemm_bf16: "conv_gemm_128x128_bf16",
         wgrad_bf16: "conv_wgrad_128x128_bf16",
+        gemm_bf16act: "conv_gemm_128x128_bf16_bf16act",
+        wgrad_bf16act: "conv_wgrad_128x128_bf16_bf16act",
     },
 ];
 
@@ -287,10 +309,10 @@ pub struct GemmOutputs<'a> {
     pub moments: Option<&'a mut PartialMoments>,
     /// The `[rows, 2]` double coefficients of an evaluation-mode batch norm applied to them.
     pub bn_coef: Option<&'a CudaSlice<f64>>,
-    /// Added to them (shaped as the output).
-    pub residual: Option<&'a CudaSlice<f32>>,
+    /// Added to them (an activation shaped as the output).
+    pub residual: Option<Act<'a>>,
     /// The residual counts only where this (a ReLU's output, shaped as the output) is > 0.
-    pub residual_mask: Option<&'a CudaSlice<f32>>,
+    pub residual_mask: Option<Act<'a>>,
     /// A ReLU last.
     pub relu: bool,
 }
@@ -305,7 +327,7 @@ impl<'a> GemmOutputs<'a> {
     }
 
     /// An evaluation-mode batch norm with coefficients `coef`, then its epilogue.
-    pub fn bn_eval(coef: &'a CudaSlice<f64>, epilogue: BnEpilogue<'a, CudaSlice<f32>>) -> Self {
+    pub fn bn_eval(coef: &'a CudaSlice<f64>, epilogue: ActEpilogue<'a>) -> Self {
         Self {
             bn_coef: Some(coef),
             residual: epilogue.residual,
@@ -323,12 +345,15 @@ fn launch_gemm(
     op: &str,
     view: &GemmView,
     a: &CudaSlice<f32>,
-    src: &CudaSlice<f32>,
+    src: Act<'_>,
     bias: Option<&CudaSlice<f32>>,
-    dst: &mut CudaSlice<f32>,
+    dst: ActMut<'_>,
     outputs: GemmOutputs<'_>,
 ) -> Result<()> {
     let p = view.repr();
+    let mut storages = vec![src.storage(), dst.storage()];
+    storages.extend(outputs.residual.iter().chain(&outputs.residual_mask).map(Act::storage));
+    let storage = one_storage(op, &storages)?;
     for (what, buf) in [("residual", outputs.residual), ("residual mask", outputs.residual_mask)] {
         if let Some(buf) = buf.filter(|b| b.len() != dst.len()) {
             return Err(Error::Cuda(format!(
@@ -345,16 +370,17 @@ fn launch_gemm(
         block_dim: (tile.threads, 1, 1),
         shared_mem_bytes: 0,
     };
-    let kernels = tile.kernels(math);
+    let kernels = tile.kernels(math, storage)?;
     let f = dev.function(kernels.module, kernels.gemm)?;
     dev.launch(&f, kernels.gemm, cfg, |l| {
-        l.arg(a).arg(src);
+        l.arg(a);
+        src.push(l);
         optional_arg(l, bias);
-        l.arg(dst);
+        dst.push(l);
         optional_arg_mut(l, outputs.moments.map(PartialMoments::slice_mut));
         optional_arg(l, outputs.bn_coef);
-        optional_arg(l, outputs.residual);
-        optional_arg(l, outputs.residual_mask);
+        optional_act(l, outputs.residual);
+        optional_act(l, outputs.residual_mask);
         l.arg(&relu).arg(&p);
     })
 }
@@ -367,10 +393,10 @@ pub fn forward(
     dev: &CudaDevice,
     math: ConvMath,
     g: &ConvGeom,
-    x: &CudaSlice<f32>,
+    x: Act<'_>,
     w: &CudaSlice<f32>,
     b: Option<&CudaSlice<f32>>,
-    y: &mut CudaSlice<f32>,
+    y: ActMut<'_>,
     outputs: GemmOutputs<'_>,
 ) -> Result<()> {
     const OP: &str = "conv forward";
@@ -445,16 +471,16 @@ fn pack_phase(dev: &CudaDevice, g: &ConvGeom, w: &CudaSlice<f32>, tap0: usize, t
 ///
 /// Output frame `φ + stride·u` (phase φ < stride) receives exactly the taps `k ≡ φ + pad (mod stride)`,
 /// from dy frame `u + (φ + pad) div stride − m` for the m-th of them; each phase is one dense GEMM.
-/// With `add`, each phase's store adds its elements of the gradient (masked), as
-/// `Backend::conv_t_backward_input_add`.
+/// With `add` (the gradient, and the ReLU output that masks it), each phase's store adds its
+/// elements of the gradient (masked), as `Backend::conv_t_backward_input_add`.
 pub fn backward_input(
     dev: &CudaDevice,
     math: ConvMath,
     g: &ConvGeom,
-    dy: &CudaSlice<f32>,
+    dy: Act<'_>,
     w: &CudaSlice<f32>,
-    add: Option<GradAdd<'_, CudaSlice<f32>>>,
-    dx: &mut CudaSlice<f32>,
+    add: Option<(Act<'_>, Option<Act<'_>>)>,
+    mut dx: ActMut<'_>,
 ) -> Result<()> {
     const OP: &str = "conv backward_input";
     check_geometry(OP, g)?;
@@ -496,10 +522,10 @@ pub fn backward_input(
             packed.as_ref().unwrap_or(w),
             dy,
             None,
-            dx,
+            dx.reborrow(),
             GemmOutputs {
-                residual: add.map(|a| a.grad),
-                residual_mask: add.and_then(|a| a.relu_output),
+                residual: add.map(|(grad, _)| grad),
+                residual_mask: add.and_then(|(_, relu_output)| relu_output),
                 ..GemmOutputs::default()
             },
         )?;
@@ -533,12 +559,13 @@ pub fn backward_weight(
     dev: &CudaDevice,
     math: ConvMath,
     g: &ConvGeom,
-    x: &CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
+    x: Act<'_>,
+    dy: Act<'_>,
     dw: &mut CudaSlice<f32>,
     db: Option<&mut CudaSlice<f32>>,
 ) -> Result<()> {
     const OP: &str = "conv backward_weight";
+    let storage = one_storage(OP, &[x.storage(), dy.storage()])?;
     check_geometry(OP, g)?;
     check_len(OP, g, "x", x.len(), g.x_len())?;
     check_len(OP, g, "dy", dy.len(), g.y_len())?;
@@ -550,7 +577,7 @@ pub fn backward_weight(
     let red = g.c_in * g.kt;
     let length = g.n * t_out * g.v;
     let tile = tile_for(g.c_out);
-    let kernels = tile.kernels(math);
+    let kernels = tile.kernels(math, storage)?;
     let (col_tiles, row_tiles) = (red.div_ceil(tile.cols), g.c_out.div_ceil(tile.rows));
     let (splits, chunk) = split_reduction(length, col_tiles * row_tiles, g.w_len(), kernels.step);
     let cfg = LaunchConfig {
@@ -582,7 +609,9 @@ pub fn backward_weight(
     let f = dev.function(kernels.module, kernels.wgrad)?;
     let null = 0u64;
     dev.launch(&f, kernels.wgrad, cfg, |l| {
-        l.arg(x).arg(dy).arg(&mut dw_parts);
+        x.push(l);
+        dy.push(l);
+        l.arg(&mut dw_parts);
         match db_parts.as_mut() {
             Some(parts) => l.arg(parts),
             None => l.arg(&null),
@@ -625,9 +654,13 @@ mod tests {
 
     #[test]
     fn every_tile_names_kernels_of_its_module() {
+        let arithmetics = ConvMath::ALL
+            .map(|math| (math, Storage::F32))
+            .into_iter()
+            .chain([(ConvMath::Bf16, Storage::Bf16)]);
         for tile in &TILES {
-            for math in ConvMath::ALL {
-                let k = tile.kernels(math);
+            for (math, storage) in arithmetics.clone() {
+                let k = tile.kernels(math, storage).expect("a supported arithmetic");
                 let Some(ptx) = crate::backend::cuda::kernels::module_ptx(k.module) else {
                     println!("skipped: no module {} in this build (built without nvcc)", k.module);
                     return;

@@ -1,13 +1,15 @@
-//! Launchers of the graph-aggregation kernels (`cuda/graph_aggregate.cu`).
+//! Launchers of the graph-aggregation kernels (`cuda/graph_aggregate.cu`), over activations in
+//! their storage (the adjacency and its gradient f32).
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::batch_norm::{self, PartialMoments};
+use super::buffer::{one_storage, Act, ActEpilogue, ActMut};
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
-use super::launch::{expect_len, optional_arg, optional_arg_mut, size_u32, workspace, THREADS};
-use crate::backend::{BnEpilogue, BnEval, GraphGeom};
-use crate::{Error, Result};
+use super::launch::{expect_len, optional_act, optional_arg, optional_arg_mut, size_u32, workspace, THREADS};
+use crate::backend::{BnEval, GraphGeom};
+use crate::{act_kernel, Error, Result};
 
 const MODULE: &str = "graph_aggregate";
 /// Rows per thread in the forward and dz kernels (`ROWS` of the kernel file).
@@ -110,7 +112,7 @@ fn forward_shared_floats(g: &GraphGeom, rows: usize) -> usize {
     g.a_len() + g.k * rows * g.v
 }
 
-fn check_forward(op: &str, g: &GraphGeom, z: &CudaSlice<f32>, a: &CudaSlice<f32>, y: &CudaSlice<f32>) -> Result<()> {
+fn check_forward(op: &str, g: &GraphGeom, z: Act<'_>, a: &CudaSlice<f32>, y: &ActMut<'_>) -> Result<()> {
     expect_len(op, "z", z.len(), g.z_len())?;
     expect_len(op, "a", a.len(), g.a_len())?;
     expect_len(op, "y", y.len(), g.y_len())
@@ -123,47 +125,47 @@ struct ForwardOutputs<'a> {
     moments: Option<&'a mut PartialMoments>,
     /// Applies an evaluation-mode batch norm (its `[c, 2]` double coefficients) and its epilogue
     /// before storing them.
-    bn_eval: Option<(&'a CudaSlice<f64>, BnEpilogue<'a, CudaSlice<f32>>)>,
+    bn_eval: Option<(&'a CudaSlice<f64>, ActEpilogue<'a>)>,
 }
 
 fn launch_forward(
     dev: &CudaDevice,
     p: &Plan,
-    z: &CudaSlice<f32>,
+    z: Act<'_>,
     a: &CudaSlice<f32>,
-    y: &mut CudaSlice<f32>,
+    y: ActMut<'_>,
     outputs: ForwardOutputs<'_>,
 ) -> Result<()> {
+    const OP: &str = "graph forward";
     let (coef, epilogue) = match outputs.bn_eval {
         Some((coef, epilogue)) => (Some(coef), epilogue),
-        None => (None, BnEpilogue::none()),
+        None => (None, ActEpilogue::none()),
     };
+    let mut storages = vec![z.storage(), y.storage()];
     if let Some(r) = epilogue.residual {
-        expect_len("graph forward", "residual", r.len(), y.len())?;
+        expect_len(OP, "residual", r.len(), y.len())?;
+        storages.push(r.storage());
     }
+    let name = act_kernel!(one_storage(OP, &storages)?, "graph_aggregate_forward_f32");
     let relu = u32::from(epilogue.relu);
-    let f = dev.function(MODULE, "graph_aggregate_forward_f32")?;
+    let f = dev.function(MODULE, name)?;
     let cfg = tiled_launch(p.tiles.min(MAX_BLOCKS), 1, p.shared_bytes);
-    dev.launch(&f, "graph_aggregate_forward_f32", cfg, |b| {
-        b.arg(z).arg(a).arg(y);
+    dev.launch(&f, name, cfg, |b| {
+        z.push(b);
+        b.arg(a);
+        y.push(b);
         optional_arg_mut(b, outputs.moments.map(PartialMoments::slice_mut));
         optional_arg(b, coef);
-        optional_arg(b, epilogue.residual);
+        optional_act(b, epilogue.residual);
         b.arg(&relu).arg(&p.shape);
     })
 }
 
 /// See `Backend::graph_forward`. z: `[n, k, c, t, v]`, a: `[k, v, w]`, y: `[n, c, t, w]`.
-pub fn forward(
-    dev: &CudaDevice,
-    g: &GraphGeom,
-    z: &CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    y: &mut CudaSlice<f32>,
-) -> Result<()> {
+pub fn forward(dev: &CudaDevice, g: &GraphGeom, z: Act<'_>, a: &CudaSlice<f32>, y: ActMut<'_>) -> Result<()> {
     const OP: &str = "graph forward";
     let p = plan(OP, g, |rows| forward_shared_floats(g, rows))?;
-    check_forward(OP, g, z, a, y)?;
+    check_forward(OP, g, z, a, &y)?;
     launch_forward(dev, &p, z, a, y, ForwardOutputs::default())
 }
 
@@ -172,15 +174,15 @@ pub fn forward(
 pub fn forward_bn_eval(
     dev: &CudaDevice,
     g: &GraphGeom,
-    z: &CudaSlice<f32>,
+    z: Act<'_>,
     a: &CudaSlice<f32>,
     bn: BnEval<'_, CudaSlice<f32>>,
-    epilogue: BnEpilogue<'_, CudaSlice<f32>>,
-    y: &mut CudaSlice<f32>,
+    epilogue: ActEpilogue<'_>,
+    y: ActMut<'_>,
 ) -> Result<()> {
     const OP: &str = "graph forward + batch_norm eval";
     let p = plan(OP, g, |rows| forward_shared_floats(g, rows))?;
-    check_forward(OP, g, z, a, y)?;
+    check_forward(OP, g, z, a, &y)?;
     let coef = batch_norm::eval_coefficients(dev, OP, g.c, bn)?;
     let outputs = ForwardOutputs {
         moments: None,
@@ -195,16 +197,16 @@ pub fn forward_bn_eval(
 pub fn forward_with_stats(
     dev: &CudaDevice,
     g: &GraphGeom,
-    z: &CudaSlice<f32>,
+    z: Act<'_>,
     a: &CudaSlice<f32>,
-    y: &mut CudaSlice<f32>,
+    y: ActMut<'_>,
 ) -> Result<Option<PartialMoments>> {
     const OP: &str = "graph forward";
     let Some(p) = segment_plan(OP, g, |rows| forward_shared_floats(g, rows))? else {
         forward(dev, g, z, a, y)?;
         return Ok(None);
     };
-    check_forward(OP, g, z, a, y)?;
+    check_forward(OP, g, z, a, &y)?;
     // SAFETY: the block of tile (n, c) writes part n of channel c: all n·c parts.
     let mut moments = unsafe { PartialMoments::new(dev, g.c, g.n, g.n * g.t * g.v) }?;
     let outputs = ForwardOutputs {
@@ -219,13 +221,14 @@ pub fn forward_with_stats(
 pub fn backward(
     dev: &CudaDevice,
     g: &GraphGeom,
-    z: &CudaSlice<f32>,
+    z: Act<'_>,
     a: &CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    dz: &mut CudaSlice<f32>,
+    dy: Act<'_>,
+    dz: ActMut<'_>,
     da: &mut CudaSlice<f32>,
 ) -> Result<()> {
     const OP: &str = "graph backward";
+    let storage = one_storage(OP, &[z.storage(), dy.storage(), dz.storage()])?;
     let input = plan(OP, g, |rows| g.a_len() + (rows + ROWS_PER_THREAD - 1) * g.v)?;
     let adjacency = plan(OP, g, |rows| (g.k + 1) * rows * g.v + DA_UNIT - 1)?;
     expect_len(OP, "z", z.len(), g.z_len())?;
@@ -234,10 +237,14 @@ pub fn backward(
     expect_len(OP, "dz", dz.len(), g.z_len())?;
     expect_len(OP, "da", da.len(), g.a_len())?;
 
-    let f = dev.function(MODULE, "graph_aggregate_backward_input_f32")?;
+    let name = act_kernel!(storage, "graph_aggregate_backward_input_f32");
+    let f = dev.function(MODULE, name)?;
     let cfg = tiled_launch(input.tiles.min(MAX_BLOCKS), 1, input.shared_bytes);
-    dev.launch(&f, "graph_aggregate_backward_input_f32", cfg, |b| {
-        b.arg(dy).arg(a).arg(dz).arg(&input.shape);
+    dev.launch(&f, name, cfg, |b| {
+        dy.push(b);
+        b.arg(a);
+        dz.push(b);
+        b.arg(&input.shape);
     })?;
 
     // da: per-block partials [blocks, K·V·V], then their sum in block order
@@ -247,10 +254,13 @@ pub fn backward(
     let len = g.a_len();
     // SAFETY: every block writes all K·V·V partials of its row before the sum reads them.
     let mut partials = unsafe { workspace::<f32>(dev, "graph da partials", blocks * len) }?;
-    let f = dev.function(MODULE, "graph_aggregate_backward_adjacency_partial_f32")?;
+    let name = act_kernel!(storage, "graph_aggregate_backward_adjacency_partial_f32");
+    let f = dev.function(MODULE, name)?;
     let cfg = tiled_launch(blocks, slabs, adjacency.shared_bytes);
-    dev.launch(&f, "graph_aggregate_backward_adjacency_partial_f32", cfg, |b| {
-        b.arg(z).arg(dy).arg(&mut partials).arg(&adjacency.shape);
+    dev.launch(&f, name, cfg, |b| {
+        z.push(b);
+        dy.push(b);
+        b.arg(&mut partials).arg(&adjacency.shape);
     })?;
     let (blocks, len) = (blocks as u32, len as u32);
     let f = dev.function(MODULE, "graph_aggregate_add_partials_f32")?;

@@ -4,6 +4,7 @@
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg};
 
+use super::buffer::Act;
 use super::device::{driver_err, CudaDevice};
 use crate::{Error, Result};
 
@@ -78,4 +79,14 @@ pub fn optional_arg_mut<'a, T: DeviceRepr>(b: &mut LaunchArgs<'a>, buf: Option<&
         Some(buf) => b.arg(buf),
         None => b.arg(&NULL),
     };
+}
+
+/// Pushes an optional activation's device pointer, or null (a residual, a ReLU mask).
+pub fn optional_act<'a>(b: &mut LaunchArgs<'a>, x: Option<Act<'a>>) {
+    match x {
+        Some(x) => x.push(b),
+        None => {
+            b.arg(&NULL);
+        }
+    }
 }

@@ -3,24 +3,26 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
+use super::buffer::{one_storage, Act, ActMut};
 use super::device::CudaDevice;
 use super::launch::{expect_len, size_u32, warp_per_item_launch, workspace, THREADS};
-use crate::{Error, Result};
+use crate::{act_kernel, Error, Result};
 
 const MODULE: &str = "cross_entropy";
 
 /// See `Backend::cross_entropy`. logits, dlogits: `[n, classes]`, labels: `[n]`, loss: `[1]`.
-/// A label outside `0..classes` gives a NaN loss (the labels stay on the device).
+/// A label outside `0..classes` gives a NaN loss (the labels stay on the device). logits and
+/// dlogits are activations (f32 or bf16), the loss f32.
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy(
     dev: &CudaDevice,
     n: usize,
     classes: usize,
-    logits: &CudaSlice<f32>,
+    logits: Act<'_>,
     labels: &CudaSlice<u32>,
     smoothing: f64,
     loss: &mut CudaSlice<f32>,
-    dlogits: &mut CudaSlice<f32>,
+    dlogits: ActMut<'_>,
 ) -> Result<()> {
     const OP: &str = "cross_entropy";
     let limit = i32::MAX as u32;
@@ -38,16 +40,16 @@ pub fn cross_entropy(
     let on = 1.0 - smoothing + off;
     // SAFETY: the row kernel writes the loss of every row.
     let mut row_loss = unsafe { workspace::<f64>(dev, "cross-entropy row losses", n) }?;
-    let f = dev.function(MODULE, "cross_entropy_rows_f32")?;
-    dev.launch(&f, "cross_entropy_rows_f32", warp_per_item_launch(n32), |b| {
-        b.arg(logits)
-            .arg(labels)
-            .arg(&n32)
-            .arg(&classes32)
-            .arg(&on)
-            .arg(&off)
-            .arg(dlogits)
-            .arg(&mut row_loss);
+    let rows = act_kernel!(
+        one_storage(OP, &[logits.storage(), dlogits.storage()])?,
+        "cross_entropy_rows_f32"
+    );
+    let f = dev.function(MODULE, rows)?;
+    dev.launch(&f, rows, warp_per_item_launch(n32), |b| {
+        logits.push(b);
+        b.arg(labels).arg(&n32).arg(&classes32).arg(&on).arg(&off);
+        dlogits.push(b);
+        b.arg(&mut row_loss);
     })?;
     let one_block = LaunchConfig {
         grid_dim: (1, 1, 1),

@@ -23,6 +23,6 @@ mod sparse;
 
 pub use backend::CudaBackend;
 pub use batch_norm::PartialMoments;
-pub use buffer::GpuBuf;
+pub use buffer::{DeviceBuf, GpuBuf};
 pub use device::CudaDevice;
 pub use sparse::{GpuCsrWeight, GpuPacked24Weight};

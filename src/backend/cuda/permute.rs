@@ -1,7 +1,9 @@
-//! Launcher of the axis-permutation kernel (`cuda/permute.cu`).
+//! Launcher of the axis-permutation kernel (`cuda/permute.cu`), in the buffers' storage: f32 to
+//! f32, bf16 to bf16, or f32 to bf16 (the input batch, uploaded in f32, stored as an activation).
 
-use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
+use cudarc::driver::{DeviceRepr, PushKernelArg};
 
+use super::buffer::{Act, ActMut};
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
 use crate::{Error, Result};
@@ -20,13 +22,7 @@ struct PermuteGeomRepr {
 unsafe impl DeviceRepr for PermuteGeomRepr {}
 
 /// `y = x.permute(perm)` made contiguous; `dims` is the shape of x.
-pub fn permute(
-    dev: &CudaDevice,
-    x: &CudaSlice<f32>,
-    dims: &[usize],
-    perm: &[usize],
-    y: &mut CudaSlice<f32>,
-) -> Result<()> {
+pub fn permute(dev: &CudaDevice, x: Act<'_>, dims: &[usize], perm: &[usize], y: ActMut<'_>) -> Result<()> {
     let rank = dims.len();
     let mut sorted = perm.to_vec();
     sorted.sort_unstable();
@@ -56,9 +52,21 @@ pub fn permute(
         g.out_dims[d] = dims[p] as u64;
         g.in_strides[d] = in_strides[p];
     }
-    let n = y.len() as u64;
-    let f = dev.function("permute", "permute_f32")?;
-    dev.launch(&f, "permute_f32", flat_launch(y.len()), |b| {
-        b.arg(x).arg(&g).arg(y).arg(&n);
+    let name = match (x, &y) {
+        (Act::F32(_), ActMut::F32(_)) => "permute_f32",
+        (Act::F32(_), ActMut::Bf16(_)) => "permute_f32_to_bf16act",
+        (Act::Bf16(_), ActMut::Bf16(_)) => "permute_f32_bf16act",
+        (Act::Bf16(_), ActMut::F32(_)) => {
+            return Err(Error::Cuda("permute: from a bf16 activation into an f32 buffer".into()))
+        }
+    };
+    let len = y.len();
+    let n = len as u64;
+    let f = dev.function("permute", name)?;
+    dev.launch(&f, name, flat_launch(len), |b| {
+        x.push(b);
+        b.arg(&g);
+        y.push(b);
+        b.arg(&n);
     })
 }

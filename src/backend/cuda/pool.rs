@@ -1,10 +1,11 @@
-//! Launchers of the mean-pooling kernels (`cuda/mean_pool.cu`).
+//! Launchers of the mean-pooling kernels (`cuda/mean_pool.cu`), in the activations' storage.
 
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
+use super::buffer::{one_storage, Act, ActMut};
 use super::device::CudaDevice;
 use super::launch::{expect_len, rows_launch, size_u32, warp_per_item_launch};
-use crate::Result;
+use crate::{act_kernel, Result};
 
 const MODULE: &str = "mean_pool";
 
@@ -30,13 +31,17 @@ pub fn forward(
     persons: usize,
     c: usize,
     s: usize,
-    x: &CudaSlice<f32>,
-    y: &mut CudaSlice<f32>,
+    x: Act<'_>,
+    y: ActMut<'_>,
 ) -> Result<()> {
-    let [n, persons, c, s] = sizes("mean_pool forward", n, persons, c, s, x.len(), y.len())?;
-    let f = dev.function(MODULE, "mean_pool_forward_f32")?;
-    dev.launch(&f, "mean_pool_forward_f32", warp_per_item_launch(n * c), |b| {
-        b.arg(x).arg(&n).arg(&persons).arg(&c).arg(&s).arg(y);
+    const OP: &str = "mean_pool forward";
+    let [n, persons, c, s] = sizes(OP, n, persons, c, s, x.len(), y.len())?;
+    let name = act_kernel!(one_storage(OP, &[x.storage(), y.storage()])?, "mean_pool_forward_f32");
+    let f = dev.function(MODULE, name)?;
+    dev.launch(&f, name, warp_per_item_launch(n * c), |b| {
+        x.push(b);
+        b.arg(&n).arg(&persons).arg(&c).arg(&s);
+        y.push(b);
     })
 }
 
@@ -47,14 +52,21 @@ pub fn backward(
     persons: usize,
     c: usize,
     s: usize,
-    dy: &CudaSlice<f32>,
-    dx: &mut CudaSlice<f32>,
+    dy: Act<'_>,
+    dx: ActMut<'_>,
 ) -> Result<()> {
-    let [n, persons, c, s] = sizes("mean_pool backward", n, persons, c, s, dx.len(), dy.len())?;
+    const OP: &str = "mean_pool backward";
+    let [n, persons, c, s] = sizes(OP, n, persons, c, s, dx.len(), dy.len())?;
+    let name = act_kernel!(
+        one_storage(OP, &[dy.storage(), dx.storage()])?,
+        "mean_pool_backward_f32"
+    );
     // the CPU's factor, rounded the same way
     let inv = 1.0 / (persons as usize * s as usize) as f64;
-    let f = dev.function(MODULE, "mean_pool_backward_f32")?;
-    dev.launch(&f, "mean_pool_backward_f32", rows_launch(n * persons * c, s), |b| {
-        b.arg(dy).arg(&n).arg(&persons).arg(&c).arg(&s).arg(&inv).arg(dx);
+    let f = dev.function(MODULE, name)?;
+    dev.launch(&f, name, rows_launch(n * persons * c, s), |b| {
+        dy.push(b);
+        b.arg(&n).arg(&persons).arg(&c).arg(&s).arg(&inv);
+        dx.push(b);
     })
 }

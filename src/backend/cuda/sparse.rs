@@ -4,8 +4,8 @@
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 
-use super::backend::{data, data_mut};
 use super::buffer::GpuBuf;
+use super::buffer::{memory, memory_mut};
 use super::device::{driver_err, CudaDevice};
 use super::elementwise::flat_launch;
 use super::launch::optional_arg;
@@ -191,7 +191,7 @@ fn row_pointers(dev: &CudaDevice, mask: &CudaSlice<f32>, view: &CsrViewRepr) -> 
     let mut counts = alloc::<u32>(dev, rows.max(1))?;
     let mut row_ptr = alloc::<u32>(dev, rows + 1)?;
     let f = dev.function(CSR, "csr_count_rows")?;
-    let counts_out = data_mut(&mut counts)?;
+    let counts_out = memory_mut(&mut counts)?;
     dev.launch(&f, "csr_count_rows", warp_per_row(rows), |b| {
         b.arg(mask).arg(view).arg(counts_out);
     })?;
@@ -200,7 +200,7 @@ fn row_pointers(dev: &CudaDevice, mask: &CudaSlice<f32>, view: &CsrViewRepr) -> 
         block_dim: (1024, 1, 1),
         shared_mem_bytes: 0,
     };
-    let (counts_in, row_ptr_out) = (data(&counts)?, data_mut(&mut row_ptr)?);
+    let (counts_in, row_ptr_out) = (memory(&counts)?, memory_mut(&mut row_ptr)?);
     let f = dev.function(CSR, "csr_exclusive_scan")?;
     dev.launch(&f, "csr_exclusive_scan", one_block, |b| {
         b.arg(counts_in).arg(&view.rows).arg(row_ptr_out);
@@ -223,11 +223,11 @@ fn scatter(
         src: alloc(dev, nnz.max(1))?,
         values: alloc(dev, nnz.max(1))?,
     };
-    let row_ptr = data(&csr.row_ptr)?;
+    let row_ptr = memory(&csr.row_ptr)?;
     let (col, src, values) = (
-        data_mut(&mut csr.col)?,
-        data_mut(&mut csr.src)?,
-        data_mut(&mut csr.values)?,
+        memory_mut(&mut csr.col)?,
+        memory_mut(&mut csr.src)?,
+        memory_mut(&mut csr.values)?,
     );
     let f = dev.function(CSR, "csr_scatter")?;
     dev.launch(&f, "csr_scatter", warp_per_row(view.rows as usize), |b| {
@@ -269,7 +269,7 @@ pub fn csr_from_mask(
     let in_ptr = row_pointers(dev, mask, &by_input)?;
     let mut total = [0u32; 1];
     dev.stream
-        .memcpy_dtoh(&data(&out_ptr)?.slice(c_out..c_out + 1), &mut total)
+        .memcpy_dtoh(&memory(&out_ptr)?.slice(c_out..c_out + 1), &mut total)
         .map_err(|e| driver_err("reading the kept entry count", e))?;
     dev.stream
         .synchronize()
@@ -294,8 +294,8 @@ pub fn csr_update_values(dev: &CudaDevice, sw: &mut GpuCsrWeight, w: &CudaSlice<
     let nnz = sw.nnz as u32;
     let f = dev.function(CSR, "csr_gather_values")?;
     for csr in [&mut sw.by_output, &mut sw.by_input] {
-        let src = data(&csr.src)?;
-        let values = data_mut(&mut csr.values)?;
+        let src = memory(&csr.src)?;
+        let values = memory_mut(&mut csr.values)?;
         dev.launch(&f, "csr_gather_values", flat_launch(nnz as usize), |b| {
             b.arg(w).arg(src).arg(values).arg(&nnz);
         })?;
@@ -307,7 +307,7 @@ fn download<T: DeviceRepr + Default + Clone>(dev: &CudaDevice, buf: &GpuBuf<T>, 
     let mut host = vec![T::default(); len];
     if len > 0 {
         dev.stream
-            .memcpy_dtoh(&data(buf)?.slice(..len), &mut host)
+            .memcpy_dtoh(&memory(buf)?.slice(..len), &mut host)
             .map_err(|e| driver_err("copying a sparse weight to the host", e))?;
     }
     Ok(host)
@@ -373,7 +373,7 @@ pub fn csr_forward(
     let s = forward_shape(g, x, b, y)?;
     sw.check(g)?;
     let csr = &sw.by_output;
-    let (row_ptr, col, values) = (data(&csr.row_ptr)?, data(&csr.col)?, data(&csr.values)?);
+    let (row_ptr, col, values) = (memory(&csr.row_ptr)?, memory(&csr.col)?, memory(&csr.values)?);
     let f = dev.function(CSR, "csr_conv_forward_f32")?;
     dev.launch(
         &f,
@@ -398,7 +398,7 @@ pub fn csr_backward_input(
     let s = backward_input_shape(g, dy, dx)?;
     sw.check(g)?;
     let csr = &sw.by_input;
-    let (row_ptr, col, values) = (data(&csr.row_ptr)?, data(&csr.col)?, data(&csr.values)?);
+    let (row_ptr, col, values) = (memory(&csr.row_ptr)?, memory(&csr.col)?, memory(&csr.values)?);
     let f = dev.function(CSR, "csr_conv_backward_input_f32")?;
     dev.launch(
         &f,
@@ -495,7 +495,7 @@ pub fn pack_2_4(
         i32_of("padded c_out·kt", k2_padded)?,
     );
     let f = dev.function(SEMI, "pack_2_4_bf16")?;
-    let (values, meta) = (data_mut(&mut p.values)?, data_mut(&mut p.meta)?);
+    let (values, meta) = (memory_mut(&mut p.values)?, memory_mut(&mut p.meta)?);
     dev.launch(&f, "pack_2_4_bf16", flat_launch(c_out * k_padded / 16), |b| {
         b.arg(w)
             .arg(mask)
@@ -507,7 +507,7 @@ pub fn pack_2_4(
             .arg(&mut first_bad);
     })?;
     let f = dev.function(SEMI, "expand_2_4_transposed_bf16")?;
-    let wt = data_mut(&mut p.wt)?;
+    let wt = memory_mut(&mut p.wt)?;
     dev.launch(&f, "expand_2_4_transposed_bf16", flat_launch(c_in * k2_padded), |b| {
         b.arg(w)
             .arg(mask)
@@ -563,7 +563,7 @@ pub fn forward_2_4(
 ) -> Result<()> {
     let s = forward_shape(g, x, b, y)?;
     p.check(g)?;
-    let (values, meta) = (data(&p.values)?, data(&p.meta)?);
+    let (values, meta) = (memory(&p.values)?, memory(&p.meta)?);
     let k_padded = i32_of("padded c_in·kt", p.k_padded)?;
     let f = dev.function(SEMI, "conv_2_4_forward_bf16")?;
     dev.launch(
@@ -588,7 +588,7 @@ pub fn backward_input_2_4(
 ) -> Result<()> {
     let s = backward_input_shape(g, dy, dx)?;
     p.check(g)?;
-    let wt = data(&p.wt)?;
+    let wt = memory(&p.wt)?;
     let k2_padded = i32_of("padded c_out·kt", p.k2_padded)?;
     let f = dev.function(SEMI, "conv_2_4_backward_input_bf16")?;
     dev.launch(
