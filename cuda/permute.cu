@@ -2,8 +2,10 @@
 // computes one output element's input offset from the output index (a mixed-radix decomposition
 // over the output shape with the permuted input strides). Reads are gathered, writes coalesced.
 // Comes in f32 and bf16-activation forms (activation.cuh): permute_f32 (f32 → f32),
-// permute_f32_bf16act (bf16 → bf16) and permute_f32_to_bf16act (f32 → bf16: the input batch, as
-// uploaded in f32, stored as a bf16 activation). A pure copy: the only rounding is the bf16 store.
+// permute_f32_bf16act (bf16 → bf16), permute_f32_to_bf16act (f32 → bf16: the data batch norm's
+// f32 output stored as the backbone's first bf16 activation) and permute_bf16act_to_f32 (bf16 →
+// f32: that activation's gradient into the data batch norm's f32 backward). A pure copy: the only
+// rounding is a bf16 store.
 
 #include <stdint.h>
 
@@ -38,5 +40,9 @@ extern "C" __global__ void permute_f32_bf16act(const __nv_bfloat16* x, PermuteGe
 }
 
 extern "C" __global__ void permute_f32_to_bf16act(const float* x, PermuteGeom g, __nv_bfloat16* y, uint64_t n) {
+    permute(x, g, y, n);
+}
+
+extern "C" __global__ void permute_bf16act_to_f32(const __nv_bfloat16* x, PermuteGeom g, float* y, uint64_t n) {
     permute(x, g, y, n);
 }

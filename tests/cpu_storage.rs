@@ -4,13 +4,17 @@
 //! not an activation (parameter gradients, batch statistics, running statistics, the loss) is the
 //! f32-storage result bit for bit, unrounded. The fused ops keep their contracts in bf16 storage:
 //! gathered statistics are those of the stored output, the evaluation-mode epilogue equals the two
-//! ops in sequence, the added input gradient equals the input gradient then the add.
+//! ops in sequence, the added input gradient equals the input gradient then the add. The data
+//! batch norm runs in f32 (as autocast leaves it): its output is the f32 one rounded once, its
+//! input and parameter gradients those of f32 storage.
 
 mod cpu_support;
 
 use cpu_support::Rng;
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, GradAdd, GraphGeom, Storage};
+use leangcn::layers::{params_of, DataNorm};
+use leangcn::model::StgcnConfig;
 
 /// bf16 mixed precision, and the same conv arithmetic with f32 storage.
 fn backends() -> (CpuBackend<f32>, CpuBackend<f32>) {
@@ -397,4 +401,38 @@ fn sparse_convs_store_their_activations_rounded() {
     for ((name, got), want) in names.iter().zip(run(&mixed)).zip(run(&wide)) {
         assert_stored(name, &got, &want);
     }
+}
+
+#[test]
+fn the_data_batch_norm_runs_in_f32_and_its_output_is_stored_once() {
+    let (mixed, wide) = backends();
+    let mut rng = Rng::new(9);
+    let cfg = StgcnConfig::default();
+    let dims = [3, cfg.num_person, 12, cfg.layout.num_joints(), cfg.in_channels];
+    let len: usize = dims.iter().product();
+    // raw coordinates a metre or two off the origin, as f32 (their low bits matter)
+    let x: Vec<f32> = rng.vec(len).iter().map(|&u| (1.5 + 0.3 * u) as f32).collect();
+    let dy = activation(&mut rng, len);
+    let run = |be: &CpuBackend<f32>| {
+        let mut norm = DataNorm::new(be, &cfg);
+        let y = norm.forward(be, &x, dims, true);
+        let dx = norm.backward(be, &dy, dims);
+        let grads: Vec<Vec<f32>> = params_of(&mut norm).into_iter().map(|(_, p)| p.grad.clone()).collect();
+        (y, dx, grads)
+    };
+    let (y, dx, grads) = run(&mixed);
+    let (y32, dx32, grads32) = run(&wide);
+    assert_stored("data norm output", &y, &y32);
+    assert_unrounded("data norm input gradient", &dx, &dx32);
+    for (i, (g, g32)) in grads.iter().zip(&grads32).enumerate() {
+        assert_unrounded(&format!("data norm parameter gradient {i}"), g, g32);
+    }
+    // and inside such a region no op rounds
+    let mut v = parameter(&mut rng, 64);
+    let kept = v.clone();
+    mixed.with_f32_activations(|| mixed.dropout(&mut v, 0.0, 1));
+    mixed.with_f32_activations(|| mixed.round_to_storage(&mut v));
+    assert_bits("inside the f32 region", &v, &kept);
+    mixed.round_to_storage(&mut v);
+    assert!(v.iter().all(|&x| bf16(x) == x), "the region ended");
 }

@@ -1,8 +1,9 @@
 //! The GPU in bf16 mixed precision (`--precision bf16-mixed`: bf16 conv operands, activations and
 //! their gradients stored in bf16) against the CPU's exact emulation of it, on fresh random data
 //! into poisoned (NaN) outputs: every kernel with a bf16-activation twin (`_bf16act`, see
-//! cuda/activation.cuh), through the same `Backend` calls a training step makes; and three
-//! training steps of the `tiny` model (the device check).
+//! cuda/activation.cuh), through the same `Backend` calls a training step makes; the data batch
+//! norm, which stays f32 and hands the backbone its first bf16 activation; and three training
+//! steps of the `tiny` model (the device check).
 //!
 //! Tolerance: the two compute each value in f32 from the same bf16 inputs, in other summation
 //! orders, then round it to bf16; where the f32 values straddle a rounding boundary they land one
@@ -19,7 +20,9 @@ use gpu_support::{assert_close, failure, normal};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::CudaBackend;
 use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, GradAdd, GraphGeom, Storage};
+use leangcn::layers::{params_of, DataNorm};
 use leangcn::model::init::InitRng;
+use leangcn::model::StgcnConfig;
 use leangcn::train::device_check::check_device;
 
 /// One bf16 ulp relative: where the GPU's and the CPU's f32 values round to neighbouring bf16s.
@@ -359,6 +362,33 @@ fn layout_pooling_loss_and_element_wise_ops_in_bf16_storage_match_the_cpu() {
         return;
     };
     compare(other_ops(&gpu, 30), other_ops(&cpu_mixed(), 30));
+}
+
+/// The data batch norm's forward and backward: f32 inside, its output a bf16 activation.
+fn data_norm_ops<B: Backend<Elem = f32>>(be: &B, seed: u64) -> Vec<Output> {
+    let mut rng = InitRng::new(seed);
+    let cfg = StgcnConfig::default();
+    let dims = [4, cfg.num_person, 30, cfg.layout.num_joints(), cfg.in_channels];
+    let len: usize = dims.iter().product();
+    let x = be.upload(&normal(&mut rng, len).iter().map(|v| 1.5 + 0.3 * v).collect::<Vec<_>>());
+    let dy = be.upload_activation(&normal(&mut rng, len));
+    let mut norm = DataNorm::new(be, &cfg);
+    let y = norm.forward(be, &x, dims, true);
+    let mut outputs = vec![out(be, "data norm output", &y, true)];
+    let dx = norm.backward(be, &dy, dims);
+    outputs.push(out(be, "data norm input gradient", &dx, false));
+    for (name, p) in params_of(&mut norm) {
+        outputs.push(out(be, &format!("data norm {name} gradient"), &p.grad, false));
+    }
+    outputs
+}
+
+#[test]
+fn the_data_batch_norm_in_f32_matches_the_cpu() {
+    let Some(gpu) = gpu_mixed("the_data_batch_norm_in_f32_matches_the_cpu") else {
+        return;
+    };
+    compare(data_norm_ops(&gpu, 40), data_norm_ops(&cpu_mixed(), 40));
 }
 
 #[test]

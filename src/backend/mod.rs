@@ -40,7 +40,7 @@ pub use conv_math::ConvMath;
 pub use epilogue::{BnEpilogue, BnEval, GradAdd};
 pub use geometry::{BnGeom, ConvGeom, GraphGeom};
 pub use scalar::Scalar;
-pub use storage::Storage;
+pub use storage::{F32Region, Storage};
 
 /// SGD hyper-parameters with PyTorch's semantics (coupled weight decay, dampening, Nesterov).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -123,6 +123,12 @@ pub trait Backend: Send + Sync {
     /// `scale`, `fill`), as [`Backend::storage`] keeps activations. A no-op in f32 storage, and on
     /// a backend whose activation buffers store bf16 themselves.
     fn round_to_storage(&self, _x: &mut Self::Buf) {}
+    /// Runs `f` with activations in f32 whatever the storage: the ops it issues store f32 values
+    /// and `activation` gives f32 buffers. What PyTorch's autocast leaves in f32 (the data batch
+    /// norm, fed the f32 input batch) runs in such a region.
+    fn with_f32_activations<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
 
     // ---- memory -------------------------------------------------------------------------------
     fn zeros(&self, len: usize) -> Self::Buf;

@@ -10,6 +10,8 @@
 //! batch-norm, pooling and classifier outputs) and every gradient of one; what is not: the input
 //! batch as uploaded, the parameters, their gradients and momenta, batch-norm statistics, the loss.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use super::Scalar;
@@ -49,6 +51,35 @@ impl Storage {
                 .with_min_len(1 << 14)
                 .for_each(|x| *x = round_to_bf16(*x));
         }
+    }
+}
+
+/// Whether a backend is inside a region whose activations stay f32 whatever its storage
+/// ([`super::Backend::with_f32_activations`]). A clone starts outside any region.
+#[derive(Debug, Default)]
+pub struct F32Region(AtomicBool);
+
+impl F32Region {
+    pub fn active(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` inside the region, and leaves it as it was after (also when `f` unwinds).
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a AtomicBool, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.store(self.1, Ordering::SeqCst);
+            }
+        }
+        let _restore = Restore(&self.0, self.0.swap(true, Ordering::SeqCst));
+        f()
+    }
+}
+
+impl Clone for F32Region {
+    fn clone(&self) -> Self {
+        Self::default()
     }
 }
 

@@ -10,8 +10,9 @@
 //!
 //! Memory: the least traffic of the kernel sequence this engine runs for one training step, every
 //! kernel reading each of its operands once and writing each output once, activations and their
-//! gradients in the backend's storage (4 bytes a value in f32, 2 in bf16), parameters, their
-//! gradients, momenta and gathered moments in f32, with the fusions it has: batch statistics gathered by the conv and aggregation, the
+//! gradients in the backend's storage (4 bytes a value in f32, 2 in bf16), the input stage (the
+//! permute and the data BN, f32 in every storage), parameters, their gradients, momenta and
+//! gathered moments in f32, with the fusions it has: batch statistics gathered by the conv and aggregation, the
 //! batch norm's pass adding the residual and applying the ReLU, the backward's ReLU mask read on the
 //! fly, the residual's gradient added as the conv writes dx. Per block, in values of the block input
 //! X = c_in·t_in·v, the conv output Z = 3·c_mid·t_in·v, the aggregation output A = c_mid·t_in·v and
@@ -114,9 +115,10 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize, storage: Sto
     let v = cfg.layout.num_joints() as f64;
     let mut t = clip_len as f64;
     // the input permute and the data BN (statistics, then the normalisation) and its backward:
-    // the input is read and written a few times; 7 passes of it
-    let mut values = 7.0 * t * v * cfg.in_channels as f64;
-    // the f32 moments the convs gather, per sequence
+    // the input is read and written a few times; 7 passes of it, in f32
+    let input = 7.0 * t * v * cfg.in_channels as f64;
+    // the activations' values and the f32 moments the convs gather, per sequence
+    let mut values = 0.0;
     let mut moments = 0.0;
     for b in cfg.blocks() {
         let t_out = (t / b.stride as f64).ceil();
@@ -158,7 +160,7 @@ pub fn step_bytes(cfg: &StgcnConfig, clip_len: usize, batch: usize, storage: Sto
     values += 4.0 * features;
     let params = ModelCost::of(cfg, clip_len).params() as f64;
     // SGD: parameters, gradients, momenta read; parameters, momenta written (once per step)
-    values * sequences * storage.bytes() as f64 + (moments * sequences + 5.0 * params) * F32_BYTES
+    values * sequences * storage.bytes() as f64 + ((input + moments) * sequences + 5.0 * params) * F32_BYTES
 }
 
 /// The floor of one training step on a device.
@@ -267,7 +269,7 @@ mod tests {
         assert_eq!(step_bytes(&cfg, 10, 1, Storage::F32), want);
         // bf16 storage halves the activations' bytes, not the parameters' or the moments'
         let moments = 3.0 / 32.0 * (2000.0 + u + u + u);
-        let bf16 = (input + block0 + block1 + block2 + features - moments) * 2.0 + (moments + 5.0 * params) * 4.0;
+        let bf16 = (block0 + block1 + block2 + features - moments) * 2.0 + (input + moments + 5.0 * params) * 4.0;
         let got = step_bytes(&cfg, 10, 1, Storage::Bf16);
         assert!((got / bf16 - 1.0).abs() < 1e-12, "{got} vs {bf16}");
     }

@@ -1,6 +1,11 @@
 //! The input stage of ST-GCN: BatchNorm1d over the joint coordinates ('VC': V·C channels, persons in
 //! the batch; 'MVC': M·V·C channels), and the move from the data layout `[N, M, T, V, C]` to the
 //! network layout `[N·M, C, T, V]`.
+//!
+//! It runs in f32 whatever the activation storage, as PyTorch's bf16 autocast leaves it (the data
+//! BN is fed the f32 input batch): raw coordinates in metres would be rounded in steps of 1.6 cm
+//! at 3 m by bf16, so the storage's rounding starts at its output, the backbone's first
+//! activation, once the BN has centred and scaled them.
 
 use super::{held, BatchNorm, Entry, Module};
 use crate::backend::{Backend, BnEpilogue};
@@ -48,17 +53,21 @@ impl<B: Backend> DataNorm<B> {
     /// x: `[N, M, T, V, C]` → `[N·M, C, T, V]`.
     pub fn forward(&mut self, be: &B, x: &B::Buf, dims: DataDims, train: bool) -> B::Buf {
         let [n, m, t, v, c] = dims;
-        let mut vct = be.activation(be.buf_len(x));
-        be.permute(x, &dims, &TO_CHANNELS_TIME, &mut vct);
         let (bn_n, bn_s) = self.bn_batch(dims);
-        let normed = match &mut self.bn {
-            Some(bn) => bn.forward(be, &vct, None, bn_n, bn_s, train, BnEpilogue::none()),
-            None => {
-                let mut out = be.activation(be.buf_len(x));
-                be.copy(&vct, &mut out);
-                out
-            }
-        };
+        let (vct, normed) = be.with_f32_activations(|| {
+            let mut vct = be.activation(be.buf_len(x));
+            be.permute(x, &dims, &TO_CHANNELS_TIME, &mut vct);
+            let normed = match &mut self.bn {
+                Some(bn) => bn.forward(be, &vct, None, bn_n, bn_s, train, BnEpilogue::none()),
+                None => {
+                    let mut out = be.activation(be.buf_len(x));
+                    be.copy(&vct, &mut out);
+                    out
+                }
+            };
+            (vct, normed)
+        });
+        // the first activation in the storage
         let mut y = be.activation(be.buf_len(x));
         be.permute(&normed, &[n, m, v, c, t], &TO_CHANNELS_TIME, &mut y);
         self.bn_in = Some(vct);
@@ -74,16 +83,18 @@ impl<B: Backend> DataNorm<B> {
     pub fn backward(&mut self, be: &B, dy: &B::Buf, dims: DataDims) -> B::Buf {
         let [n, m, t, v, c] = dims;
         let bn_in = self.bn_in.take().expect("DataNorm::backward without a forward");
-        let mut dnormed = be.activation(be.buf_len(dy));
-        be.permute(dy, &[n, m, c, t, v], &FROM_CHANNELS_TIME, &mut dnormed);
         let (bn_n, bn_s) = self.bn_batch(dims);
-        let dvct = match &mut self.bn {
-            Some(bn) => bn.backward(be, &bn_in, &dnormed, None, bn_n, bn_s),
-            None => dnormed,
-        };
-        let mut dx = be.activation(be.buf_len(dy));
-        be.permute(&dvct, &[n, m, v, c, t], &FROM_CHANNELS_TIME, &mut dx);
-        dx
+        be.with_f32_activations(|| {
+            let mut dnormed = be.activation(be.buf_len(dy));
+            be.permute(dy, &[n, m, c, t, v], &FROM_CHANNELS_TIME, &mut dnormed);
+            let dvct = match &mut self.bn {
+                Some(bn) => bn.backward(be, &bn_in, &dnormed, None, bn_n, bn_s),
+                None => dnormed,
+            };
+            let mut dx = be.activation(be.buf_len(dy));
+            be.permute(&dvct, &[n, m, v, c, t], &FROM_CHANNELS_TIME, &mut dx);
+            dx
+        })
     }
 }
 

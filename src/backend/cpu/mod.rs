@@ -20,8 +20,8 @@ pub use batch_norm::ChannelMoments;
 
 use super::sparse::{CsrWeight, Packed24Weight};
 use super::{
-    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, Scalar, SgdHyper,
-    Storage,
+    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, F32Region, GradAdd, GraphGeom, Scalar,
+    SgdHyper, Storage,
 };
 
 /// The CPU backend computing in `T` (f32 or f64).
@@ -33,6 +33,8 @@ pub struct CpuBackend<T: Scalar> {
     /// How activations are stored: in bf16 storage every op rounds the activations it writes,
     /// the exact emulation of a device that stores them in bf16.
     storage: Storage,
+    /// Inside `with_f32_activations`: nothing is rounded.
+    f32_region: F32Region,
     _elem: PhantomData<T>,
 }
 
@@ -52,13 +54,16 @@ impl<T: Scalar> CpuBackend<T> {
         Self {
             conv_math,
             storage,
+            f32_region: F32Region::default(),
             _elem: PhantomData,
         }
     }
 
     /// `y`, an activation an op just wrote, as the storage keeps it.
     fn stored(&self, y: &mut [T]) {
-        self.storage.round_in_place(y)
+        if !self.f32_region.active() {
+            self.storage.round_in_place(y)
+        }
     }
 }
 
@@ -104,6 +109,9 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     }
     fn round_to_storage(&self, x: &mut Vec<T>) {
         self.stored(x)
+    }
+    fn with_f32_activations<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.f32_region.run(f)
     }
     fn zeros(&self, len: usize) -> Vec<T> {
         vec![T::zero(); len]

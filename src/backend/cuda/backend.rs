@@ -17,7 +17,8 @@ use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
 use super::{batch_norm, conv, elementwise, graph, loss, optim, permute, pool, select};
 use crate::backend::sparse::{CsrWeight, Packed24Weight};
 use crate::backend::{
-    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, GradAdd, GraphGeom, SgdHyper, Storage,
+    Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, CosineSchedule, F32Region, GradAdd, GraphGeom, SgdHyper,
+    Storage,
 };
 use crate::{Error, Result};
 
@@ -27,6 +28,8 @@ pub struct CudaBackend {
     conv_math: ConvMath,
     /// How activations are stored: f32, or bf16 (with bf16 conv operands).
     storage: Storage,
+    /// Inside `with_f32_activations`: activations are allocated in f32.
+    f32_region: F32Region,
     /// The first failure since the last `check`.
     failure: Mutex<Option<Error>>,
     /// Pinned host memory for `upload_into` and `upload_idx_into`, grown to the largest batch seen.
@@ -64,6 +67,7 @@ impl CudaBackend {
             dev: CudaDevice::open(ordinal)?,
             conv_math,
             storage,
+            f32_region: F32Region::default(),
             failure: Mutex::new(None),
             staging: Mutex::new(None),
             staging_idx: Mutex::new(None),
@@ -72,6 +76,15 @@ impl CudaBackend {
 
     pub fn device(&self) -> &CudaDevice {
         &self.dev
+    }
+
+    /// The storage of the activations allocated now: f32 inside `with_f32_activations`.
+    fn activation_storage(&self) -> Storage {
+        if self.f32_region.active() {
+            Storage::F32
+        } else {
+            self.storage
+        }
     }
 
     /// Runs one op unless an earlier one failed; records its failure.
@@ -236,6 +249,9 @@ impl Backend for CudaBackend {
     fn storage(&self) -> Storage {
         self.storage
     }
+    fn with_f32_activations<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.f32_region.run(f)
+    }
 
     fn check(&self) -> Result<()> {
         match self.failure.lock().expect("failure lock").take() {
@@ -280,7 +296,7 @@ impl Backend for CudaBackend {
         DeviceBuf::F32(self.alloc(len))
     }
     fn activation(&self, len: usize) -> DeviceBuf {
-        match self.storage {
+        match self.activation_storage() {
             Storage::F32 => DeviceBuf::F32(self.alloc(len)),
             Storage::Bf16 => DeviceBuf::Bf16(self.alloc(len)),
         }
@@ -289,7 +305,7 @@ impl Backend for CudaBackend {
         DeviceBuf::F32(self.upload_slice(host))
     }
     fn upload_activation(&self, host: &[f32]) -> DeviceBuf {
-        match self.storage {
+        match self.activation_storage() {
             Storage::F32 => DeviceBuf::F32(self.upload_slice(host)),
             Storage::Bf16 => DeviceBuf::Bf16(self.upload_bf16(host)),
         }

@@ -1,5 +1,6 @@
-//! Launcher of the axis-permutation kernel (`cuda/permute.cu`), in the buffers' storage: f32 to
-//! f32, bf16 to bf16, or f32 to bf16 (the input batch, uploaded in f32, stored as an activation).
+//! Launcher of the axis-permutation kernel (`cuda/permute.cu`), between the buffers' storages: f32
+//! to f32, bf16 to bf16, or across (the data batch norm's f32 output into the backbone's first bf16
+//! activation, and that activation's gradient back).
 
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
@@ -56,9 +57,7 @@ pub fn permute(dev: &CudaDevice, x: Act<'_>, dims: &[usize], perm: &[usize], y: 
         (Act::F32(_), ActMut::F32(_)) => "permute_f32",
         (Act::F32(_), ActMut::Bf16(_)) => "permute_f32_to_bf16act",
         (Act::Bf16(_), ActMut::Bf16(_)) => "permute_f32_bf16act",
-        (Act::Bf16(_), ActMut::F32(_)) => {
-            return Err(Error::Cuda("permute: from a bf16 activation into an f32 buffer".into()))
-        }
+        (Act::Bf16(_), ActMut::F32(_)) => "permute_bf16act_to_f32",
     };
     let len = y.len();
     let n = len as u64;
