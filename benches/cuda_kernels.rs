@@ -3,8 +3,9 @@
 //! graph convs (C → 3C, the first one from the 3 input channels) and the strided residual 1x1 convs;
 //! each forward, input gradient, weight + bias gradient, and the forward that also gathers the next
 //! batch norm's statistics (its cost over the plain forward), through the `Backend` trait, in f32
-//! (CUDA cores), and in TF32 and bf16 on the tensor cores (`--precision tf32`, `bf16`): ids
-//! `forward/f32/<shape>`, `forward/bf16/<shape>`, ….
+//! (CUDA cores), in TF32 and bf16 on the tensor cores (`--precision tf32`, `bf16`), and in bf16
+//! with bf16-stored activations (`bf16-mixed`): ids `forward/f32/<shape>`,
+//! `forward/bf16-mixed/<shape>`, ….
 //!
 //! Device time from CUDA events around `iters` back-to-back calls (launch latency hidden; the
 //! weight gradient's workspace allocations from the stream's pool included). Throughput is in
@@ -12,7 +13,8 @@
 //! convolution (the same count for all three ops). Without a GPU it prints "skipped: <reason>".
 //!
 //! Then a roofline table: per kernel the median time, the achieved TFLOP/s, the GB/s of its least
-//! traffic (every operand read once, every output written once, in f32: what a kernel must move),
+//! traffic (every operand read once, every output written once, activations in their storage and
+//! weights in f32: what a kernel must move),
 //! its arithmetic intensity, and the fraction of the roofline min(peak, intensity × bandwidth)
 //! reached. The bandwidth ceiling is measured here (a device-to-device copy of 1 GiB); the compute
 //! peaks are the H100/H200 SXM datasheet's dense figures (FP32 66.9, TF32 494.7, bf16 989.4
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cuda::CudaBackend;
-use leangcn::backend::{Backend, ConvMath};
+use leangcn::backend::{Backend, ConvMath, Storage};
 use leangcn::bench::floor::datasheet_peaks;
 
 mod gpu_timing;
@@ -37,8 +39,12 @@ fn conv(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
     let mut rows = Vec::new();
     let mut bandwidth = None;
-    for math in ConvMath::ALL {
-        let be = match CudaBackend::open_with(0, math) {
+    let precisions = ConvMath::ALL
+        .map(|math| (math, Storage::F32, math.name()))
+        .into_iter()
+        .chain([(ConvMath::Bf16, Storage::Bf16, "bf16-mixed")]);
+    for (math, storage, precision) in precisions {
+        let be = match CudaBackend::open_with_precision(0, math, storage) {
             Ok(be) => be,
             Err(e) => {
                 println!("skipped: {e}");
@@ -51,15 +57,15 @@ fn conv(c: &mut Criterion) {
         let peak = datasheet_peaks(&be.describe()).map(|p| p.of(math));
         for (name, g) in shapes() {
             let (x, w, b, dy) = (
-                be.upload(&data(g.x_len())),
+                be.upload_activation(&data(g.x_len())),
                 be.upload(&data(g.w_len())),
                 be.upload(&data(g.c_out)),
-                be.upload(&data(g.y_len())),
+                be.upload_activation(&data(g.y_len())),
             );
-            let (mut y, mut dx) = (be.zeros(g.y_len()), be.zeros(g.x_len()));
+            let (mut y, mut dx) = (be.activation(g.y_len()), be.activation(g.x_len()));
             let (mut dw, mut db) = (be.zeros(g.w_len()), be.zeros(g.c_out));
             be.check().expect("allocating the benchmark's buffers");
-            let id = |op: &str| BenchmarkId::new(format!("{op}/{math}"), &name);
+            let id = |op: &str| BenchmarkId::new(format!("{op}/{precision}"), &name);
             group.throughput(Throughput::Elements(2 * g.macs()));
             let samples: [Samples; 4] = Default::default();
             group.bench_function(id("forward"), |bench| {
@@ -86,25 +92,26 @@ fn conv(c: &mut Criterion) {
                     })
                 })
             });
-            // least traffic in f32 values: forward x, w, b → y; input gradient dy, w → dx;
-            // weight gradient x, dy, dw, db → dw, db
-            let (xs, ws, ys, bs) = (g.x_len(), g.w_len(), g.y_len(), g.c_out);
+            // least traffic: forward x, w, b → y; input gradient dy, w → dx; weight gradient
+            // x, dy, dw, db → dw, db; activations (x, y, dy, dx) in their storage, the rest f32
+            let act = storage.bytes();
+            let (xs, ws, ys, bs) = (act * g.x_len(), 4 * g.w_len(), act * g.y_len(), 4 * g.c_out);
             // (the forward gathering the batch statistics moves the same, plus its partial moments:
             // 24 bytes per output channel and 128-column tile, under 5% of y; not counted here)
             let forward = xs + ws + bs + ys;
-            let values = [forward, ys + ws + xs, xs + ys + 2 * (ws + bs), forward];
-            for ((op, s), values) in ["forward", "backward_input", "backward_weight", "forward_with_stats"]
+            let bytes = [forward, ys + ws + xs, xs + ys + 2 * (ws + bs), forward];
+            for ((op, s), bytes) in ["forward", "backward_input", "backward_weight", "forward_with_stats"]
                 .iter()
                 .zip(&samples)
-                .zip(values)
+                .zip(bytes)
             {
                 rows.push(roofline_row(
                     &name,
                     op,
-                    math,
+                    precision,
                     s.median_ms(),
                     2 * g.macs(),
-                    4 * values,
+                    bytes,
                     bandwidth,
                     peak,
                 ));
@@ -114,7 +121,7 @@ fn conv(c: &mut Criterion) {
     group.finish();
     if let Some(bw) = bandwidth {
         println!("\nroofline: measured device copy bandwidth {:.0} GB/s\n", bw / 1e9);
-        println!("| kernel | op | math | ms | TFLOP/s | GB/s (least traffic) | FLOP/B | % of roofline |");
+        println!("| kernel | op | precision | ms | TFLOP/s | GB/s (least traffic) | FLOP/B | % of roofline |");
         println!("|---|---|---|---:|---:|---:|---:|---:|");
         for r in rows {
             println!("{r}");
@@ -127,7 +134,7 @@ fn conv(c: &mut Criterion) {
 fn roofline_row(
     shape: &str,
     op: &str,
-    math: ConvMath,
+    precision: &str,
     ms: f64,
     flop: u64,
     bytes: usize,
@@ -140,7 +147,7 @@ fn roofline_row(
         format!("{:.0}%", 100.0 * achieved / p.min(intensity * bandwidth))
     });
     format!(
-        "| {shape} | {op} | {math} | {ms:.3} | {:.1} | {:.0} | {intensity:.0} | {fraction} |",
+        "| {shape} | {op} | {precision} | {ms:.3} | {:.1} | {:.0} | {intensity:.0} | {fraction} |",
         achieved / 1e12,
         bytes as f64 / secs / 1e9
     )
