@@ -393,29 +393,6 @@ __device__ __forceinline__ void tc_gather_row_moments(const float (&acc)[T::MT][
     }
 }
 
-// output_epilogue with the residual and its mask read as activations: f32 as they are; bf16 loaded
-// (load_act) into f32 first, the same f32 arithmetic after.
-__device__ __forceinline__ float tc_output_epilogue(float v, const double* __restrict__ coef, uint32_t ch,
-                                                    const float* __restrict__ residual,
-                                                    const float* __restrict__ residual_mask, uint64_t i,
-                                                    uint32_t relu) {
-    return output_epilogue(v, coef, ch, residual, residual_mask, i, relu);
-}
-__device__ __forceinline__ float tc_output_epilogue(float v, const double* __restrict__ coef, uint32_t ch,
-                                                    const __nv_bfloat16* __restrict__ residual,
-                                                    const __nv_bfloat16* __restrict__ residual_mask, uint64_t i,
-                                                    uint32_t relu) {
-    // the affine, then the residual and the ReLU: one call per case, each with fixed pointers (a
-    // pointer chosen at run time would put r, m in local memory)
-    const float* const none = nullptr;
-    v = output_epilogue(v, coef, ch, none, none, 0, 0);
-    if (residual == nullptr) return output_epilogue(v, nullptr, ch, none, none, 0, relu);
-    const float r = load_act(residual, i);
-    if (residual_mask == nullptr) return output_epilogue(v, nullptr, ch, &r, none, 0, relu);
-    const float m = load_act(residual_mask, i);
-    return output_epilogue(v, nullptr, ch, &r, &m, 0, relu);
-}
-
 // blockIdx.x: column tile, blockIdx.y: row tile. bias: [rows] or null. moments: null, or the batch
 // statistics of dst gathered per (row, column tile): [rows, gridDim.x, 3] (bn_moments.cuh).
 // bn_coef, residual, residual_mask, relu: what is applied to the outputs before they are stored
@@ -457,7 +434,7 @@ __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const 
                     if (row < p.rows) {
                         const int at = base + row * row_stride;
                         store_act(dst, at,
-                                  tc_output_epilogue(bias ? v + bias[row] : v, bn_coef, row, residual,
+                                  output_epilogue(bias ? v + bias[row] : v, bn_coef, row, residual,
                                                      residual_mask, at, relu));
                     }
                 }
