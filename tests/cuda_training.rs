@@ -1,13 +1,14 @@
 //! Whole training steps on the GPU: a step replayed from its recorded graph computes exactly what
 //! the eager step computes, and a short run's loss curve and the evaluation logits after it track
-//! the CPU backend's, in f32 and with the convolutions on TF32 and bf16 tensor cores. Without a GPU
-//! each test prints why it was skipped.
+//! the CPU backend's, in f32, with the convolutions on TF32 and bf16 tensor cores, and in bf16 mixed
+//! precision (bf16-stored activations). Without a GPU each test prints why it was skipped.
 
 mod gpu_support;
 
-use gpu_support::{assert_bits, assert_close, gpu, gpu_with};
+use gpu_support::{assert_bits, assert_close, gpu};
 use leangcn::backend::cpu::CpuBackend;
-use leangcn::backend::{Backend, ConvMath};
+use leangcn::backend::cuda::CudaBackend;
+use leangcn::backend::{Backend, ConvMath, Storage};
 use leangcn::layers::params_of;
 use leangcn::model::init::InitRng;
 use leangcn::model::Stgcn;
@@ -83,14 +84,26 @@ fn replayed_step_graphs_compute_exactly_the_eager_steps() {
     );
 }
 
-/// In each conv arithmetic, a short run on the GPU against the CPU in the same arithmetic.
+/// In each precision, a short run on the GPU (its steps replayed from the recorded graph) against
+/// the CPU in the same precision.
 #[test]
 fn a_short_run_tracks_the_cpu_loss_curve() {
-    for math in ConvMath::ALL {
-        let Some(be) = gpu_with(&format!("{math}_run_tracks_the_cpu_loss_curve"), math) else {
-            continue;
+    let precisions = ConvMath::ALL
+        .map(|math| (math, Storage::F32, math.name()))
+        .into_iter()
+        .chain([(ConvMath::Bf16, Storage::Bf16, "bf16-mixed")]);
+    for (math, storage, precision) in precisions {
+        let be = match CudaBackend::open_with_precision(0, math, storage) {
+            Ok(be) => be,
+            Err(e) => {
+                println!(
+                    "skipped {}_run_tracks_the_cpu_loss_curve: {e}",
+                    precision.replace('-', "_")
+                );
+                continue;
+            }
         };
-        let cpu = CpuBackend::<f32>::with_conv_math(math);
+        let cpu = CpuBackend::<f32>::with_precision(math, storage);
         let (cfg, mut gpu_model, mut gpu_sgd) = setup(&be);
         let (_, mut cpu_model, mut cpu_sgd) = setup(&cpu);
         let mut graph = StepGraph::new(&gpu_model);
@@ -102,13 +115,21 @@ fn a_short_run_tracks_the_cpu_loss_curve() {
             let c = train_step(&cpu, &mut cpu_model, &mut cpu_sgd, &x, &labels, DIMS, 0.0, 0);
             cpu_losses.push(c.unwrap().loss as f32);
         }
-        println!("{math}: GPU losses {gpu_losses:?}\n{math}: CPU losses {cpu_losses:?}");
+        println!("{precision}: GPU losses {gpu_losses:?}\n{precision}: CPU losses {cpu_losses:?}");
         // f32 sums in another order drift apart over steps (as PyTorch's own f32 runs do, see the
         // golden README): 1e-3 relative over ten steps of lr 0.1. With rounded operands a sum that
         // differs in its last f32 bit can round to the neighbouring TF32 or bf16 value, a change
-        // of 2u relative in that operand: 4u more (u the unit roundoff) allows for that.
-        let tolerance = (1e-3 + 4.0 * math.unit_roundoff()) as f32;
-        assert_close(&format!("{math} loss curve"), &gpu_losses, &cpu_losses, tolerance, 0.0);
+        // of 2u relative in that operand (or a stored bf16 activation): 4u more (u the unit
+        // roundoff) allows for that.
+        let u = math.unit_roundoff().max(storage.unit_roundoff());
+        let tolerance = (1e-3 + 4.0 * u) as f32;
+        assert_close(
+            &format!("{precision} loss curve"),
+            &gpu_losses,
+            &cpu_losses,
+            tolerance,
+            0.0,
+        );
 
         // then the evaluation forward of both models (on the GPU, every batch norm runs in the
         // epilogue of the conv or aggregation before it), with the same allowance relative to the
@@ -119,7 +140,7 @@ fn a_short_run_tracks_the_cpu_loss_curve() {
         be.check().expect("the GPU evaluation forward failed");
         let cpu_logits = cpu_model.forward(&cpu, x, DIMS, false, 0).unwrap();
         let scale = cpu_logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let what = format!("{math} evaluation logits");
+        let what = format!("{precision} evaluation logits");
         assert_close(&what, &gpu_logits, &cpu_logits, tolerance, tolerance * scale);
     }
 }
