@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use leangcn::backend::cuda::CudaBackend;
-use leangcn::backend::{Backend, ConvMath, Storage};
+use leangcn::backend::select::device_precisions;
+use leangcn::backend::Backend;
 use leangcn::bench::floor::datasheet_peaks;
 
 mod gpu_timing;
@@ -39,11 +40,7 @@ fn conv(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
     let mut rows = Vec::new();
     let mut bandwidth = None;
-    let precisions = ConvMath::ALL
-        .map(|math| (math, Storage::F32, math.name()))
-        .into_iter()
-        .chain([(ConvMath::Bf16, Storage::Bf16, "bf16-mixed")]);
-    for (math, storage, precision) in precisions {
+    for (precision, math, storage) in device_precisions() {
         let be = match CudaBackend::open_with_precision(0, math, storage) {
             Ok(be) => be,
             Err(e) => {

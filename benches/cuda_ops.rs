@@ -70,9 +70,11 @@ fn act(be: &CudaBackend, len: usize) -> DeviceBuf {
 }
 
 fn ops(c: &mut Criterion) {
-    let be = match CudaBackend::open(0) {
-        Ok(be) => be,
-        Err(e) => {
+    // activations in f32 and in bf16 (`bf16-mixed`); the convs' arithmetic plays no part here
+    let open = |storage| CudaBackend::open_with_precision(0, ConvMath::Bf16, storage);
+    let (be, mixed) = match (open(Storage::F32), open(Storage::Bf16)) {
+        (Ok(be), Ok(mixed)) => (be, mixed),
+        (Err(e), _) | (_, Err(e)) => {
             println!("skipped: {e}");
             return;
         }
@@ -83,26 +85,18 @@ fn ops(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1));
-    let events = events(&be);
-    let bandwidth = copy_bandwidth(&be, &events);
     let mut rows = Vec::new();
-    // the ops on activations, with them in f32 and in bf16 (`bf16-mixed`)
-    for storage in [Storage::F32, Storage::Bf16] {
-        let be = match CudaBackend::open_with_precision(0, ConvMath::Bf16, storage) {
-            Ok(be) => be,
-            Err(e) => {
-                println!("skipped: {e}");
-                return;
-            }
-        };
+    for be in [&be, &mixed] {
         let mut timer = Timer {
-            be: &be,
-            events: gpu_timing::events(&be),
+            be,
+            events: events(be),
             rows: Vec::new(),
         };
-        activation_ops(&mut timer, &mut group, storage);
+        activation_ops(&mut timer, &mut group);
         rows.append(&mut timer.rows);
     }
+    let events = events(&be);
+    let bandwidth = copy_bandwidth(&be, &events);
     let mut timer = Timer { be: &be, events, rows };
     let f = 4u64; // bytes per f32 value
 
@@ -156,15 +150,12 @@ fn ops(c: &mut Criterion) {
     }
 }
 
-/// The ops on activations at the three stages, and pooling and the loss, with activations in
-/// `storage` (bf16: half their bytes; parameters and statistics stay f32). Each op's name carries
-/// the storage.
-fn activation_ops(
-    timer: &mut Timer<'_>,
-    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    storage: Storage,
-) {
+/// The ops on activations at the three stages, and pooling and the loss, with activations in the
+/// storage of the timer's backend (bf16: half their bytes; parameters and statistics stay f32).
+/// Each op's name carries the storage.
+fn activation_ops(timer: &mut Timer<'_>, group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     let be = timer.be;
+    let storage = be.storage();
     let f = storage.bytes() as u64; // bytes per activation value
     let p = 4u64; // bytes per f32 parameter value
     let name = |op: &str| format!("{op}/{}", if storage == Storage::Bf16 { "bf16-mixed" } else { "f32" });

@@ -8,7 +8,8 @@ mod gpu_support;
 use gpu_support::{assert_bits, assert_close, gpu};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::CudaBackend;
-use leangcn::backend::{Backend, ConvMath, Storage};
+use leangcn::backend::select::device_precisions;
+use leangcn::backend::Backend;
 use leangcn::layers::params_of;
 use leangcn::model::init::InitRng;
 use leangcn::model::Stgcn;
@@ -88,11 +89,7 @@ fn replayed_step_graphs_compute_exactly_the_eager_steps() {
 /// the CPU in the same precision.
 #[test]
 fn a_short_run_tracks_the_cpu_loss_curve() {
-    let precisions = ConvMath::ALL
-        .map(|math| (math, Storage::F32, math.name()))
-        .into_iter()
-        .chain([(ConvMath::Bf16, Storage::Bf16, "bf16-mixed")]);
-    for (math, storage, precision) in precisions {
+    for (precision, math, storage) in device_precisions() {
         let be = match CudaBackend::open_with_precision(0, math, storage) {
             Ok(be) => be,
             Err(e) => {

@@ -57,6 +57,17 @@ pub fn parse_precision(precision: &str) -> Result<Option<(ConvMath, Storage)>> {
     }
 }
 
+/// Every precision a GPU computes in, as (name, conv math, activation storage): `PRECISIONS` but
+/// `f64`, in their order.
+pub fn device_precisions() -> impl Iterator<Item = (&'static str, ConvMath, Storage)> + Clone {
+    PRECISIONS.into_iter().filter_map(|name| {
+        parse_precision(name)
+            .ok()
+            .flatten()
+            .map(|(math, storage)| (name, math, storage))
+    })
+}
+
 /// The precision `be` computes in, as `--precision` names it: `bf16-mixed` when it stores
 /// activations in bf16, the conv math when it rounds (`tf32`, `bf16`: f32 elements with rounded
 /// conv operands), else the element type.

@@ -10,7 +10,7 @@ use super::buffer::{one_storage, Act, ActEpilogue, ActMut};
 use super::device::CudaDevice;
 use super::elementwise::flat_launch;
 use super::launch::{expect_len, optional_act, rows_launch, size_u32, workspace, THREADS};
-use crate::backend::{BnEval, BnGeom, Storage};
+use crate::backend::{BnEval, BnGeom};
 use crate::{act_kernel, Result};
 
 const MODULE: &str = "batch_norm";
@@ -84,13 +84,6 @@ fn optional_tensor<'a>(what: &'a str, buf: Option<Act<'_>>) -> Option<(&'a str, 
     buf.map(|b| (what, b.len()))
 }
 
-/// The one storage of an op's activations (`required`, and the optional ones).
-fn storage_of(op: &str, required: &[Storage], optional: Option<Act<'_>>) -> Result<Storage> {
-    let mut storages = required.to_vec();
-    storages.extend(optional.map(|a| a.storage()));
-    one_storage(op, &storages)
-}
-
 /// Batch statistics as partial moments (`cuda/bn_moments.cuh`): `[c, parts, 3]` double, part p of
 /// channel ch = (count, mean, M2) of some of the channel's `count` values. The batch-norm statistics
 /// pass writes them, and so do the kernels that produce a batch norm's input (the conv and graph
@@ -148,7 +141,8 @@ fn apply(
     y: ActMut<'_>,
 ) -> Result<()> {
     const OP: &str = "batch_norm apply";
-    let storage = storage_of(OP, &[x.storage(), y.storage()], epilogue.residual)?;
+    let residual = epilogue.residual.map(|r| r.storage());
+    let storage = one_storage(OP, [x.storage(), y.storage()].into_iter().chain(residual))?;
     let name = act_kernel!(storage, "batch_norm_apply_f32");
     let f = dev.function(MODULE, name)?;
     let relu = u32::from(epilogue.relu);
@@ -320,7 +314,8 @@ pub fn backward(
     dbeta: &mut CudaSlice<f32>,
 ) -> Result<()> {
     const OP: &str = "batch_norm backward";
-    let storage = storage_of(OP, &[x.storage(), dy.storage(), dx.storage()], relu_output)?;
+    let mask = relu_output.map(|r| r.storage());
+    let storage = one_storage(OP, [x.storage(), dy.storage(), dx.storage()].into_iter().chain(mask))?;
     let sh = shape(
         OP,
         g,

@@ -244,14 +244,21 @@ macro_rules! act_kernel {
 
 /// The one storage of every activation an op takes, or an error naming the op: an op computes in
 /// one activation type (a layer that allocated an activation with `zeros` instead of `activation`
-/// shows here).
-pub fn one_storage(op: &str, storages: &[Storage]) -> Result<Storage> {
-    let first = storages.first().copied().unwrap_or_default();
-    match storages.iter().find(|&&s| s != first) {
-        None => Ok(first),
-        Some(_) => Err(Error::Cuda(format!(
-            "{op}: its activations mix f32 and bf16 buffers ({storages:?})"
-        ))),
+/// shows here). Takes the storages by value (an array, chained with optional ones), so a launch
+/// allocates nothing for the check.
+pub fn one_storage<I>(op: &str, storages: I) -> Result<Storage>
+where
+    I: IntoIterator<Item = Storage> + Clone,
+{
+    let mut all = storages.clone().into_iter();
+    let first = all.next().unwrap_or_default();
+    if all.all(|s| s == first) {
+        Ok(first)
+    } else {
+        let listed: Vec<Storage> = storages.into_iter().collect();
+        Err(Error::Cuda(format!(
+            "{op}: its activations mix f32 and bf16 buffers ({listed:?})"
+        )))
     }
 }
 

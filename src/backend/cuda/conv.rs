@@ -351,9 +351,13 @@ fn launch_gemm(
     outputs: GemmOutputs<'_>,
 ) -> Result<()> {
     let p = view.repr();
-    let mut storages = vec![src.storage(), dst.storage()];
-    storages.extend(outputs.residual.iter().chain(&outputs.residual_mask).map(Act::storage));
-    let storage = one_storage(op, &storages)?;
+    let optional = [outputs.residual, outputs.residual_mask].into_iter().flatten();
+    let storage = one_storage(
+        op,
+        [src.storage(), dst.storage()]
+            .into_iter()
+            .chain(optional.map(|a| a.storage())),
+    )?;
     for (what, buf) in [("residual", outputs.residual), ("residual mask", outputs.residual_mask)] {
         if let Some(buf) = buf.filter(|b| b.len() != dst.len()) {
             return Err(Error::Cuda(format!(
@@ -565,7 +569,7 @@ pub fn backward_weight(
     db: Option<&mut CudaSlice<f32>>,
 ) -> Result<()> {
     const OP: &str = "conv backward_weight";
-    let storage = one_storage(OP, &[x.storage(), dy.storage()])?;
+    let storage = one_storage(OP, [x.storage(), dy.storage()])?;
     check_geometry(OP, g)?;
     check_len(OP, g, "x", x.len(), g.x_len())?;
     check_len(OP, g, "dy", dy.len(), g.y_len())?;
@@ -654,12 +658,8 @@ mod tests {
 
     #[test]
     fn every_tile_names_kernels_of_its_module() {
-        let arithmetics = ConvMath::ALL
-            .map(|math| (math, Storage::F32))
-            .into_iter()
-            .chain([(ConvMath::Bf16, Storage::Bf16)]);
         for tile in &TILES {
-            for (math, storage) in arithmetics.clone() {
+            for (_, math, storage) in crate::backend::select::device_precisions() {
                 let k = tile.kernels(math, storage).expect("a supported arithmetic");
                 let Some(ptx) = crate::backend::cuda::kernels::module_ptx(k.module) else {
                     println!("skipped: no module {} in this build (built without nvcc)", k.module);

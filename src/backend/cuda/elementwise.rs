@@ -34,7 +34,7 @@ pub fn fill(dev: &CudaDevice, x: ActMut<'_>, value: f32) -> Result<()> {
 
 /// `acc += x`, both in one storage.
 pub fn add_assign(dev: &CudaDevice, acc: ActMut<'_>, x: Act<'_>) -> Result<()> {
-    let storage = one_storage("add_assign", &[acc.storage(), x.storage()])?;
+    let storage = one_storage("add_assign", [acc.storage(), x.storage()])?;
     let (len, name) = (acc.len(), act_kernel!(storage, "add_assign_f32"));
     let n = len as u64;
     let f = dev.function(MODULE, name)?;
@@ -83,7 +83,7 @@ pub fn relu_forward(dev: &CudaDevice, x: ActMut<'_>) -> Result<()> {
 }
 
 pub fn relu_backward(dev: &CudaDevice, y: Act<'_>, dy: ActMut<'_>) -> Result<()> {
-    let storage = one_storage("relu_backward", &[y.storage(), dy.storage()])?;
+    let storage = one_storage("relu_backward", [y.storage(), dy.storage()])?;
     let (len, name) = (dy.len(), act_kernel!(storage, "relu_backward_f32"));
     let n = len as u64;
     let f = dev.function(MODULE, name)?;
@@ -95,7 +95,7 @@ pub fn relu_backward(dev: &CudaDevice, y: Act<'_>, dy: ActMut<'_>) -> Result<()>
 }
 
 pub fn relu_backward_add(dev: &CudaDevice, y: Act<'_>, dy: Act<'_>, acc: ActMut<'_>) -> Result<()> {
-    let storage = one_storage("relu_backward_add", &[y.storage(), dy.storage(), acc.storage()])?;
+    let storage = one_storage("relu_backward_add", [y.storage(), dy.storage(), acc.storage()])?;
     let (len, name) = (acc.len(), act_kernel!(storage, "relu_backward_add_f32"));
     let n = len as u64;
     let f = dev.function(MODULE, name)?;

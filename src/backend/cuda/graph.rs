@@ -141,12 +141,12 @@ fn launch_forward(
         Some((coef, epilogue)) => (Some(coef), epilogue),
         None => (None, ActEpilogue::none()),
     };
-    let mut storages = vec![z.storage(), y.storage()];
     if let Some(r) = epilogue.residual {
         expect_len(OP, "residual", r.len(), y.len())?;
-        storages.push(r.storage());
     }
-    let name = act_kernel!(one_storage(OP, &storages)?, "graph_aggregate_forward_f32");
+    let residual = epilogue.residual.map(|r| r.storage());
+    let storage = one_storage(OP, [z.storage(), y.storage()].into_iter().chain(residual))?;
+    let name = act_kernel!(storage, "graph_aggregate_forward_f32");
     let relu = u32::from(epilogue.relu);
     let f = dev.function(MODULE, name)?;
     let cfg = tiled_launch(p.tiles.min(MAX_BLOCKS), 1, p.shared_bytes);
@@ -228,7 +228,7 @@ pub fn backward(
     da: &mut CudaSlice<f32>,
 ) -> Result<()> {
     const OP: &str = "graph backward";
-    let storage = one_storage(OP, &[z.storage(), dy.storage(), dz.storage()])?;
+    let storage = one_storage(OP, [z.storage(), dy.storage(), dz.storage()])?;
     let input = plan(OP, g, |rows| g.a_len() + (rows + ROWS_PER_THREAD - 1) * g.v)?;
     let adjacency = plan(OP, g, |rows| (g.k + 1) * rows * g.v + DA_UNIT - 1)?;
     expect_len(OP, "z", z.len(), g.z_len())?;

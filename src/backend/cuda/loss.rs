@@ -41,7 +41,7 @@ pub fn cross_entropy(
     // SAFETY: the row kernel writes the loss of every row.
     let mut row_loss = unsafe { workspace::<f64>(dev, "cross-entropy row losses", n) }?;
     let rows = act_kernel!(
-        one_storage(OP, &[logits.storage(), dlogits.storage()])?,
+        one_storage(OP, [logits.storage(), dlogits.storage()])?,
         "cross_entropy_rows_f32"
     );
     let f = dev.function(MODULE, rows)?;

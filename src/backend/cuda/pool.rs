@@ -36,7 +36,7 @@ pub fn forward(
 ) -> Result<()> {
     const OP: &str = "mean_pool forward";
     let [n, persons, c, s] = sizes(OP, n, persons, c, s, x.len(), y.len())?;
-    let name = act_kernel!(one_storage(OP, &[x.storage(), y.storage()])?, "mean_pool_forward_f32");
+    let name = act_kernel!(one_storage(OP, [x.storage(), y.storage()])?, "mean_pool_forward_f32");
     let f = dev.function(MODULE, name)?;
     dev.launch(&f, name, warp_per_item_launch(n * c), |b| {
         x.push(b);
@@ -57,10 +57,7 @@ pub fn backward(
 ) -> Result<()> {
     const OP: &str = "mean_pool backward";
     let [n, persons, c, s] = sizes(OP, n, persons, c, s, dx.len(), dy.len())?;
-    let name = act_kernel!(
-        one_storage(OP, &[dy.storage(), dx.storage()])?,
-        "mean_pool_backward_f32"
-    );
+    let name = act_kernel!(one_storage(OP, [dy.storage(), dx.storage()])?, "mean_pool_backward_f32");
     // the CPU's factor, rounded the same way
     let inv = 1.0 / (persons as usize * s as usize) as f64;
     let f = dev.function(MODULE, name)?;
