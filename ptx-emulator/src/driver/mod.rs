@@ -1,0 +1,1 @@
+//! The CUDA driver API as cudarc 0.19 calls it, exported under the driver's symbol names.
