@@ -251,6 +251,11 @@ pub struct SourceLoc {
     pub column: u32,
     /// Where the inlined function containing this location was called from.
     pub inlined_at: Option<(u32, u32, u32)>,
+    /// `function_name $L__info_stringN`: the inlined function this location lies in, as the
+    /// label's number N (nvcc names these labels `$L__info_string<N>`); its name is
+    /// `Module::debug_strings["$L__info_stringN"]`. A number, not the label, so the location
+    /// stays `Copy`.
+    pub function_name: Option<u32>,
 }
 
 /// An operand as written.
