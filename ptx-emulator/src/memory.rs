@@ -68,7 +68,11 @@ pub struct AccessError {
 
 impl fmt::Display for AccessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bytes at {:#x} are not inside any live device allocation", self.len, self.address)?;
+        write!(
+            f,
+            "{} bytes at {:#x} are not inside any live device allocation",
+            self.len, self.address
+        )?;
         if let Some(n) = &self.nearest {
             write!(f, " ({n})")?;
         }
@@ -105,7 +109,9 @@ impl Allocation {
     /// Whether every byte of `offset..offset+len` was ever written.
     pub fn is_written(&self, offset: usize, len: usize) -> bool {
         // SAFETY: flags are single bytes that only go from 0 to 1; a stale read is harmless.
-        self.written[offset..offset + len].iter().all(|f| unsafe { *f.get() } != 0)
+        self.written[offset..offset + len]
+            .iter()
+            .all(|f| unsafe { *f.get() } != 0)
     }
 
     /// The first byte of `offset..offset+len` never written, if any.
@@ -137,7 +143,11 @@ impl Allocation {
             self.serial,
             self.len,
             self.base,
-            if self.kind == AllocationKind::ModuleGlobal { ", a module global" } else { "" }
+            if self.kind == AllocationKind::ModuleGlobal {
+                ", a module global"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -276,9 +286,7 @@ impl DeviceMemory {
         let offset = (address - a.base) as usize;
         for i in 0..count {
             // SAFETY: the range was checked to lie inside the allocation.
-            unsafe {
-                std::ptr::copy_nonoverlapping(value.as_ptr(), a.ptr(offset + i * value.len()), value.len())
-            };
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), a.ptr(offset + i * value.len()), value.len()) };
         }
         a.mark_written(offset, len);
         Ok(())
@@ -303,10 +311,6 @@ impl DeviceMemory {
             (None, Some(a)) => Some(format!("{} bytes before {}", a.base - address, a.describe())),
             (None, None) => None,
         };
-        AccessError {
-            address,
-            len,
-            nearest,
-        }
+        AccessError { address, len, nearest }
     }
 }

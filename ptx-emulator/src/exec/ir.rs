@@ -1,0 +1,528 @@
+//! The decoded form of a kernel: what the warp interpreter executes. Every operand is resolved
+//! (registers to indices into the warp's register file, symbols to addresses or parameter
+//! offsets, labels to instruction indices) and every instruction's meaning is fixed by its
+//! variant, so execution never looks at a name or a modifier again.
+//!
+//! Registers of every type live in one file of 64-bit lanes: a `.b32`/`.f32` value occupies the
+//! low 32 bits (upper bits zero), `.b16` the low 16. Predicates live in a file of 32-bit lane masks.
+
+use super::numerics::Rounding;
+
+/// A register index.
+pub type Reg = u32;
+/// A predicate register index.
+pub type Pred = u32;
+
+/// A source operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Src {
+    Reg(Reg),
+    /// An immediate, already in the register representation of the instruction's type.
+    Imm(u64),
+    Special(Special),
+}
+
+/// Special registers, read per lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    Tid(u8),
+    Ntid(u8),
+    Ctaid(u8),
+    Nctaid(u8),
+    LaneId,
+    WarpId,
+    NWarpId,
+    /// `%lanemask_eq/le/lt/ge/gt`.
+    LaneMask(LaneMaskKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneMaskKind {
+    Eq,
+    Le,
+    Lt,
+    Ge,
+    Gt,
+}
+
+/// An integer type: width in bits and signedness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntTy {
+    pub bits: u8,
+    pub signed: bool,
+}
+
+/// A floating-point type the arithmetic supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatTy {
+    F32,
+    F64,
+}
+
+/// Float arithmetic options: rounding, flush-to-zero, saturation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloatMode {
+    pub rounding: Rounding,
+    pub ftz: bool,
+    pub sat: bool,
+}
+
+/// Integer operations of two operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntBinary {
+    Add,
+    Sub,
+    MulLo,
+    MulHi,
+    /// `mul.wide`: the full product, destination twice as wide.
+    MulWide,
+    Div,
+    Rem,
+    Min,
+    Max,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+}
+
+/// Integer operations of one operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntUnary {
+    Neg,
+    Abs,
+    Not,
+    Cnot,
+    Popc,
+    Clz,
+    Brev,
+}
+
+/// Float operations of two operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatBinary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Min,
+    Max,
+    /// `min.NaN` / `max.NaN`: NaN if either is NaN.
+    MinNan,
+    MaxNan,
+    /// `div.approx` / `div.full` (f32).
+    DivApprox,
+    DivFull,
+    Copysign,
+}
+
+/// Float operations of one operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatUnary {
+    Neg,
+    Abs,
+    Sqrt,
+    SqrtApprox,
+    Rcp,
+    RcpApprox,
+    RsqrtApprox,
+    Ex2Approx,
+    Lg2Approx,
+    SinApprox,
+    CosApprox,
+    TanhApprox,
+}
+
+/// A comparison of `setp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// Unordered forms (true when either operand is NaN) and the NaN tests.
+    Equ,
+    Neu,
+    Ltu,
+    Leu,
+    Gtu,
+    Geu,
+    Num,
+    Nan,
+}
+
+/// The type a `setp` compares in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpTy {
+    Int(IntTy),
+    Float(FloatTy),
+}
+
+/// A predicate combination (`setp.lt.and`, `and.pred`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoolOp {
+    And,
+    Or,
+    Xor,
+}
+
+/// A predicate source, possibly negated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredSrc {
+    pub reg: Pred,
+    pub negated: bool,
+}
+
+/// A scalar type as `cvt` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CvtTy {
+    Int(IntTy),
+    F16,
+    Bf16,
+    Tf32,
+    F32,
+    F64,
+}
+
+/// State spaces that memory instructions address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    Global,
+    Shared,
+    Local,
+    Param,
+    /// A generic address: shared, local or global by its value.
+    Generic,
+}
+
+/// An address: a base operand plus a byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr {
+    pub base: Src,
+    pub offset: i64,
+}
+
+/// How a loaded element fills its (possibly wider) destination register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extend {
+    Zero,
+    /// Sign-extend the element, then keep the destination register's `to_bits`.
+    Sign {
+        to_bits: u8,
+    },
+}
+
+/// Atomic operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtomOp {
+    Add,
+    Min,
+    Max,
+    And,
+    Or,
+    Xor,
+    Exch,
+    Cas,
+    Inc,
+    Dec,
+}
+
+/// The type an atomic operates in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtomTy {
+    Int(IntTy),
+    F32,
+    F64,
+}
+
+/// `shfl.sync` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShflMode {
+    Up,
+    Down,
+    Bfly,
+    Idx,
+}
+
+/// `vote.sync` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteMode {
+    All,
+    Any,
+    Uni,
+    Ballot,
+}
+
+/// The tensor-core instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmaShape {
+    /// `mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32`
+    M16N8K8Tf32,
+    /// `mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32`
+    M16N8K16Bf16,
+    /// `mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32`
+    SpM16N8K32Bf16,
+}
+
+/// One decoded instruction.
+#[derive(Debug, Clone)]
+pub struct Inst {
+    pub op: Op,
+    /// `@p` / `@!p`.
+    pub guard: Option<PredSrc>,
+    /// Index into the kernel's sites (PTX line and source location).
+    pub site: u32,
+}
+
+/// What an instruction does.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `mov`, and moves between registers of different widths: the source's low `bits` bits.
+    Mov {
+        d: Reg,
+        a: Src,
+        bits: u8,
+    },
+    /// `mov.b64 d, {lo, hi}` / `mov.b32 d, {lo, hi}`: concatenation of `parts` parts of `part_bits`.
+    Pack {
+        d: Reg,
+        parts: Vec<Src>,
+        part_bits: u8,
+    },
+    /// `mov.b64 {lo, hi}, a`: the reverse (a `None` part is a sink).
+    Unpack {
+        parts: Vec<Option<Reg>>,
+        a: Src,
+        part_bits: u8,
+    },
+    IntBinary {
+        op: IntBinary,
+        ty: IntTy,
+        d: Reg,
+        a: Src,
+        b: Src,
+    },
+    IntUnary {
+        op: IntUnary,
+        ty: IntTy,
+        d: Reg,
+        a: Src,
+    },
+    /// `mad.lo/hi/wide`: `a*b + c` on the chosen part of the product.
+    IntMad {
+        part: IntBinary,
+        ty: IntTy,
+        d: Reg,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    /// `bfi.b32/b64 d, a, b, pos, len`: insert `a`'s low `len` bits into `b` at `pos`.
+    Bfi {
+        bits: u8,
+        d: Reg,
+        a: Src,
+        b: Src,
+        pos: Src,
+        len: Src,
+    },
+    /// `bfe`: extract `len` bits of `a` at `pos`, sign-extended for signed types.
+    Bfe {
+        ty: IntTy,
+        d: Reg,
+        a: Src,
+        pos: Src,
+        len: Src,
+    },
+    /// `prmt.b32 d, a, b, c` (default mode).
+    Prmt {
+        d: Reg,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    FloatBinary {
+        op: FloatBinary,
+        ty: FloatTy,
+        mode: FloatMode,
+        d: Reg,
+        a: Src,
+        b: Src,
+    },
+    FloatUnary {
+        op: FloatUnary,
+        ty: FloatTy,
+        mode: FloatMode,
+        d: Reg,
+        a: Src,
+    },
+    Fma {
+        ty: FloatTy,
+        mode: FloatMode,
+        d: Reg,
+        a: Src,
+        b: Src,
+        c: Src,
+    },
+    /// `setp` into `d` (and `d_not`, the complement, for `p|q` destinations), optionally combined
+    /// with `combine`.
+    Setp {
+        cmp: Cmp,
+        ty: CmpTy,
+        d: Option<Pred>,
+        d_not: Option<Pred>,
+        a: Src,
+        b: Src,
+        combine: Option<(BoolOp, PredSrc)>,
+    },
+    /// `selp d, a, b, p`: `p ? a : b`.
+    Selp {
+        d: Reg,
+        a: Src,
+        b: Src,
+        p: PredSrc,
+        bits: u8,
+    },
+    /// Predicate logic: `and/or/xor.pred d, a, b`.
+    PredBinary {
+        op: BoolOp,
+        d: Pred,
+        a: PredSrc,
+        b: PredSrc,
+    },
+    /// `not.pred` / `mov.pred`: `d = a` (with `a.negated` for `not`).
+    PredMov {
+        d: Pred,
+        a: PredSrc,
+    },
+    /// `mov.pred d, 0/1`.
+    PredConst {
+        d: Pred,
+        value: bool,
+    },
+    /// `cvt.*`: one element; `pack_bf16x2`/`f16x2` forms are `CvtPack`.
+    Cvt {
+        dst: CvtTy,
+        src: CvtTy,
+        rounding: Option<Rounding>,
+        ftz: bool,
+        sat: bool,
+        d: Reg,
+        a: Src,
+    },
+    /// `cvt.rn(.relu).bf16x2.f32 d, a, b` and the f16x2 form: `a` → upper half, `b` → lower.
+    CvtPack {
+        dst: CvtTy,
+        rounding: Rounding,
+        relu: bool,
+        d: Reg,
+        a: Src,
+        b: Src,
+    },
+    /// `cvta` between generic and a state space: `to_generic` adds the space's window base.
+    Cvta {
+        space: Space,
+        to_generic: bool,
+        d: Reg,
+        a: Src,
+    },
+    /// `ld`: `count` elements of `bytes` each into `d`, extended per `extend`; `read_only` for
+    /// `ld.global.nc` (data the kernel promises not to write while it runs).
+    Ld {
+        space: Space,
+        bytes: u8,
+        count: u8,
+        extend: Extend,
+        d: [Option<Reg>; 4],
+        addr: Addr,
+        read_only: bool,
+    },
+    /// `st`: `count` elements of `bytes` each from `a`.
+    St {
+        space: Space,
+        bytes: u8,
+        count: u8,
+        a: [Src; 4],
+        addr: Addr,
+    },
+    /// `cp.async.ca/cg.shared.global [dst], [src], size(, src_size)`.
+    CpAsync {
+        dst: Addr,
+        src: Addr,
+        size: u8,
+        src_size: Option<Src>,
+    },
+    CpAsyncCommit,
+    /// `cp.async.wait_group n`: land all but the `n` most recent committed groups; `wait_all`
+    /// lands every copy, committed or not.
+    CpAsyncWait {
+        pending: u32,
+        all: bool,
+    },
+    Atom {
+        space: Space,
+        op: AtomOp,
+        ty: AtomTy,
+        d: Option<Reg>,
+        addr: Addr,
+        b: Src,
+        c: Option<Src>,
+    },
+    /// `bra`: jump to instruction `target`; `uni` promises a uniform branch.
+    Bra {
+        target: u32,
+        uni: bool,
+    },
+    /// `ret` / `exit` from a kernel.
+    Exit,
+    /// `bar.sync` / `barrier.sync` / `bar.warp.sync`.
+    Bar {
+        id: Src,
+        count: Option<Src>,
+    },
+    WarpSync {
+        mask: Src,
+    },
+    Shfl {
+        mode: ShflMode,
+        d: Reg,
+        p: Option<Pred>,
+        a: Src,
+        b: Src,
+        c: Src,
+        mask: Src,
+    },
+    Vote {
+        mode: VoteMode,
+        d: VoteDst,
+        a: PredSrc,
+        mask: Src,
+    },
+    Mma {
+        shape: MmaShape,
+        d: [Reg; 4],
+        a: [Src; 4],
+        b: [Src; 4],
+        c: [Src; 4],
+        meta: Option<(Src, Src)>,
+    },
+    /// `trap`: the kernel aborts.
+    Trap,
+}
+
+/// `vote.ballot` writes a register, the others a predicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteDst {
+    Reg(Reg),
+    Pred(Pred),
+}
+
+/// Where an instruction came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Site {
+    pub ptx_line: u32,
+    pub loc: Option<crate::ptx::ast::SourceLoc>,
+}
