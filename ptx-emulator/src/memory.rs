@@ -298,16 +298,21 @@ impl DeviceMemory {
         let below = table.range(..=address).next_back().map(|(_, a)| a);
         let above = table.range(address + 1..).next().map(|(_, a)| a);
         let nearest = match (below, above) {
+            (Some(b), Some(a)) if address >= b.end() && address - b.end() > a.base - address => {
+                Some(format!("{} bytes before {}", a.base - address, a.describe()))
+            }
             (Some(b), _) if address < b.end() => Some(format!(
                 "it starts at offset {} of {} and runs {} bytes past its end",
                 address - b.base,
                 b.describe(),
                 address + len as u64 - b.end()
             )),
-            (Some(b), Some(a)) if address - b.end() > a.base - address => {
-                Some(format!("{} bytes before {}", a.base - address, a.describe()))
-            }
-            (Some(b), _) => Some(format!("{} bytes past the end of {}", address - b.end(), b.describe())),
+            (Some(b), _) => Some(format!(
+                "it starts at offset {} of {}, {} bytes past its end",
+                address - b.base,
+                b.describe(),
+                address - b.end()
+            )),
             (None, Some(a)) => Some(format!("{} bytes before {}", a.base - address, a.describe())),
             (None, None) => None,
         };

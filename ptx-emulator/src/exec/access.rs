@@ -156,33 +156,49 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// A race fault: `lane`'s access conflicts as `c` says, at `place`.
+    /// A race fault: `lane`'s access conflicts as `c` says, at `place`; `grid_threads` when the
+    /// other thread is named by its index in the grid (global memory) rather than in the block.
     fn race(&self, kind: FaultKind, lane: u32, c: Conflict, place: &str, grid_threads: bool) -> Box<super::Fault> {
-        let name = |t: u32| {
+        let thread = |t: u32| {
             if grid_threads {
                 let bt = self.launch.block_threads;
-                let block = u64::from(t / bt);
-                format!("thread {} of block {block} (linear)", t % bt)
+                format!("thread {} of block {} (linear indices)", t % bt, t / bt)
             } else {
                 let [x, y, z] = self.launch.thread_xyz(t);
                 format!("thread ({x},{y},{z})")
             }
         };
+        let at = |site: Option<u32>| site.map_or(String::new(), |s| format!(" at {}", self.launch.site_text(s)));
         let detail = match c {
-            Conflict::ReadAfterWrite { other } => {
-                format!("read of {place} written by {} with no barrier between", name(other))
-            }
-            Conflict::WriteAfterWrite { other } => {
+            Conflict::ReadAfterWrite { other, site } => {
                 format!(
-                    "write of {place} also written by {} with no barrier between",
-                    name(other)
+                    "read of {place} written{} by {} with no barrier between",
+                    at(site),
+                    thread(other)
                 )
             }
-            Conflict::WriteAfterRead { other: Some(other) } => {
-                format!("write of {place} read by {} with no barrier between", name(other))
+            Conflict::WriteAfterWrite { other, site } => {
+                format!(
+                    "write of {place} also written{} by {} with no barrier between",
+                    at(site),
+                    thread(other)
+                )
             }
-            Conflict::WriteAfterRead { other: None } => {
-                format!("write of {place} read by several other threads with no barrier between")
+            Conflict::WriteAfterRead {
+                other: Some(other),
+                site,
+            } => {
+                format!(
+                    "write of {place} read{} by {} with no barrier between",
+                    at(site),
+                    thread(other)
+                )
+            }
+            Conflict::WriteAfterRead { other: None, site } => {
+                format!(
+                    "write of {place} read{} by several other threads with no barrier between",
+                    at(site)
+                )
             }
         };
         self.fault(kind, lane, detail)
@@ -194,8 +210,7 @@ impl<'a> Ctx<'a> {
         let now = self.access(lane);
         let block = self.block.serial;
         for byte in offset..offset + len {
-            let entry = &mut self.block.shadow[byte];
-            if entry.pending_copy {
+            if self.block.shadow[byte].pending_copy {
                 let what = if write { "write to" } else { "read of" };
                 return Err(self.fault(
                     FaultKind::AsyncCopyNotWaited,
@@ -204,16 +219,19 @@ impl<'a> Ctx<'a> {
                 ));
             }
             let conflict = if write {
-                entry.write(block, now)
+                self.block.shadow[byte].write(block, now)
             } else {
-                if entry.written_in != block {
-                    return Err(self.fault(
+                if self.block.shadow[byte].written_in != block && self.block.uninitialized_read.is_none() {
+                    // reported at the next barrier unless a race explains it first: with the
+                    // warps run in turn, a read that a missing barrier lets run early finds
+                    // the bytes unwritten before the racing write comes
+                    self.block.uninitialized_read = Some(self.fault(
                         FaultKind::UninitializedShared,
                         lane,
                         format!("read of shared offset {byte}, never written by this block"),
                     ));
                 }
-                entry.read(block, now)
+                self.block.shadow[byte].read(block, now)
             };
             if let Some(c) = conflict {
                 return Err(self.race(FaultKind::SharedRace, lane, c, &format!("shared offset {byte}"), false));

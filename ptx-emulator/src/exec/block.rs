@@ -19,6 +19,9 @@ pub(super) struct BlockState {
     pub shared: Vec<u8>,
     /// Per byte of `shared`, when checked.
     pub shadow: Vec<SharedByte>,
+    /// The first read of shared memory never written, reported at the next barrier (or the
+    /// block's end) unless a race is found first.
+    pub uninitialized_read: Option<Box<Fault>>,
 }
 
 /// A worker thread's reusable state.
@@ -43,6 +46,7 @@ impl Worker {
                 } else {
                     Vec::new()
                 },
+                uninitialized_read: None,
             },
             warps: (0..warps)
                 .map(|w| Warp::new(w, launch.config.block, launch.program))
@@ -89,6 +93,9 @@ impl Worker {
                     Stop::Exited => exited[w] = true,
                     Stop::Barrier(_) => waiting += 1,
                 }
+            }
+            if let Some(fault) = block.uninitialized_read.take() {
+                return Err(fault);
             }
             if waiting == 0 {
                 return Ok(());

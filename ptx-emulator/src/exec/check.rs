@@ -21,6 +21,8 @@ pub struct Access {
     pub thread: u32,
     pub barrier: u32,
     pub warp_sync: u32,
+    /// The instruction's site, for reports.
+    pub site: u32,
 }
 
 impl Access {
@@ -53,12 +55,12 @@ pub struct SharedByte {
 /// A conflict found on one byte or word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
-    /// This read follows an unordered write by `other`.
-    ReadAfterWrite { other: u32 },
-    /// This write follows an unordered write by `other`.
-    WriteAfterWrite { other: u32 },
-    /// This write follows an unordered read by `other` (`None`: by several threads).
-    WriteAfterRead { other: Option<u32> },
+    /// This read follows an unordered write by `other` (a thread) at `site`.
+    ReadAfterWrite { other: u32, site: Option<u32> },
+    /// This write follows an unordered write by `other` at `site`.
+    WriteAfterWrite { other: u32, site: Option<u32> },
+    /// This write follows an unordered read by `other` at `site` (`None`: by several threads).
+    WriteAfterRead { other: Option<u32>, site: Option<u32> },
 }
 
 impl SharedByte {
@@ -68,6 +70,7 @@ impl SharedByte {
         let conflict =
             (self.written_in == block && !self.writer.ordered_before(&now)).then_some(Conflict::ReadAfterWrite {
                 other: self.writer.thread,
+                site: Some(self.writer.site),
             });
         let earlier_reads_ordered = self.read_in != block
             || self.reader.barrier != now.barrier
@@ -91,13 +94,18 @@ impl SharedByte {
         if self.written_in == block && !self.writer.ordered_before(&now) {
             conflict = Some(Conflict::WriteAfterWrite {
                 other: self.writer.thread,
+                site: Some(self.writer.site),
             });
         } else if self.read_in == block && self.reader.barrier == now.barrier {
             if self.many_readers && self.reader.thread / 32 != now.thread / 32 {
-                conflict = Some(Conflict::WriteAfterRead { other: None });
+                conflict = Some(Conflict::WriteAfterRead {
+                    other: None,
+                    site: Some(self.reader.site),
+                });
             } else if !self.reader.ordered_before(&now) {
                 conflict = Some(Conflict::WriteAfterRead {
                     other: Some(self.reader.thread),
+                    site: Some(self.reader.site),
                 });
             }
         }
@@ -171,6 +179,7 @@ impl WordState {
             if meta & now.bytes & 0xF != 0 && !now.after(w, meta >> 5) {
                 return Some(Conflict::ReadAfterWrite {
                     other: (w & 0xFF_FFFF_FFFF) as u32,
+                    site: None,
                 });
             }
         }
@@ -200,6 +209,7 @@ impl WordState {
         if w != 0 && w_meta & now.bytes & 0xF != 0 && !now.after(w, w_meta >> 5) {
             return Some(Conflict::WriteAfterWrite {
                 other: (w & 0xFF_FFFF_FFFF) as u32,
+                site: None,
             });
         }
         let r = self.reader.load(Relaxed);
@@ -209,6 +219,7 @@ impl WordState {
                 let many = meta & 0x10 != 0;
                 return Some(Conflict::WriteAfterRead {
                     other: (!many).then_some((r & 0xFF_FFFF_FFFF) as u32),
+                    site: None,
                 });
             }
         }

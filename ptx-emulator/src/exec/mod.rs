@@ -307,6 +307,15 @@ impl<'a> Launch<'a> {
         [t % bx, (t / bx) % by, t / (bx * by)]
     }
 
+    /// `file.cu:line:column (PTX line n)` of an instruction's site.
+    fn site_text(&self, site: u32) -> String {
+        let s = self.program.sites[site as usize];
+        match s.loc {
+            Some(l) => format!("{} (PTX line {})", source_text(&self.kernel.files, &l), s.ptx_line),
+            None => format!("PTX line {}", s.ptx_line),
+        }
+    }
+
     fn fault(&self, kind: FaultKind, block: [u32; 3], thread: u32, site: u32, detail: String) -> Box<Fault> {
         let site = self.program.sites[site as usize];
         Box::new(Fault {

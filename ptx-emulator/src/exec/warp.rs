@@ -209,6 +209,7 @@ impl Ctx<'_> {
             thread: self.warp.thread(lane),
             barrier: self.block.barrier_epoch,
             warp_sync: self.warp.sync_epoch,
+            site: self.launch.program.code[self.pc as usize].site,
         }
     }
 
