@@ -25,11 +25,11 @@ fn bug_line(kernel: &str) -> u32 {
 fn expect_fault(
     kernel: &str,
     kind: FaultKind,
-    run: impl FnOnce(&Emulator, &ptx_emulator::exec::LoadedModule) -> Result<(), Fault>,
+    run: impl FnOnce(&Emulator, &ptx_emulator::exec::LoadedModule) -> Result<ptx_emulator::exec::LaunchStats, Fault>,
 ) -> Option<Fault> {
     let emu = Emulator::new();
     let m = emu.load_compiled("planted_bugs")?;
-    let fault = run(&emu, &m).expect_err("the planted bug must be reported");
+    let fault = run(&emu, &m).map(|_| ()).expect_err("the planted bug must be reported");
     println!("{kernel}: {fault}");
     assert_eq!(fault.kind, kind, "{fault}");
     assert_eq!(fault.kernel, kernel);

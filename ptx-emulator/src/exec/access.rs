@@ -205,12 +205,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// Checks a shared access of `len` bytes at `offset` by `lane` (race, initcheck, pending
-    /// `cp.async`) and records it.
+    /// `cp.async`) and records it, word by word.
     fn check_shared(&mut self, offset: usize, len: usize, lane: u32, write: bool) -> Result<(), Box<super::Fault>> {
         let now = self.access(lane);
         let block = self.block.serial;
-        for byte in offset..offset + len {
-            if self.block.shadow[byte].pending_copy {
+        let mut byte = offset;
+        while byte < offset + len {
+            let word = byte / 4;
+            let end = ((word + 1) * 4).min(offset + len);
+            let bytes = (((1u32 << (end - byte)) - 1) << (byte % 4)) as u8;
+            let entry = &mut self.block.shadow[word];
+            if entry.pending_copy & bytes != 0 {
                 let what = if write { "write to" } else { "read of" };
                 return Err(self.fault(
                     FaultKind::AsyncCopyNotWaited,
@@ -219,9 +224,11 @@ impl<'a> Ctx<'a> {
                 ));
             }
             let conflict = if write {
-                self.block.shadow[byte].write(block, now)
+                entry.write(block, now, bytes)
             } else {
-                if self.block.shadow[byte].written_in != block && self.block.uninitialized_read.is_none() {
+                let initialized = entry.initialized(block, bytes);
+                let conflict = entry.read(block, now, bytes);
+                if !initialized && self.block.uninitialized_read.is_none() {
                     // reported at the next barrier unless a race explains it first: with the
                     // warps run in turn, a read that a missing barrier lets run early finds
                     // the bytes unwritten before the racing write comes
@@ -231,11 +238,12 @@ impl<'a> Ctx<'a> {
                         format!("read of shared offset {byte}, never written by this block"),
                     ));
                 }
-                self.block.shadow[byte].read(block, now)
+                conflict
             };
             if let Some(c) = conflict {
                 return Err(self.race(FaultKind::SharedRace, lane, c, &format!("shared offset {byte}"), false));
             }
+            byte = end;
         }
         Ok(())
     }
@@ -270,6 +278,68 @@ impl<'a> Ctx<'a> {
         Ok(out)
     }
 
+    /// Every active lane's address of `addr`.
+    #[inline]
+    fn addresses(&self, addr: Addr) -> Lanes {
+        let mut scratch = [0u64; 32];
+        let base = self.operand(addr.base, &mut scratch);
+        let mut out = [0u64; 32];
+        for l in 0..32 {
+            out[l] = base[l].wrapping_add(addr.offset as u64);
+        }
+        out
+    }
+
+    /// The memory all active lanes access, when they all fall inside one region, aligned: the
+    /// host pointer of the region's start, its device base address and size, and the place of
+    /// the region (for the checks). `None` sends the access down the lane-by-lane path, which
+    /// names the faulting lane.
+    fn region(
+        &self,
+        space: Space,
+        addresses: &Lanes,
+        len: usize,
+        mask: u32,
+    ) -> Option<(*mut u8, u64, usize, Region<'a>)> {
+        let first = addresses[mask.trailing_zeros() as usize];
+        let (ptr, base, size, region) = match space {
+            Space::Shared => (
+                self.block.shared.as_ptr() as *mut u8,
+                0,
+                self.block.shared.len(),
+                Region::Shared,
+            ),
+            Space::Local => (
+                self.warp.local.as_ptr() as *mut u8,
+                0,
+                self.launch.program.local_bytes as usize,
+                Region::Local,
+            ),
+            Space::Param => (
+                self.launch.params.as_ptr() as *mut u8,
+                0,
+                self.launch.params.len(),
+                Region::Param,
+            ),
+            Space::Global | Space::Generic => {
+                if space == Space::Generic && first >= SHARED_WINDOW {
+                    return None;
+                }
+                let a = Launch::allocation(self.launch, first, len)?;
+                // SAFETY: offset 0 of a live allocation.
+                (unsafe { a.ptr(0) }, a.base(), a.len(), Region::Global(a))
+            }
+        };
+        let mut ok = true;
+        for l in 0..32 {
+            let offset = addresses[l].wrapping_sub(base);
+            let good =
+                offset % len as u64 == 0 && offset.wrapping_add(len as u64) <= size as u64 && offset < size as u64;
+            ok &= mask >> l & 1 == 0 || good;
+        }
+        ok.then_some((ptr, base, size, region))
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn load(
         &mut self,
@@ -283,50 +353,121 @@ impl<'a> Ctx<'a> {
         mask: u32,
     ) -> Result<(), Box<super::Fault>> {
         let len = usize::from(bytes) * usize::from(count);
-        let checks = self.launch.checks;
+        let addresses = self.addresses(addr);
+        let Some((ptr, base, _, region)) = self.region(space, &addresses, len, mask) else {
+            return self.load_lanes(space, bytes, count, extend, d, &addresses, read_only, mask);
+        };
+        if self.launch.checks {
+            for lane in 0..32u32 {
+                if mask >> lane & 1 != 0 {
+                    let offset = (addresses[lane as usize] - base) as usize;
+                    self.check_read(&region, offset, len, lane, read_only)?;
+                }
+            }
+        }
+        let mut values = [[0u64; 32]; 4];
+        let b = usize::from(bytes);
+        for lane in 0..32 {
+            if mask >> lane & 1 == 0 {
+                continue;
+            }
+            // the local region is per lane: lane after lane
+            let lane_base = if matches!(region, Region::Local) {
+                lane * (self.launch.program.local_bytes as usize)
+            } else {
+                0
+            };
+            let offset = lane_base + (addresses[lane] - base) as usize;
+            for (e, v) in values.iter_mut().enumerate().take(usize::from(count)) {
+                // SAFETY: `region` checked every active lane's range inside the region.
+                let x = unsafe { read_element(ptr.add(offset + e * b), bytes) };
+                v[lane] = extended(x, bytes, extend);
+            }
+        }
+        for (e, r) in d.iter().enumerate().take(usize::from(count)) {
+            if let Some(r) = r {
+                self.write(*r, &values[e], mask);
+            }
+        }
+        Ok(())
+    }
+
+    /// The read checks of one lane's access inside `region`.
+    fn check_read(
+        &mut self,
+        region: &Region<'a>,
+        offset: usize,
+        len: usize,
+        lane: u32,
+        read_only: bool,
+    ) -> Result<(), Box<super::Fault>> {
+        match region {
+            Region::Global(allocation) => {
+                if let Some(first) = allocation.first_unwritten(offset, len) {
+                    return Err(self.fault(
+                        FaultKind::UninitializedGlobal,
+                        lane,
+                        format!(
+                            "load of {len} bytes at {:#x}: byte {first} of allocation #{} was never written",
+                            allocation.base() + offset as u64,
+                            allocation.serial
+                        ),
+                    ));
+                }
+                self.check_global(allocation, offset, len, lane, false, !read_only)
+            }
+            Region::Shared => self.check_shared(offset, len, lane, false),
+            Region::Local | Region::Param => Ok(()),
+        }
+    }
+
+    /// `load` lane by lane, resolving each lane's place on its own (generic addresses in several
+    /// spaces, or an access that faults).
+    #[allow(clippy::too_many_arguments)]
+    fn load_lanes(
+        &mut self,
+        space: Space,
+        bytes: u8,
+        count: u8,
+        extend: Extend,
+        d: &[Option<Reg>; 4],
+        addresses: &Lanes,
+        read_only: bool,
+        mask: u32,
+    ) -> Result<(), Box<super::Fault>> {
+        let len = usize::from(bytes) * usize::from(count);
+        let b = usize::from(bytes);
         let mut values = [[0u64; 32]; 4];
         for lane in 0..32u32 {
             if mask >> lane & 1 == 0 {
                 continue;
             }
-            let address = self.address(addr, lane as usize);
-            let mut raw = [0u8; 32];
-            match self.place(space, address, len, lane, "load")? {
-                Place::Global { allocation, offset } => {
-                    if checks {
-                        if let Some(first) = allocation.first_unwritten(offset, len) {
-                            return Err(self.fault(
-                                FaultKind::UninitializedGlobal,
-                                lane,
-                                format!(
-                                    "load of {len} bytes at {address:#x}: byte {} of allocation #{} was never written",
-                                    first, allocation.serial
-                                ),
-                            ));
-                        }
-                        self.check_global(allocation, offset, len, lane, false, !read_only)?;
-                    }
-                    // SAFETY: the range was checked to lie inside the allocation.
-                    unsafe { std::ptr::copy_nonoverlapping(allocation.ptr(offset), raw.as_mut_ptr(), len) };
-                }
-                Place::Shared(offset) => {
-                    if checks {
-                        self.check_shared(offset, len, lane, false)?;
-                    }
-                    raw[..len].copy_from_slice(&self.block.shared[offset..offset + len]);
-                }
-                Place::Local(offset) => raw[..len].copy_from_slice(&self.warp.local[offset..offset + len]),
-                Place::Param(offset) => raw[..len].copy_from_slice(&self.launch.params[offset..offset + len]),
-            }
-            for (e, v) in values.iter_mut().enumerate().take(usize::from(count)) {
-                let b = usize::from(bytes);
-                let mut x = [0u8; 8];
-                x[..b].copy_from_slice(&raw[e * b..(e + 1) * b]);
-                let x = u64::from_le_bytes(x);
-                v[lane as usize] = match extend {
-                    Extend::Zero => x,
-                    Extend::Sign { to_bits } => (sext(x, bytes * 8) as u64) & width_mask(to_bits),
+            let address = addresses[lane as usize];
+            let (region, offset) = match self.place(space, address, len, lane, "load")? {
+                Place::Global { allocation, offset } => (Region::Global(allocation), offset),
+                Place::Shared(offset) => (Region::Shared, offset),
+                Place::Local(offset) => (Region::Local, offset),
+                Place::Param(offset) => (Region::Param, offset),
+            };
+            if self.launch.checks {
+                let unchecked = if matches!(region, Region::Local) {
+                    offset - lane as usize * self.launch.program.local_bytes as usize
+                } else {
+                    offset
                 };
+                self.check_read(&region, unchecked, len, lane, read_only)?;
+            }
+            let ptr = match &region {
+                // SAFETY: `place` checked the range.
+                Region::Global(a) => unsafe { a.ptr(offset) },
+                Region::Shared => self.block.shared[offset..].as_ptr() as *mut u8,
+                Region::Local => self.warp.local[offset..].as_ptr() as *mut u8,
+                Region::Param => self.launch.params[offset..].as_ptr() as *mut u8,
+            };
+            for (e, v) in values.iter_mut().enumerate().take(usize::from(count)) {
+                // SAFETY: `place` checked the whole access inside its region.
+                let x = unsafe { read_element(ptr.add(e * b), bytes) };
+                v[lane as usize] = extended(x, bytes, extend);
             }
         }
         for (e, r) in d.iter().enumerate().take(usize::from(count)) {
@@ -348,34 +489,41 @@ impl<'a> Ctx<'a> {
     ) -> Result<(), Box<super::Fault>> {
         let len = usize::from(bytes) * usize::from(count);
         let b = usize::from(bytes);
+        let sources: [Lanes; 4] = std::array::from_fn(|e| {
+            if e < usize::from(count) {
+                self.read(a[e])
+            } else {
+                [0; 32]
+            }
+        });
+        let addresses = self.addresses(addr);
         let checks = self.launch.checks;
-        let sources: Vec<Lanes> = a[..usize::from(count)].iter().map(|s| self.read(*s)).collect();
         for lane in 0..32u32 {
             if mask >> lane & 1 == 0 {
                 continue;
             }
-            let address = self.address(addr, lane as usize);
-            let mut raw = [0u8; 32];
-            for (e, v) in sources.iter().enumerate() {
-                raw[e * b..(e + 1) * b].copy_from_slice(&v[lane as usize].to_le_bytes()[..b]);
-            }
-            match self.place(space, address, len, lane, "store")? {
+            let address = addresses[lane as usize];
+            let ptr = match self.place(space, address, len, lane, "store")? {
                 Place::Global { allocation, offset } => {
                     if checks {
                         self.check_global(allocation, offset, len, lane, true, false)?;
                     }
                     allocation.mark_written(offset, len);
-                    // SAFETY: the range was checked to lie inside the allocation.
-                    unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), allocation.ptr(offset), len) };
+                    // SAFETY: `place` checked the range.
+                    unsafe { allocation.ptr(offset) }
                 }
                 Place::Shared(offset) => {
                     if checks {
                         self.check_shared(offset, len, lane, true)?;
                     }
-                    self.block.shared[offset..offset + len].copy_from_slice(&raw[..len]);
+                    self.block.shared[offset..].as_mut_ptr()
                 }
-                Place::Local(offset) => self.warp.local[offset..offset + len].copy_from_slice(&raw[..len]),
+                Place::Local(offset) => self.warp.local[offset..].as_mut_ptr(),
                 Place::Param(_) => unreachable!("decode rejects stores to parameters"),
+            };
+            for (e, v) in sources.iter().enumerate().take(usize::from(count)) {
+                // SAFETY: `place` checked the whole access inside its region.
+                unsafe { write_element(ptr.add(e * b), bytes, v[lane as usize]) };
             }
         }
         Ok(())
@@ -457,18 +605,16 @@ impl<'a> Ctx<'a> {
                 }
                 Place::Shared(offset) => {
                     if self.launch.checks {
+                        // atomics are not race-checked; the word must have been initialised
                         let block = self.block.serial;
-                        if (offset..offset + bytes).any(|i| self.block.shadow[i].written_in != block) {
+                        if (offset / 4..(offset + bytes).div_ceil(4))
+                            .any(|w| !self.block.shadow[w].initialized(block, 0xF))
+                        {
                             return Err(self.fault(
                                 FaultKind::UninitializedShared,
                                 lane,
                                 format!("atomic at shared offset {offset}, never written by this block"),
                             ));
-                        }
-                        let now = self.access(lane);
-                        for i in offset..offset + bytes {
-                            let e = &mut self.block.shadow[i];
-                            e.writer = now;
                         }
                     }
                     let mut x = [0u8; 8];
@@ -545,15 +691,19 @@ impl<'a> Ctx<'a> {
                 unsafe { std::ptr::copy_nonoverlapping(allocation.ptr(offset), data.as_mut_ptr(), read) };
             }
             if checks {
-                for byte in shared_offset..shared_offset + len {
-                    if self.block.shadow[byte].pending_copy {
+                // cp.async sizes are 4, 8 or 16 and aligned: whole words
+                for word in shared_offset / 4..(shared_offset + len) / 4 {
+                    if self.block.shadow[word].pending_copy != 0 {
                         return Err(self.fault(
                             FaultKind::AsyncCopyNotWaited,
                             lane,
-                            format!("cp.async to shared offset {byte}, the destination of another cp.async not yet waited for"),
+                            format!(
+                                "cp.async to shared offset {}, the destination of another cp.async not yet waited for",
+                                word * 4
+                            ),
                         ));
                     }
-                    self.block.shadow[byte].pending_copy = true;
+                    self.block.shadow[word].pending_copy = 0xF;
                 }
             }
             self.warp.copies.push(PendingCopy {
@@ -583,8 +733,8 @@ impl<'a> Ctx<'a> {
             }
             let (offset, len) = (copy.shared_offset as usize, usize::from(copy.len));
             if self.launch.checks {
-                for byte in offset..offset + len {
-                    self.block.shadow[byte].pending_copy = false;
+                for word in offset / 4..(offset + len) / 4 {
+                    self.block.shadow[word].pending_copy = 0;
                 }
                 self.check_shared(offset, len, lane, true)?;
             }
@@ -592,6 +742,51 @@ impl<'a> Ctx<'a> {
         }
         self.warp.copies = kept;
         Ok(())
+    }
+}
+
+/// The memory region of an access whose lanes all fall in one.
+enum Region<'a> {
+    Global(&'a Allocation),
+    Shared,
+    Local,
+    Param,
+}
+
+/// Reads one little-endian element of `bytes` bytes.
+///
+/// # Safety
+/// `p..p+bytes` must be readable.
+#[inline(always)]
+unsafe fn read_element(p: *const u8, bytes: u8) -> u64 {
+    match bytes {
+        1 => u64::from(*p),
+        2 => u64::from((p as *const u16).read_unaligned()),
+        4 => u64::from((p as *const u32).read_unaligned()),
+        _ => (p as *const u64).read_unaligned(),
+    }
+}
+
+/// Writes the low `bytes` bytes of `v`, little-endian.
+///
+/// # Safety
+/// `p..p+bytes` must be writable.
+#[inline(always)]
+unsafe fn write_element(p: *mut u8, bytes: u8, v: u64) {
+    match bytes {
+        1 => *p = v as u8,
+        2 => (p as *mut u16).write_unaligned(v as u16),
+        4 => (p as *mut u32).write_unaligned(v as u32),
+        _ => (p as *mut u64).write_unaligned(v),
+    }
+}
+
+/// A loaded element in its destination register.
+#[inline(always)]
+fn extended(x: u64, bytes: u8, extend: Extend) -> u64 {
+    match extend {
+        Extend::Zero => x,
+        Extend::Sign { to_bits } => (sext(x, bytes * 8) as u64) & width_mask(to_bits),
     }
 }
 

@@ -176,10 +176,33 @@ pub fn float_unary(op: FloatUnary, ty: FloatTy, mode: FloatMode, a: &Lanes) -> L
     }
 }
 
+/// Fused multiply-adds of all lanes, round to nearest: compiled with the host's FMA instructions
+/// where it has them (a plain build targets CPUs without, and `mul_add` would call libm's
+/// software `fma`, the hottest function of a conv kernel's emulation).
+#[inline]
+fn fma_nearest(ty: FloatTy, a: &Lanes, b: &Lanes, c: &Lanes) -> Lanes {
+    #[inline(always)]
+    fn lanes(ty: FloatTy, a: &Lanes, b: &Lanes, c: &Lanes) -> Lanes {
+        match ty {
+            FloatTy::F32 => map3(a, b, c, |x, y, z| bits32(f32_of(x).mul_add(f32_of(y), f32_of(z)))),
+            FloatTy::F64 => map3(a, b, c, |x, y, z| f64_of(x).mul_add(f64_of(y), f64_of(z)).to_bits()),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "fma,avx2")]
+        unsafe fn with_fma(ty: FloatTy, a: &Lanes, b: &Lanes, c: &Lanes) -> Lanes {
+            lanes(ty, a, b, c)
+        }
+        // SAFETY: the CPU has the features the function is compiled for (checked above).
+        return unsafe { with_fma(ty, a, b, c) };
+    }
+    lanes(ty, a, b, c)
+}
+
 pub fn fma(ty: FloatTy, mode: FloatMode, a: &Lanes, b: &Lanes, c: &Lanes) -> Lanes {
     match ty {
-        FloatTy::F32 if plain(mode) => map3(a, b, c, |x, y, z| bits32(f32_of(x).mul_add(f32_of(y), f32_of(z)))),
-        FloatTy::F64 if plain(mode) => map3(a, b, c, |x, y, z| f64_of(x).mul_add(f64_of(y), f64_of(z)).to_bits()),
+        _ if plain(mode) => fma_nearest(ty, a, b, c),
         FloatTy::F32 => map3(a, b, c, |x, y, z| {
             bits32(num::f32_fma(f32_of(x), f32_of(y), f32_of(z), mode))
         }),

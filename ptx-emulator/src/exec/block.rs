@@ -3,7 +3,7 @@
 //! run on. A worker thread keeps its buffers (shared memory, its shadow, the warps) from block to
 //! block, so a block allocates nothing.
 
-use super::check::SharedByte;
+use super::check::SharedWord;
 use super::warp::{Ctx, Stop, Warp};
 use super::{Fault, Launch};
 
@@ -17,8 +17,8 @@ pub(super) struct BlockState {
     pub barrier_epoch: u32,
     pub warps: u32,
     pub shared: Vec<u8>,
-    /// Per byte of `shared`, when checked.
-    pub shadow: Vec<SharedByte>,
+    /// Per 4-byte word of `shared`, when checked.
+    pub shadow: Vec<SharedWord>,
     /// The first read of shared memory never written, reported at the next barrier (or the
     /// block's end) unless a race is found first.
     pub uninitialized_read: Option<Box<Fault>>,
@@ -42,7 +42,7 @@ impl Worker {
                 warps,
                 shared: vec![0; launch.shared_bytes],
                 shadow: if launch.checks {
-                    vec![SharedByte::default(); launch.shared_bytes]
+                    vec![SharedWord::default(); launch.shared_bytes.div_ceil(4)]
                 } else {
                     Vec::new()
                 },
@@ -52,6 +52,13 @@ impl Worker {
                 .map(|w| Warp::new(w, launch.config.block, launch.program))
                 .collect(),
         }
+    }
+
+    /// Instructions executed by this worker's warps so far: (warp, lane) instructions.
+    pub fn instructions(&self) -> (u64, u64) {
+        self.warps.iter().fold((0, 0), |(w, l), warp| {
+            (w + warp.warp_instructions, l + warp.lane_instructions)
+        })
     }
 
     /// Runs block `linear` of the grid.
@@ -67,7 +74,7 @@ impl Worker {
         block.linear = linear;
         block.serial = block.serial.checked_add(1).unwrap_or_else(|| {
             // a worker that ran 2^32 blocks starts its stamps over on a clean shadow
-            block.shadow.fill(SharedByte::default());
+            block.shadow.fill(SharedWord::default());
             1
         });
         block.barrier_epoch = 0;

@@ -1,5 +1,4 @@
-//! The checks' state: who last wrote and read each byte of shared memory and each word of
-//! global memory, and the ordering rule that says whether two accesses by different threads are
+//! The checks' state: who last wrote and read each word of shared and of global memory, and the ordering rule that says whether two accesses by different threads are
 //! separated by synchronisation.
 //!
 //! Ordering (the CUDA memory model as far as barriers go, Volta and later):
@@ -36,20 +35,30 @@ impl Access {
     }
 }
 
-/// The state of one byte of shared memory within the block being run.
+/// The state of one 4-byte word of shared memory within the block being run. Accesses are
+/// tracked per word with the bytes they touch: when different threads write disjoint bytes of one
+/// word between two synchronisation points (two bf16 stores, say), the word's writer is no longer
+/// known byte by byte (`mixed_writers`) and reads of it are not race-checked until the next
+/// ordering point; initialisation is tracked per byte.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SharedByte {
-    /// Serial of the block that last wrote it (0: never); a byte whose stamp is not the current
-    /// block's was never written by this block (initcheck).
+pub struct SharedWord {
+    /// Serial of the block whose writes the fields below record (0: never written).
     pub written_in: u32,
+    /// Bytes this block has written (initcheck).
+    pub written: u8,
+    /// Bytes `writer` wrote.
+    pub writer_bytes: u8,
+    pub mixed_writers: bool,
     pub writer: Access,
     /// Serial of the block whose reads `reader` records.
     pub read_in: u32,
-    pub reader: Access,
-    /// More than one thread read it since the last ordering point of `reader`.
+    /// Bytes read since the reads' ordering point.
+    pub reader_bytes: u8,
+    /// More than one thread read since the reads' ordering point.
     pub many_readers: bool,
-    /// The destination of a `cp.async` that has not landed.
-    pub pending_copy: bool,
+    /// Bytes that are the destination of a `cp.async` that has not landed.
+    pub pending_copy: u8,
+    pub reader: Access,
 }
 
 /// A conflict found on one byte or word.
@@ -63,40 +72,78 @@ pub enum Conflict {
     WriteAfterRead { other: Option<u32>, site: Option<u32> },
 }
 
-impl SharedByte {
-    /// Records a read by `now` in block `block`; the conflict, if any.
+impl SharedWord {
+    /// Whether every byte of `bytes` was written by block `block`.
     #[inline]
-    pub fn read(&mut self, block: u32, now: Access) -> Option<Conflict> {
-        let conflict =
-            (self.written_in == block && !self.writer.ordered_before(&now)).then_some(Conflict::ReadAfterWrite {
-                other: self.writer.thread,
-                site: Some(self.writer.site),
-            });
+    pub fn initialized(&self, block: u32, bytes: u8) -> bool {
+        self.written_in == block && self.written & bytes == bytes
+    }
+
+    /// Records a read of `bytes` by `now` in block `block`; the conflict, if any.
+    #[inline]
+    pub fn read(&mut self, block: u32, now: Access, bytes: u8) -> Option<Conflict> {
+        let conflict = (self.written_in == block
+            && self.writer_bytes & bytes != 0
+            && !self.mixed_writers
+            && !self.writer.ordered_before(&now))
+        .then_some(Conflict::ReadAfterWrite {
+            other: self.writer.thread,
+            site: Some(self.writer.site),
+        });
         let earlier_reads_ordered = self.read_in != block
             || self.reader.barrier != now.barrier
             || (!self.many_readers && self.reader.ordered_before(&now));
         if earlier_reads_ordered {
             self.read_in = block;
             self.reader = now;
+            self.reader_bytes = bytes;
             self.many_readers = false;
-        } else if self.reader.thread == now.thread {
-            self.reader = now;
         } else {
-            self.many_readers = true;
+            if self.reader.thread == now.thread {
+                self.reader = now;
+            } else {
+                self.many_readers = true;
+            }
+            self.reader_bytes |= bytes;
         }
         conflict
     }
 
-    /// Records a write by `now` in block `block`; the conflict, if any.
+    /// Records a write of `bytes` by `now` in block `block`; the conflict, if any.
     #[inline]
-    pub fn write(&mut self, block: u32, now: Access) -> Option<Conflict> {
+    pub fn write(&mut self, block: u32, now: Access, bytes: u8) -> Option<Conflict> {
         let mut conflict = None;
-        if self.written_in == block && !self.writer.ordered_before(&now) {
+        if self.written_in != block {
+            self.written_in = block;
+            self.written = 0;
+            self.writer = now;
+            self.writer_bytes = bytes;
+            self.mixed_writers = false;
+        } else if self.writer.thread == now.thread {
+            self.writer = now;
+            self.writer_bytes |= bytes;
+        } else if self.writer.ordered_before(&now) {
+            self.writer = now;
+            self.writer_bytes = bytes;
+            self.mixed_writers = false;
+        } else if self.writer_bytes & bytes != 0 && !self.mixed_writers {
             conflict = Some(Conflict::WriteAfterWrite {
                 other: self.writer.thread,
                 site: Some(self.writer.site),
             });
-        } else if self.read_in == block && self.reader.barrier == now.barrier {
+        } else {
+            // another thread wrote other bytes of this word, unordered: legal, but the word's
+            // writer is now known only as "several"
+            self.writer = now;
+            self.writer_bytes |= bytes;
+            self.mixed_writers = true;
+        }
+        self.written |= bytes;
+        if conflict.is_none()
+            && self.read_in == block
+            && self.reader.barrier == now.barrier
+            && self.reader_bytes & bytes != 0
+        {
             if self.many_readers && self.reader.thread / 32 != now.thread / 32 {
                 conflict = Some(Conflict::WriteAfterRead {
                     other: None,
@@ -109,8 +156,6 @@ impl SharedByte {
                 });
             }
         }
-        self.written_in = block;
-        self.writer = now;
         conflict
     }
 }

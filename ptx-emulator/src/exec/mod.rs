@@ -330,6 +330,15 @@ impl<'a> Launch<'a> {
     }
 }
 
+/// What a launch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaunchStats {
+    /// Instructions executed, counted once per warp.
+    pub warp_instructions: u64,
+    /// Instructions executed, counted once per active lane (thread instructions).
+    pub lane_instructions: u64,
+}
+
 /// Numbers launches, so the global race state of one launch is told from another's.
 static LAUNCHES: AtomicU64 = AtomicU64::new(1);
 
@@ -343,7 +352,7 @@ pub fn launch(
     params: &[u8],
     memory: &DeviceMemory,
     options: &ExecOptions,
-) -> Result<(), Fault> {
+) -> Result<LaunchStats, Fault> {
     let invalid = |detail: String| Fault {
         kind: FaultKind::Invalid,
         kernel: kernel.name.clone(),
@@ -384,11 +393,16 @@ pub fn launch(
     // the lowest faulting block so far: blocks above it need not run
     let first_fault: Mutex<Option<(u64, Box<Fault>)>> = Mutex::new(None);
     let faulted = AtomicBool::new(false);
+    let stats = Mutex::new(LaunchStats::default());
     let work = || {
         let mut worker = block::Worker::new(&launch);
         loop {
             let b = next.fetch_add(1, Ordering::Relaxed);
             if b >= blocks {
+                let (w, l) = worker.instructions();
+                let mut s = stats.lock().expect("stats lock");
+                s.warp_instructions += w;
+                s.lane_instructions += l;
                 return;
             }
             if faulted.load(Ordering::Relaxed) {
@@ -418,6 +432,6 @@ pub fn launch(
     }
     match first_fault.into_inner().expect("fault lock") {
         Some((_, fault)) => Err(*fault),
-        None => Ok(()),
+        None => Ok(stats.into_inner().expect("stats lock")),
     }
 }

@@ -62,6 +62,9 @@ pub(super) struct Warp {
     pub committed: [u32; 32],
     /// `bar.warp.sync` / `bar.sync` count: the warp's sync epoch (see `check`).
     pub sync_epoch: u32,
+    /// Instructions executed: by the warp, and summed over its active lanes.
+    pub warp_instructions: u64,
+    pub lane_instructions: u64,
 }
 
 impl Warp {
@@ -77,6 +80,8 @@ impl Warp {
             copies: Vec::new(),
             committed: [0; 32],
             sync_epoch: 0,
+            warp_instructions: 0,
+            lane_instructions: 0,
         };
         warp.reset(block);
         warp
@@ -131,6 +136,23 @@ impl Ctx<'_> {
             Src::Reg(r) => self.warp.regs[r as usize],
             Src::Imm(v) => [v; 32],
             Src::Special(s) => self.special(s),
+        }
+    }
+
+    /// `src`'s lanes without copying a register: a reference into the register file, or into
+    /// `scratch` for immediates and special registers.
+    #[inline]
+    pub fn operand<'s>(&'s self, src: Src, scratch: &'s mut Lanes) -> &'s Lanes {
+        match src {
+            Src::Reg(r) => &self.warp.regs[r as usize],
+            Src::Imm(v) => {
+                *scratch = [v; 32];
+                scratch
+            }
+            Src::Special(s) => {
+                *scratch = self.special(s);
+                scratch
+            }
         }
     }
 
@@ -249,6 +271,8 @@ impl Ctx<'_> {
                 None => full,
             };
             let mut next = top.pc + 1;
+            self.warp.warp_instructions += 1;
+            self.warp.lane_instructions += u64::from(mask.count_ones());
             match &inst.op {
                 Op::Bra { target, uni } => {
                     if mask == full {
@@ -350,8 +374,10 @@ impl Ctx<'_> {
             Op::Mov { d, a, bits } => {
                 let m = alu::width_mask(*bits);
                 let mut v = self.read(*a);
-                for x in v.iter_mut() {
-                    *x &= m;
+                if *bits < 64 {
+                    for x in v.iter_mut() {
+                        *x &= m;
+                    }
                 }
                 self.write(*d, &v, mask);
             }
@@ -380,15 +406,24 @@ impl Ctx<'_> {
                 }
             }
             Op::IntBinary { op, ty, d, a, b } => {
-                let v = alu::int_binary(*op, *ty, &self.read(*a), &self.read(*b));
+                let (mut s1, mut s2) = ([0; 32], [0; 32]);
+                let v = alu::int_binary(*op, *ty, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
                 self.write(*d, &v, mask);
             }
             Op::IntUnary { op, ty, d, a } => {
-                let v = alu::int_unary(*op, *ty, &self.read(*a));
+                let mut s1 = [0; 32];
+                let v = alu::int_unary(*op, *ty, self.operand(*a, &mut s1));
                 self.write(*d, &v, mask);
             }
             Op::IntMad { part, ty, d, a, b, c } => {
-                let v = alu::int_mad(*part, *ty, &self.read(*a), &self.read(*b), &self.read(*c));
+                let (mut s1, mut s2, mut s3) = ([0; 32], [0; 32], [0; 32]);
+                let v = alu::int_mad(
+                    *part,
+                    *ty,
+                    self.operand(*a, &mut s1),
+                    self.operand(*b, &mut s2),
+                    self.operand(*c, &mut s3),
+                );
                 self.write(*d, &v, mask);
             }
             Op::Bfi {
@@ -417,15 +452,24 @@ impl Ctx<'_> {
                 self.write(*d, &v, mask);
             }
             Op::FloatBinary { op, ty, mode, d, a, b } => {
-                let v = alu::float_binary(*op, *ty, *mode, &self.read(*a), &self.read(*b));
+                let (mut s1, mut s2) = ([0; 32], [0; 32]);
+                let v = alu::float_binary(*op, *ty, *mode, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
                 self.write(*d, &v, mask);
             }
             Op::FloatUnary { op, ty, mode, d, a } => {
-                let v = alu::float_unary(*op, *ty, *mode, &self.read(*a));
+                let mut s1 = [0; 32];
+                let v = alu::float_unary(*op, *ty, *mode, self.operand(*a, &mut s1));
                 self.write(*d, &v, mask);
             }
             Op::Fma { ty, mode, d, a, b, c } => {
-                let v = alu::fma(*ty, *mode, &self.read(*a), &self.read(*b), &self.read(*c));
+                let (mut s1, mut s2, mut s3) = ([0; 32], [0; 32], [0; 32]);
+                let v = alu::fma(
+                    *ty,
+                    *mode,
+                    self.operand(*a, &mut s1),
+                    self.operand(*b, &mut s2),
+                    self.operand(*c, &mut s3),
+                );
                 self.write(*d, &v, mask);
             }
             Op::Setp {
@@ -437,7 +481,8 @@ impl Ctx<'_> {
                 b,
                 combine,
             } => {
-                let mut r = alu::compare(*cmp, *ty, &self.read(*a), &self.read(*b));
+                let (mut s1, mut s2) = ([0; 32], [0; 32]);
+                let mut r = alu::compare(*cmp, *ty, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
                 let mut r_not = !r;
                 if let Some((op, p)) = combine {
                     let p = self.pred(*p);
@@ -488,7 +533,8 @@ impl Ctx<'_> {
                 d,
                 a,
             } => {
-                let v = alu::cvt(*dst, *src, *rounding, *ftz, *sat, &self.read(*a));
+                let mut s1 = [0; 32];
+                let v = alu::cvt(*dst, *src, *rounding, *ftz, *sat, self.operand(*a, &mut s1));
                 self.write(*d, &v, mask);
             }
             Op::CvtPack {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
-use ptx_emulator::exec::{self, ExecOptions, Fault, LaunchConfig, LoadedModule};
+use ptx_emulator::exec::{self, ExecOptions, Fault, LaunchConfig, LaunchStats, LoadedModule};
 use ptx_emulator::memory::{AllocationKind, DeviceMemory};
 
 /// A kernel argument.
@@ -105,7 +105,7 @@ impl Emulator {
         block: [u32; 3],
         dynamic_shared: u32,
         args: &[Arg],
-    ) -> Result<(), Fault> {
+    ) -> Result<LaunchStats, Fault> {
         let k = module
             .kernels
             .get(kernel)
