@@ -331,8 +331,8 @@ impl<'a> Ctx<'a> {
             }
         };
         let mut ok = true;
-        for l in 0..32 {
-            let offset = addresses[l].wrapping_sub(base);
+        for (l, a) in addresses.iter().enumerate() {
+            let offset = a.wrapping_sub(base);
             let good =
                 offset % len as u64 == 0 && offset.wrapping_add(len as u64) <= size as u64 && offset < size as u64;
             ok &= mask >> l & 1 == 0 || good;
@@ -712,7 +712,6 @@ impl<'a> Ctx<'a> {
                 shared_offset: shared_offset as u32,
                 len: size,
                 data,
-                site: self.pc,
             });
         }
         Ok(())

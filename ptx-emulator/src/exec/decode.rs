@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::ir::*;
 use super::numerics::Rounding;
 use super::reconverge::reconvergence_points;
+use super::regalloc::compact_registers;
 use crate::ptx::ast::{self, AddressBase, Operand, StateSpace, Type};
 
 /// A decoded kernel: its code and everything a launch needs to lay out memory.
@@ -105,10 +106,11 @@ pub fn decode_kernel(
         });
     }
     let reconverge = reconvergence_points(&code);
+    let num_regs = compact_registers(&mut code, d.num_regs);
     Ok(Program {
         reconverge,
         sites,
-        num_regs: d.num_regs,
+        num_regs,
         num_preds: d.num_preds,
         shared_static: d.shared_bytes as u32,
         local_bytes: d.local_bytes as u32,

@@ -12,6 +12,7 @@ pub mod ir;
 pub mod mma;
 pub mod numerics;
 mod reconverge;
+mod regalloc;
 mod warp;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,14 @@ pub struct Kernel {
     /// The module's name and `.file` table, for reports.
     module: String,
     files: Arc<BTreeMap<u32, String>>,
+}
+
+impl Kernel {
+    /// Registers of the decoded kernel after compaction (each one value of up to 64 bits per
+    /// thread): an estimate of what ptxas allocates, which the emulator cannot know.
+    pub fn registers(&self) -> u32 {
+        self.program.num_regs
+    }
 }
 
 /// A launch's shape.

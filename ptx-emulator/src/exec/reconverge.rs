@@ -6,17 +6,14 @@
 use super::decode::EXIT;
 use super::ir::{Inst, Op};
 
-/// For every instruction, the reconvergence point of a divergent branch there (an instruction
-/// index or `EXIT`); `EXIT` for instructions that are not branches.
-pub fn reconvergence_points(code: &[Inst]) -> Vec<u32> {
+/// The basic blocks of `code`: each block's first instruction, and each block's successors as
+/// block indices, where the index `starts.len()` stands for the kernel's exit.
+pub fn basic_blocks(code: &[Inst]) -> (Vec<usize>, Vec<Vec<usize>>) {
     let n = code.len();
-    let mut points = vec![EXIT; n];
-    if n == 0 {
-        return points;
-    }
-    // basic blocks: a leader starts each
     let mut leader = vec![false; n];
-    leader[0] = true;
+    if n > 0 {
+        leader[0] = true;
+    }
     for (i, inst) in code.iter().enumerate() {
         match inst.op {
             Op::Bra { target, .. } => {
@@ -35,34 +32,51 @@ pub fn reconvergence_points(code: &[Inst]) -> Vec<u32> {
         let end = starts.get(b + 1).copied().unwrap_or(n);
         block_of[s..end].fill(b);
     }
-    let blocks = starts.len();
-    let exit = blocks; // the virtual exit node
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); blocks];
-    for b in 0..blocks {
-        let last = starts.get(b + 1).copied().unwrap_or(n) - 1;
-        let next = if last + 1 < n { block_of[last + 1] } else { exit };
-        let inst = &code[last];
-        match inst.op {
-            Op::Bra { target, .. } => {
-                succ[b].push(block_of[target as usize]);
-                if inst.guard.is_some() {
-                    succ[b].push(next);
+    let exit = starts.len();
+    let succ = (0..starts.len())
+        .map(|b| {
+            let last = starts.get(b + 1).copied().unwrap_or(n) - 1;
+            let next = if last + 1 < n { block_of[last + 1] } else { exit };
+            let inst = &code[last];
+            let mut out = Vec::with_capacity(2);
+            match inst.op {
+                Op::Bra { target, .. } => {
+                    out.push(block_of[target as usize]);
+                    if inst.guard.is_some() {
+                        out.push(next);
+                    }
                 }
-            }
-            Op::Exit | Op::Trap => {
-                succ[b].push(exit);
-                if inst.guard.is_some() {
-                    succ[b].push(next);
+                Op::Exit | Op::Trap => {
+                    out.push(exit);
+                    if inst.guard.is_some() {
+                        out.push(next);
+                    }
                 }
+                _ => out.push(next),
             }
-            _ => succ[b].push(next),
-        }
+            out
+        })
+        .collect();
+    (starts, succ)
+}
+
+/// For every instruction, the reconvergence point of a divergent branch there (an instruction
+/// index or `EXIT`); `EXIT` for instructions that are not branches.
+pub fn reconvergence_points(code: &[Inst]) -> Vec<u32> {
+    let mut points = vec![EXIT; code.len()];
+    if code.is_empty() {
+        return points;
     }
+    let (starts, succ) = basic_blocks(code);
+    let exit = starts.len();
     let ipdom = post_dominators(&succ, exit);
+    let mut block = 0;
     for (i, inst) in code.iter().enumerate() {
+        while block + 1 < starts.len() && starts[block + 1] <= i {
+            block += 1;
+        }
         if let Op::Bra { .. } = inst.op {
-            let b = block_of[i];
-            points[i] = match ipdom[b] {
+            points[i] = match ipdom[block] {
                 Some(p) if p != exit => starts[p] as u32,
                 _ => EXIT,
             };

@@ -41,8 +41,6 @@ pub(super) struct PendingCopy {
     pub shared_offset: u32,
     pub len: u8,
     pub data: [u8; 16],
-    /// Instruction of the copy, for reports.
-    pub site: u32,
 }
 
 pub(super) struct Warp {
