@@ -88,8 +88,8 @@ pub trait BackendTask {
 /// Runs `task` on the chosen backend in the given precision: `f64` (the CPU only; `auto` runs it
 /// there), `f32`, `tf32`, `bf16` (f32 with the conv GEMMs' operands rounded: the tensor cores on
 /// the GPU, their exact emulation on the CPU) or `bf16-mixed` (bf16-stored activations as well).
-/// `auto` takes the GPU when it can open it in that precision and it passes its check against the
-/// CPU, else says why and takes the CPU.
+/// `auto` takes the GPU when it can open it in that precision, it is not the PTX emulator, and it
+/// passes its check against the CPU; else it says why and takes the CPU.
 pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -> Result<T::Output> {
     let Some((math, storage)) = parse_precision(precision)? else {
         return match choice {
@@ -105,8 +105,8 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
     };
     let cpu = || CpuBackend::<f32>::with_precision(math, storage);
     match choice {
-        BackendChoice::Cuda => task.run(&checked_gpu(math, storage)?),
-        BackendChoice::Auto => match checked_gpu(math, storage) {
+        BackendChoice::Cuda => task.run(&checked_gpu(math, storage, true)?),
+        BackendChoice::Auto => match checked_gpu(math, storage, false) {
             Ok(gpu) => task.run(&gpu),
             Err(e) => {
                 eprintln!("using the CPU: {e}");
@@ -120,10 +120,17 @@ pub fn run_on<T: BackendTask>(choice: BackendChoice, precision: &str, task: T) -
 /// GPU 0 in `math` with activations in `storage`, once it has passed [`check_device`] (a few
 /// training steps of the `tiny` model against the CPU), unless `LEANGCN_SKIP_DEVICE_CHECK=1` says
 /// to trust it unchecked. The check runs once a process for each precision (`eval` opens the GPU
-/// for every stream).
-fn checked_gpu(math: ConvMath, storage: Storage) -> Result<CudaBackend> {
+/// for every stream). The PTX emulator is taken only when asked for (`emulated_ok`): it is slower
+/// than the CPU backend.
+fn checked_gpu(math: ConvMath, storage: Storage, emulated_ok: bool) -> Result<CudaBackend> {
     static PASSED: std::sync::Mutex<Vec<(ConvMath, Storage)>> = std::sync::Mutex::new(Vec::new());
     let gpu = CudaBackend::open_with_precision(0, math, storage)?;
+    if !emulated_ok && gpu.device().is_emulated() {
+        return Err(Error::Cuda(format!(
+            "the CUDA device is the PTX emulator ({}), slower than the CPU backend; --backend cuda runs on it",
+            gpu.device().describe()
+        )));
+    }
     let mut passed = PASSED.lock().expect("device check lock");
     if !passed.contains(&(math, storage)) && std::env::var("LEANGCN_SKIP_DEVICE_CHECK").as_deref() != Ok("1") {
         check_device(&gpu)?;

@@ -45,6 +45,9 @@ pub struct Throughput {
     pub layer_times: Vec<LayerTime>,
     /// The step's floor on a device with known peak rates ([`floor`]; `None` elsewhere).
     pub floor: Option<floor::StepFloor>,
+    /// The device is the PTX emulator: the times are the CPU's emulation of the kernels, not a
+    /// GPU's, and are not reported as throughput.
+    pub emulated: bool,
 }
 
 impl Throughput {
@@ -144,7 +147,9 @@ pub fn time_model<B: Backend>(
         clocked?;
     }
     import_state(be, &saved_state, model, None, Path::new("the measured model"))?;
-    let floor = floor::datasheet_peaks(&be.describe()).map(|peaks| {
+    let emulated = crate::backend::cuda::device::is_emulated(&be.describe());
+    let peaks = floor::datasheet_peaks(&be.describe()).filter(|_| !emulated);
+    let floor = peaks.map(|peaks| {
         let bandwidth = floor::copy_bandwidth(be);
         floor::StepFloor::new(
             &model.config,
@@ -169,11 +174,19 @@ pub fn time_model<B: Backend>(
         graph_step_seconds,
         layer_times,
         floor,
+        emulated,
     })
 }
 
 impl std::fmt::Display for Throughput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.emulated {
+            return write!(
+                f,
+                "{}: batch {} x {} persons, clip {}: {} iterations ran on the PTX emulator, whose times are the CPU's emulation of the kernels, not GPU times: no throughput is reported",
+                self.backend, self.batch, self.persons, self.clip_len, self.iterations
+            );
+        }
         write!(
             f,
             "{}: batch {} x {} persons, clip {}: forward {:.1} samples/s ({:.1} ms), training step {:.1} samples/s ({:.1} ms), {} iterations",

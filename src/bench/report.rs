@@ -118,7 +118,7 @@ impl fmt::Display for ModelReport {
             mib(self.saved_bytes())
         )?;
         let times = &self.throughput.layer_times;
-        if !times.is_empty() {
+        if !times.is_empty() && !self.throughput.emulated {
             let total: f64 = times.iter().map(|l| l.forward_seconds + l.backward_seconds).sum();
             writeln!(
                 f,

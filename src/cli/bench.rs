@@ -102,6 +102,11 @@ struct Sweep(BenchSweepOptions);
 impl BackendTask for Sweep {
     type Output = Vec<BenchRow>;
     fn run<B: Backend>(self, be: &B) -> Result<Vec<BenchRow>> {
+        if crate::backend::cuda::device::is_emulated(&be.describe()) {
+            return Err(Error::config(
+                "the sweep compares throughputs, and the CUDA device is the PTX emulator, whose times are not a GPU's; run it on a GPU or with --backend cpu",
+            ));
+        }
         run_bench_sweep(be, &self.0)
     }
 }

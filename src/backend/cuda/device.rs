@@ -27,6 +27,11 @@ pub struct CudaDevice {
     tables: Mutex<HashMap<Vec<u8>, CudaSlice<u8>>>,
 }
 
+/// Whether a device name or backend description names the PTX emulator.
+pub fn is_emulated(description: &str) -> bool {
+    description.contains("PTX emulator")
+}
+
 /// Tables kept at most; a training run uses a handful, tests and sweeps may make more.
 const MAX_TABLES: usize = 256;
 
@@ -131,6 +136,13 @@ impl CudaDevice {
         let ptr = copy.device_ptr(&self.side).0;
         tables.insert(bytes, copy);
         Ok(ptr)
+    }
+
+    /// Whether the device is the project's PTX emulator (a `libcuda.so` that runs the kernels on
+    /// the CPU, see `scripts/emulator`): right, but no faster than the CPU, and its times are not
+    /// a GPU's.
+    pub fn is_emulated(&self) -> bool {
+        self.ctx.name().is_ok_and(|n| is_emulated(&n))
     }
 
     pub fn describe(&self) -> String {
