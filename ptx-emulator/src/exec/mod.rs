@@ -1,6 +1,7 @@
 //! Decoded kernels and their execution.
 
 pub mod check;
+pub mod mma;
 pub mod numerics;
 
 use std::collections::BTreeMap;
