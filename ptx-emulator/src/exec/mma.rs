@@ -194,15 +194,17 @@ pub fn mma_m16n8k16_bf16(a: &[[u32; 4]; 32], b: &[[u32; 2]; 32], c: &[[f32; 4]; 
 ///   columns further.
 /// - B (32×8, Figure 121), four `.b32` per lane holding `b0..b7`: register `r` holds rows
 ///   `8r + threadID_in_group * 2 + {0, 1}` of column `groupID`. The text gives Figure 121 as an
-///   image only; this is m16n8k16's B layout (Figure 81) continued to four registers, each
-///   register covering the next 8 rows of K, the layout compilers emitting this instruction feed.
+///   image only, with no formula; we take it as m16n8k16's B layout (Figure 81) continued to four
+///   registers, each covering the next 8 rows of K, which is how public kernels that check this
+///   instruction against a CPU product load B.
 /// - C, D: those of m16n8k16 (Figure 83).
 /// - Metadata (Figure 122, "a .b32 register containing 16 2-bit vectors"): with sparsity selector
 ///   `f` (0: threads T0, T1 of each group of four; 1: T2, T3), lane `4·groupID + 2·f + h` holds
 ///   the metadata of columns `16h ..16h+15`: bits 15:0 for row `groupID`, bits 31:16 for row
 ///   `groupID + 8`, nibble `j` of each half for the chunk at columns `16h + 4j ..+3`. Figure 122
-///   is also an image; this reading is the one the text's bit count and thread pairs admit and
-///   that code generators verified on hardware use.
+///   is also an image; this reading fits the text's bit count and thread pairs, and is the
+///   metadata layout of public code generators and kernels whose results were checked on
+///   hardware.
 ///
 /// Errors: a selector other than 0 or 1, or, in a lane the selector names, an index pair that is
 /// not increasing (the values `ordered_metadata` leaves undefined).
