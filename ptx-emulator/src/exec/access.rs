@@ -13,6 +13,7 @@ use super::alu::{sext, width_mask, Lanes};
 use super::check::{launch_thread, Conflict, GlobalAccess};
 use super::decode::{LOCAL_WINDOW, SHARED_WINDOW, WINDOW_BYTES};
 use super::ir::*;
+use super::numerics as num;
 use super::warp::{Ctx, PendingCopy};
 use super::{FaultKind, Launch};
 use crate::memory::Allocation;
@@ -542,7 +543,7 @@ impl<'a> Ctx<'a> {
         mask: u32,
     ) -> Result<(), Box<super::Fault>> {
         let bytes = match ty {
-            AtomTy::Int(t) => usize::from(t.bits / 8),
+            AtomTy::Int(t) => t.bits() as usize / 8,
             AtomTy::F32 => 4,
             AtomTy::F64 => 8,
         };
@@ -785,7 +786,7 @@ unsafe fn write_element(p: *mut u8, bytes: u8, v: u64) {
 fn extended(x: u64, bytes: u8, extend: Extend) -> u64 {
     match extend {
         Extend::Zero => x,
-        Extend::Sign { to_bits } => (sext(x, bytes * 8) as u64) & width_mask(to_bits),
+        Extend::Sign { to_bits } => (sext(x, u32::from(bytes) * 8) as u64) & width_mask(u32::from(to_bits)),
     }
 }
 
@@ -795,14 +796,12 @@ fn apply(op: AtomOp, ty: AtomTy, cur: u64, b: u64, c: u64) -> u64 {
         AtomTy::F32 => u64::from((f32::from_bits(cur as u32) + f32::from_bits(b as u32)).to_bits()),
         AtomTy::F64 => (f64::from_bits(cur) + f64::from_bits(b)).to_bits(),
         AtomTy::Int(t) => {
-            let m = width_mask(t.bits);
+            let m = width_mask(t.bits());
             let (cur, b) = (cur & m, b & m);
             match op {
                 AtomOp::Add => cur.wrapping_add(b) & m,
-                AtomOp::Min if t.signed => (sext(cur, t.bits).min(sext(b, t.bits)) as u64) & m,
-                AtomOp::Max if t.signed => (sext(cur, t.bits).max(sext(b, t.bits)) as u64) & m,
-                AtomOp::Min => cur.min(b),
-                AtomOp::Max => cur.max(b),
+                AtomOp::Min => num::min_int(t, cur, b) & m,
+                AtomOp::Max => num::max_int(t, cur, b) & m,
                 AtomOp::And => cur & b,
                 AtomOp::Or => cur | b,
                 AtomOp::Xor => cur ^ b,

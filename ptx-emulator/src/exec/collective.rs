@@ -146,18 +146,18 @@ impl Ctx<'_> {
         let result = match shape {
             MmaShape::M16N8K8Tf32 => {
                 let bv = gather(&b[..2]).map(|r| [r[0], r[1]]);
-                mma::m16n8k8_tf32(&av, &bv, &cv)
+                mma::mma_m16n8k8_tf32(&av, &bv, &cv)
             }
             MmaShape::M16N8K16Bf16 => {
                 let bv = gather(&b[..2]).map(|r| [r[0], r[1]]);
-                mma::m16n8k16_bf16(&av, &bv, &cv)
+                mma::mma_m16n8k16_bf16(&av, &bv, &cv)
             }
             MmaShape::SpM16N8K32Bf16 => {
                 let (e, selector) = meta.expect("mma.sp has metadata");
                 let bv = gather(b);
                 let ev = self.read(e).map(|x| x as u32);
                 let selector = self.read_lane(selector, 0) as u32;
-                mma::sp_m16n8k32_bf16(&av, &bv, &cv, &ev, selector)
+                mma::mma_sp_m16n8k32_bf16(&av, &bv, &cv, &ev, selector)
                     .map_err(|e| self.fault(FaultKind::Invalid, 0, format!("mma.sp: {e}")))?
             }
         };

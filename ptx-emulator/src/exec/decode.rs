@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::ir::*;
-use super::numerics::Rounding;
 use super::reconverge::reconvergence_points;
 use super::regalloc::compact_registers;
 use crate::ptx::ast::{self, AddressBase, Operand, StateSpace, Type};
@@ -457,6 +456,7 @@ impl<'a> Decoder<'a> {
                 let mode = m.float_mode(true)?.mode;
                 let ty = m.ty()?;
                 expect(ops, 4)?;
+                check_float_mode(float_ty(ty)?, mode)?;
                 Op::Fma {
                     ty: float_ty(ty)?,
                     mode,
@@ -485,7 +485,7 @@ impl<'a> Decoder<'a> {
                 let ty = m.ty()?;
                 expect(ops, 5)?;
                 Op::Bfi {
-                    bits: (ty.bytes() * 8) as u8,
+                    bits: ty.bytes() * 8,
                     d: self.reg(&ops[0])?,
                     a: self.src(&ops[1], ty)?,
                     b: self.src(&ops[2], ty)?,
@@ -796,6 +796,10 @@ impl<'a> Decoder<'a> {
             if mode.rounding_given.is_some() && !float_rounded {
                 return Err("a rounding modifier on an instruction that does not round".into());
             }
+            if mode.mode.sat && op != FloatBinary::Add && op != FloatBinary::Sub {
+                return Err(".sat on an instruction that does not saturate".into());
+            }
+            check_float_mode(float_ty(ty)?, mode.mode)?;
             return Ok(Op::FloatBinary {
                 op,
                 ty: float_ty(ty)?,
@@ -850,8 +854,11 @@ impl<'a> Decoder<'a> {
         match (part, ty) {
             (None, Type::F32 | Type::F64) => Ok(Op::FloatBinary {
                 op: FloatBinary::Mul,
+                mode: {
+                    check_float_mode(float_ty(ty)?, mode.mode)?;
+                    mode.mode
+                },
                 ty: float_ty(ty)?,
-                mode: mode.mode,
                 d,
                 a: self.src(&ops[1], ty)?,
                 b: self.src(&ops[2], ty)?,
@@ -884,6 +891,7 @@ impl<'a> Decoder<'a> {
                 if mode.rounding_given.is_none() {
                     return Err("mad on floats needs a rounding modifier".into());
                 }
+                check_float_mode(float_ty(ty)?, mode.mode)?;
                 Ok(Op::Fma {
                     ty: float_ty(ty)?,
                     mode: mode.mode,
@@ -953,6 +961,24 @@ impl<'a> Decoder<'a> {
             if !rounds && mode.rounding_given.is_some() {
                 return Err("a rounding modifier on an instruction that does not round".into());
             }
+            if mode.mode.sat {
+                return Err(".sat on an instruction that does not saturate".into());
+            }
+            let fty = float_ty(ty)?;
+            let f64_ok = matches!(
+                op,
+                FloatUnary::Neg | FloatUnary::Abs | FloatUnary::Sqrt | FloatUnary::Rcp
+            ) || (op == FloatUnary::RsqrtApprox)
+                || (op == FloatUnary::RcpApprox && mode.mode.ftz);
+            if fty == FloatTy::F64 {
+                if !f64_ok {
+                    return Err("this instruction is not defined on f64".into());
+                }
+                // rcp.approx.ftz.f64 and rsqrt.approx.ftz.f64 are the f64 forms with .ftz
+                if mode.mode.ftz && !matches!(op, FloatUnary::RcpApprox | FloatUnary::RsqrtApprox) {
+                    return Err(".ftz on f64 arithmetic".into());
+                }
+            }
             return Ok(Op::FloatUnary {
                 op,
                 ty: float_ty(ty)?,
@@ -987,22 +1013,7 @@ impl<'a> Decoder<'a> {
             "eq", "ne", "lt", "le", "gt", "ge", "lo", "ls", "hi", "hs", "equ", "neu", "ltu", "leu", "gtu", "geu",
             "num", "nan",
         ];
-        let cmp = match m.take(&names).ok_or("setp needs a comparison")? {
-            "eq" => Cmp::Eq,
-            "ne" => Cmp::Ne,
-            "lt" | "lo" => Cmp::Lt,
-            "le" | "ls" => Cmp::Le,
-            "gt" | "hi" => Cmp::Gt,
-            "ge" | "hs" => Cmp::Ge,
-            "equ" => Cmp::Equ,
-            "neu" => Cmp::Neu,
-            "ltu" => Cmp::Ltu,
-            "leu" => Cmp::Leu,
-            "gtu" => Cmp::Gtu,
-            "geu" => Cmp::Geu,
-            "num" => Cmp::Num,
-            _ => Cmp::Nan,
-        };
+        let name = m.take(&names).ok_or("setp needs a comparison")?;
         let bool_op = match m.take(&["and", "or", "xor"]) {
             Some("and") => Some(BoolOp::And),
             Some("or") => Some(BoolOp::Or),
@@ -1011,16 +1022,50 @@ impl<'a> Decoder<'a> {
         };
         let ftz = m.flag("ftz");
         let ty = m.ty()?;
-        let cmp_ty = match ty {
-            Type::F32 | Type::F64 => CmpTy::Float(float_ty(ty)?),
-            _ => CmpTy::Int(int_ty(ty)?),
+        let cmp = match ty {
+            Type::F32 | Type::F64 => {
+                if ftz && ty != Type::F32 {
+                    return Err(".ftz on a non-f32 setp".into());
+                }
+                let c = match name {
+                    "eq" => FloatCmp::Eq,
+                    "ne" => FloatCmp::Ne,
+                    "lt" => FloatCmp::Lt,
+                    "le" => FloatCmp::Le,
+                    "gt" => FloatCmp::Gt,
+                    "ge" => FloatCmp::Ge,
+                    "equ" => FloatCmp::Equ,
+                    "neu" => FloatCmp::Neu,
+                    "ltu" => FloatCmp::Ltu,
+                    "leu" => FloatCmp::Leu,
+                    "gtu" => FloatCmp::Gtu,
+                    "geu" => FloatCmp::Geu,
+                    "num" => FloatCmp::Num,
+                    "nan" => FloatCmp::Nan,
+                    other => return Err(format!("setp.{other} on floats")),
+                };
+                Compare::Float(c, float_ty(ty)?, ftz)
+            }
+            _ => {
+                if ftz {
+                    return Err(".ftz on an integer setp".into());
+                }
+                let c = match name {
+                    "eq" => IntCmp::Eq,
+                    "ne" => IntCmp::Ne,
+                    "lt" => IntCmp::Lt,
+                    "le" => IntCmp::Le,
+                    "gt" => IntCmp::Gt,
+                    "ge" => IntCmp::Ge,
+                    "lo" => IntCmp::Lo,
+                    "ls" => IntCmp::Ls,
+                    "hi" => IntCmp::Hi,
+                    "hs" => IntCmp::Hs,
+                    other => return Err(format!("setp.{other} on integers")),
+                };
+                Compare::Int(c, int_ty(ty)?)
+            }
         };
-        if ftz && !matches!(ty, Type::F32) {
-            return Err(".ftz on a non-f32 setp".into());
-        }
-        if ftz {
-            return Err("setp.ftz is not implemented".into());
-        }
         let n = if bool_op.is_some() { 4 } else { 3 };
         expect(ops, n)?;
         let (d, d_not) = match &ops[0] {
@@ -1034,7 +1079,6 @@ impl<'a> Decoder<'a> {
         };
         Ok(Op::Setp {
             cmp,
-            ty: cmp_ty,
             d,
             d_not,
             a: self.src(&ops[1], ty)?,
@@ -1050,37 +1094,62 @@ impl<'a> Decoder<'a> {
         let ftz = m.flag("ftz");
         let sat = m.flag("sat");
         let relu = m.flag("relu");
-        let dst = m.ty()?;
-        let src = m.ty()?;
-        if matches!(dst, Type::Bf16x2 | Type::F16x2) {
+        if m.flag("satfinite") {
+            return Err(".satfinite conversions are not implemented".into());
+        }
+        let dst_ty = m.ty()?;
+        let src_ty = m.ty()?;
+        if matches!(dst_ty, Type::Bf16x2 | Type::F16x2) {
             expect(ops, 3)?;
-            if src != Type::F32 {
+            if src_ty != Type::F32 {
                 return Err("a packed conversion from a type other than f32".into());
             }
             if ftz || sat {
                 return Err(".ftz/.sat on a packed conversion".into());
             }
+            let Some(CvtRounding::Float(rounding)) = rounding else {
+                return Err("a packed conversion needs .rn, .rz, .rm or .rp".into());
+            };
             return Ok(Op::CvtPack {
-                dst: if dst == Type::Bf16x2 { CvtTy::Bf16 } else { CvtTy::F16 },
-                rounding: rounding.ok_or("a packed conversion needs a rounding modifier")?,
+                dst: if dst_ty == Type::Bf16x2 {
+                    FloatType::Bf16
+                } else {
+                    FloatType::F16
+                },
+                rounding,
                 relu,
                 d: self.reg(&ops[0])?,
                 a: self.src(&ops[1], Type::F32)?,
                 b: self.src(&ops[2], Type::F32)?,
             });
         }
-        if relu {
-            return Err(".relu is only implemented on packed conversions".into());
-        }
         expect(ops, 2)?;
+        let (dst, src) = (cvt_ty(dst_ty)?, cvt_ty(src_ty)?);
+        // which roundings each kind of conversion takes (PTX ISA, cvt): none between integers;
+        // an integer rounding to an integer or to an integral float of the same type; a float
+        // rounding when a float result may be inexact
+        let ok = match (dst, src, rounding) {
+            (CvtTy::Int(_), CvtTy::Int(_), None) => !relu && !ftz,
+            (CvtTy::Int(_), CvtTy::Float(_), Some(CvtRounding::Int(_))) => !relu && !sat,
+            (CvtTy::Float(to), CvtTy::Float(from), Some(CvtRounding::Int(_))) => to == from && !relu,
+            (CvtTy::Float(_), CvtTy::Float(_), Some(CvtRounding::Float(r))) => r != Rounding::Rna,
+            (CvtTy::Float(to), CvtTy::Float(from), None) => widens(to, from),
+            (CvtTy::Float(_), CvtTy::Int(_), Some(CvtRounding::Float(r))) => r != Rounding::Rna && !relu && !ftz,
+            (CvtTy::Tf32, CvtTy::Float(FloatType::F32), Some(CvtRounding::Float(_))) => !ftz && !sat,
+            _ => false,
+        };
+        if !ok {
+            return Err("this conversion with these modifiers is not implemented".into());
+        }
         Ok(Op::Cvt {
-            dst: cvt_ty(dst)?,
-            src: cvt_ty(src)?,
+            dst,
+            src,
             rounding,
             ftz,
             sat,
+            relu,
             d: self.reg(&ops[0])?,
-            a: self.src(&ops[1], src)?,
+            a: self.src(&ops[1], src_ty)?,
         })
     }
 
@@ -1136,10 +1205,6 @@ impl<'a> Decoder<'a> {
         let aty = match ty {
             Type::F32 => AtomTy::F32,
             Type::F64 => AtomTy::F64,
-            Type::B32 | Type::B64 => AtomTy::Int(IntTy {
-                bits: (ty.bytes() * 8) as u8,
-                signed: false,
-            }),
             _ => AtomTy::Int(int_ty(ty)?),
         };
         if matches!(aty, AtomTy::F32 | AtomTy::F64) && op != AtomOp::Add {
@@ -1280,19 +1345,26 @@ fn expect(ops: &[Operand], n: usize) -> Result<(), String> {
     }
 }
 
-fn int_ty(ty: Type) -> Result<IntTy, String> {
-    let (bits, signed) = match ty {
-        Type::U8 | Type::B8 => (8, false),
-        Type::S8 => (8, true),
-        Type::U16 | Type::B16 => (16, false),
-        Type::S16 => (16, true),
-        Type::U32 | Type::B32 => (32, false),
-        Type::S32 => (32, true),
-        Type::U64 | Type::B64 => (64, false),
-        Type::S64 => (64, true),
+fn int_ty(ty: Type) -> Result<IntType, String> {
+    Ok(match ty {
+        Type::U8 | Type::B8 => IntType::U8,
+        Type::S8 => IntType::S8,
+        Type::U16 | Type::B16 => IntType::U16,
+        Type::S16 => IntType::S16,
+        Type::U32 | Type::B32 => IntType::U32,
+        Type::S32 => IntType::S32,
+        Type::U64 | Type::B64 => IntType::U64,
+        Type::S64 => IntType::S64,
         other => return Err(format!(".{other:?} is not an integer type")),
-    };
-    Ok(IntTy { bits, signed })
+    })
+}
+
+/// `.ftz` and `.sat` exist on f32 arithmetic only.
+fn check_float_mode(ty: FloatTy, mode: FloatMode) -> Result<(), String> {
+    if ty == FloatTy::F64 && (mode.ftz || mode.sat) {
+        return Err(".ftz/.sat on f64 arithmetic".into());
+    }
+    Ok(())
 }
 
 fn float_ty(ty: Type) -> Result<FloatTy, String> {
@@ -1305,13 +1377,21 @@ fn float_ty(ty: Type) -> Result<FloatTy, String> {
 
 fn cvt_ty(ty: Type) -> Result<CvtTy, String> {
     Ok(match ty {
-        Type::F16 => CvtTy::F16,
-        Type::Bf16 => CvtTy::Bf16,
+        Type::F16 => CvtTy::Float(FloatType::F16),
+        Type::Bf16 => CvtTy::Float(FloatType::Bf16),
         Type::Tf32 => CvtTy::Tf32,
-        Type::F32 => CvtTy::F32,
-        Type::F64 => CvtTy::F64,
+        Type::F32 => CvtTy::Float(FloatType::F32),
+        Type::F64 => CvtTy::Float(FloatType::F64),
         other => CvtTy::Int(int_ty(other)?),
     })
+}
+
+/// Whether converting `from` to `to` is exact (a widening needs no rounding modifier).
+fn widens(to: FloatType, from: FloatType) -> bool {
+    matches!(
+        (from, to),
+        (FloatType::F16 | FloatType::Bf16, FloatType::F32 | FloatType::F64) | (FloatType::F32, FloatType::F64)
+    )
 }
 
 fn widen(ty: Type) -> Result<Type, String> {
@@ -1334,17 +1414,25 @@ fn uint_of_bits(bits: u8) -> Result<Type, String> {
     })
 }
 
-fn rounding_of(name: &str) -> Rounding {
+fn rounding_of(name: &str) -> CvtRounding {
     match name {
-        "rn" => Rounding::Rn,
-        "rz" => Rounding::Rz,
-        "rm" => Rounding::Rm,
-        "rp" => Rounding::Rp,
-        "rna" => Rounding::Rna,
-        "rni" => Rounding::Rni,
-        "rzi" => Rounding::Rzi,
-        "rmi" => Rounding::Rmi,
-        _ => Rounding::Rpi,
+        "rn" => CvtRounding::Float(Rounding::Rn),
+        "rz" => CvtRounding::Float(Rounding::Rz),
+        "rm" => CvtRounding::Float(Rounding::Rm),
+        "rp" => CvtRounding::Float(Rounding::Rp),
+        "rna" => CvtRounding::Float(Rounding::Rna),
+        "rni" => CvtRounding::Int(IntRounding::Rni),
+        "rzi" => CvtRounding::Int(IntRounding::Rzi),
+        "rmi" => CvtRounding::Int(IntRounding::Rmi),
+        _ => CvtRounding::Int(IntRounding::Rpi),
+    }
+}
+
+/// The float rounding of an arithmetic instruction's modifier.
+fn float_rounding(name: &str) -> Rounding {
+    match rounding_of(name) {
+        CvtRounding::Float(r) => r,
+        CvtRounding::Int(_) => unreachable!("float_mode takes rn, rz, rm and rp only"),
     }
 }
 
@@ -1419,7 +1507,7 @@ impl<'a> Mods<'a> {
 
     /// `.rn/.rz/.rm/.rp`, `.ftz`, `.sat`; `required` makes the rounding mandatory.
     fn float_mode(&mut self, required: bool) -> Result<ParsedMode, String> {
-        let rounding_given = self.take(&["rn", "rz", "rm", "rp"]).map(rounding_of);
+        let rounding_given = self.take(&["rn", "rz", "rm", "rp"]).map(float_rounding);
         if required && rounding_given.is_none() {
             return Err("missing a rounding modifier".into());
         }

@@ -6,7 +6,7 @@
 //! Registers of every type live in one file of 64-bit lanes: a `.b32`/`.f32` value occupies the
 //! low 32 bits (upper bits zero), `.b16` the low 16. Predicates live in a file of 32-bit lane masks.
 
-use super::numerics::Rounding;
+pub use super::numerics::{FloatCmp, FloatType, IntCmp, IntRounding, IntType, Rounding};
 
 /// A register index.
 pub type Reg = u32;
@@ -43,13 +43,6 @@ pub enum LaneMaskKind {
     Lt,
     Ge,
     Gt,
-}
-
-/// An integer type: width in bits and signedness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IntTy {
-    pub bits: u8,
-    pub signed: bool,
 }
 
 /// A floating-point type the arithmetic supports.
@@ -134,31 +127,11 @@ pub enum FloatUnary {
     TanhApprox,
 }
 
-/// A comparison of `setp`.
+/// What `setp` compares: integers of a type, or floats (with `.ftz` for f32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    /// Unordered forms (true when either operand is NaN) and the NaN tests.
-    Equ,
-    Neu,
-    Ltu,
-    Leu,
-    Gtu,
-    Geu,
-    Num,
-    Nan,
-}
-
-/// The type a `setp` compares in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpTy {
-    Int(IntTy),
-    Float(FloatTy),
+pub enum Compare {
+    Int(IntCmp, IntType),
+    Float(FloatCmp, FloatTy, bool),
 }
 
 /// A predicate combination (`setp.lt.and`, `and.pred`).
@@ -179,12 +152,18 @@ pub struct PredSrc {
 /// A scalar type as `cvt` sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CvtTy {
-    Int(IntTy),
-    F16,
-    Bf16,
+    Int(IntType),
+    Float(FloatType),
+    /// `.tf32`: an f32 bit pattern with 10 fraction bits.
     Tf32,
-    F32,
-    F64,
+}
+
+/// A conversion's rounding: to a float (`.rn`, `.rz`, `.rm`, `.rp`, `.rna`) or to an integer or
+/// integral value (`.rni`, `.rzi`, `.rmi`, `.rpi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CvtRounding {
+    Float(Rounding),
+    Int(IntRounding),
 }
 
 /// State spaces that memory instructions address.
@@ -233,7 +212,7 @@ pub enum AtomOp {
 /// The type an atomic operates in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AtomTy {
-    Int(IntTy),
+    Int(IntType),
     F32,
     F64,
 }
@@ -300,21 +279,21 @@ pub enum Op {
     },
     IntBinary {
         op: IntBinary,
-        ty: IntTy,
+        ty: IntType,
         d: Reg,
         a: Src,
         b: Src,
     },
     IntUnary {
         op: IntUnary,
-        ty: IntTy,
+        ty: IntType,
         d: Reg,
         a: Src,
     },
     /// `mad.lo/hi/wide`: `a*b + c` on the chosen part of the product.
     IntMad {
         part: IntBinary,
-        ty: IntTy,
+        ty: IntType,
         d: Reg,
         a: Src,
         b: Src,
@@ -322,7 +301,7 @@ pub enum Op {
     },
     /// `bfi.b32/b64 d, a, b, pos, len`: insert `a`'s low `len` bits into `b` at `pos`.
     Bfi {
-        bits: u8,
+        bits: u32,
         d: Reg,
         a: Src,
         b: Src,
@@ -331,7 +310,7 @@ pub enum Op {
     },
     /// `bfe`: extract `len` bits of `a` at `pos`, sign-extended for signed types.
     Bfe {
-        ty: IntTy,
+        ty: IntType,
         d: Reg,
         a: Src,
         pos: Src,
@@ -370,8 +349,7 @@ pub enum Op {
     /// `setp` into `d` (and `d_not`, the complement, for `p|q` destinations), optionally combined
     /// with `combine`.
     Setp {
-        cmp: Cmp,
-        ty: CmpTy,
+        cmp: Compare,
         d: Option<Pred>,
         d_not: Option<Pred>,
         a: Src,
@@ -407,15 +385,16 @@ pub enum Op {
     Cvt {
         dst: CvtTy,
         src: CvtTy,
-        rounding: Option<Rounding>,
+        rounding: Option<CvtRounding>,
         ftz: bool,
         sat: bool,
+        relu: bool,
         d: Reg,
         a: Src,
     },
     /// `cvt.rn(.relu).bf16x2.f32 d, a, b` and the f16x2 form: `a` → upper half, `b` → lower.
     CvtPack {
-        dst: CvtTy,
+        dst: FloatType,
         rounding: Rounding,
         relu: bool,
         d: Reg,

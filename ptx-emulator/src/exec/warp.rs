@@ -370,7 +370,7 @@ impl Ctx<'_> {
     fn execute(&mut self, op: &Op, mask: u32) -> Result<(), Box<Fault>> {
         match op {
             Op::Mov { d, a, bits } => {
-                let m = alu::width_mask(*bits);
+                let m = alu::width_mask(u32::from(*bits));
                 let mut v = self.read(*a);
                 if *bits < 64 {
                     for x in v.iter_mut() {
@@ -381,7 +381,7 @@ impl Ctx<'_> {
             }
             Op::Pack { d, parts, part_bits } => {
                 let mut v = [0u64; 32];
-                let m = alu::width_mask(*part_bits);
+                let m = alu::width_mask(u32::from(*part_bits));
                 for (i, p) in parts.iter().enumerate() {
                     let part = self.read(*p);
                     for l in 0..32 {
@@ -392,7 +392,7 @@ impl Ctx<'_> {
             }
             Op::Unpack { parts, a, part_bits } => {
                 let whole = self.read(*a);
-                let m = alu::width_mask(*part_bits);
+                let m = alu::width_mask(u32::from(*part_bits));
                 for (i, p) in parts.iter().enumerate() {
                     if let Some(r) = p {
                         let mut v = [0u64; 32];
@@ -472,7 +472,6 @@ impl Ctx<'_> {
             }
             Op::Setp {
                 cmp,
-                ty,
                 d,
                 d_not,
                 a,
@@ -480,7 +479,7 @@ impl Ctx<'_> {
                 combine,
             } => {
                 let (mut s1, mut s2) = ([0; 32], [0; 32]);
-                let mut r = alu::compare(*cmp, *ty, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
+                let mut r = alu::compare(*cmp, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
                 let mut r_not = !r;
                 if let Some((op, p)) = combine {
                     let p = self.pred(*p);
@@ -501,7 +500,7 @@ impl Ctx<'_> {
             }
             Op::Selp { d, a, b, p, bits } => {
                 let (a, b, p) = (self.read(*a), self.read(*b), self.pred(*p));
-                let m = alu::width_mask(*bits);
+                let m = alu::width_mask(u32::from(*bits));
                 let mut v = [0u64; 32];
                 for l in 0..32 {
                     v[l] = if p >> l & 1 != 0 { a[l] } else { b[l] } & m;
@@ -528,11 +527,12 @@ impl Ctx<'_> {
                 rounding,
                 ftz,
                 sat,
+                relu,
                 d,
                 a,
             } => {
                 let mut s1 = [0; 32];
-                let v = alu::cvt(*dst, *src, *rounding, *ftz, *sat, self.operand(*a, &mut s1));
+                let v = alu::cvt(*dst, *src, *rounding, *ftz, *sat, *relu, self.operand(*a, &mut s1));
                 self.write(*d, &v, mask);
             }
             Op::CvtPack {
