@@ -71,6 +71,16 @@ impl Context {
         }
     }
 
+    /// The sticky error, if a kernel faulted on the context.
+    pub(crate) fn sticky(&self) -> CuResult {
+        self.sticky.get().map_or(Ok(()), |&code| Err(code))
+    }
+
+    /// Makes `code` the context's sticky error (the first fault's stays).
+    pub(crate) fn fail(&self, code: CUresult) {
+        let _ = self.sticky.set(code);
+    }
+
     fn destroy(&self) {
         self.destroyed.store(true, Ordering::Release);
     }

@@ -1,10 +1,12 @@
-//! Error names and descriptions (`cuGetErrorName`, `cuGetErrorString`).
+//! Error names and descriptions (`cuGetErrorName`, `cuGetErrorString`), and the code a kernel
+//! fault leaves on its context.
 
 use std::ffi::c_char;
 
 use cudarc::driver::sys::CUresult;
 
 use super::{guard, put};
+use crate::exec::FaultKind;
 
 /// Every `CUresult` of CUDA 13.0 with its name and a description, as NUL-terminated strings.
 macro_rules! error_table {
@@ -122,6 +124,20 @@ error_table! {
 /// The table row of the code whose C value is `code`.
 fn entry(code: u32) -> Option<&'static (CUresult, &'static str, &'static str)> {
     ERRORS.iter().find(|(c, _, _)| *c as u32 == code)
+}
+
+/// The name of `code`, e.g. `CUDA_ERROR_INVALID_VALUE`, for messages.
+pub(crate) fn error_name(code: CUresult) -> &'static str {
+    entry(code as u32).map_or("an unknown CUresult", |(_, name, _)| name.trim_end_matches('\0'))
+}
+
+/// The code a kernel fault of `kind` leaves on its context, as the GPU's nearest exception.
+pub(crate) fn fault_code(kind: FaultKind) -> CUresult {
+    match kind {
+        FaultKind::OutOfBounds => CUresult::CUDA_ERROR_ILLEGAL_ADDRESS,
+        FaultKind::Misaligned => CUresult::CUDA_ERROR_MISALIGNED_ADDRESS,
+        _ => CUresult::CUDA_ERROR_LAUNCH_FAILED,
+    }
 }
 
 /// Stores a pointer to the name of `error` (a static string) in `*pStr`; an unknown code is

@@ -46,23 +46,51 @@
 mod context;
 mod device;
 mod errors;
+mod event;
+mod graph;
+mod launch;
+mod memory;
+mod module;
+mod stream;
 
 pub use context::*;
 pub use device::*;
 pub use errors::*;
+pub use event::*;
+pub use graph::*;
+pub use launch::*;
+pub use memory::*;
+pub use module::*;
+pub use stream::*;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 
 use cudarc::driver::sys::CUresult;
+
+use crate::exec::ExecOptions;
+use crate::memory::DeviceMemory;
 
 /// A driver call's outcome before it becomes a `CUresult`.
 pub(crate) type CuResult<T = ()> = Result<T, CUresult>;
 
 /// Set by `cuInit`; before it every other call is `CUDA_ERROR_NOT_INITIALIZED`, as on a GPU.
 static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+static MEMORY: LazyLock<DeviceMemory> = LazyLock::new(DeviceMemory::new);
+static OPTIONS: LazyLock<ExecOptions> = LazyLock::new(ExecOptions::from_env);
+
+/// The emulated device's memory.
+pub(crate) fn device_memory() -> &'static DeviceMemory {
+    &MEMORY
+}
+
+/// How launches run, read from the environment once.
+pub(crate) fn exec_options() -> &'static ExecOptions {
+    &OPTIONS
+}
 
 /// Runs the body of the exported function `name` once `cuInit` has been called.
 pub(crate) fn api(name: &'static str, body: impl FnOnce() -> CuResult) -> CUresult {
@@ -154,6 +182,10 @@ impl<T> Handles<T> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(handle, value);
         handle
+    }
+
+    pub(crate) fn insert(&self, value: T) -> u64 {
+        self.insert_with(|_| value)
     }
 
     /// The live object behind `handle`.
