@@ -52,6 +52,7 @@ mod launch;
 mod memory;
 mod module;
 mod stream;
+mod unsupported;
 
 pub use context::*;
 pub use device::*;
@@ -62,6 +63,7 @@ pub use launch::*;
 pub use memory::*;
 pub use module::*;
 pub use stream::*;
+pub use unsupported::*;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
