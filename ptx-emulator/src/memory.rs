@@ -218,6 +218,29 @@ impl DeviceMemory {
         }
     }
 
+    /// Takes the allocation at `base` out of the table but keeps its memory, so that its addresses
+    /// stay reserved while every access to them fails: a CUDA graph's allocation between the
+    /// graph's launches, whose address is fixed for the life of the graph.
+    pub fn suspend(&self, base: u64) -> Option<Arc<Allocation>> {
+        let removed = self.allocations.write().expect("allocation table lock").remove(&base)?;
+        self.used.fetch_sub(removed.len as u64, Ordering::Relaxed);
+        Some(removed)
+    }
+
+    /// Puts a suspended allocation back as a new one, no byte of it written.
+    pub fn reinstate(&self, allocation: Arc<Allocation>) {
+        for f in allocation.written.iter() {
+            // SAFETY: no launch reaches a suspended allocation through the table; one still running
+            // with an older snapshot of it is a race of the emulated program.
+            unsafe { *f.get() = 0 };
+        }
+        self.used.fetch_add(allocation.len as u64, Ordering::Relaxed);
+        self.allocations
+            .write()
+            .expect("allocation table lock")
+            .insert(allocation.base, allocation);
+    }
+
     /// The allocation containing `address..address+len`.
     pub fn find(&self, address: u64, len: usize) -> Result<Arc<Allocation>, AccessError> {
         let table = self.allocations.read().expect("allocation table lock");
