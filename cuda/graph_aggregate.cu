@@ -77,6 +77,13 @@ static __device__ __forceinline__ void copy_adjacency(const float* __restrict__ 
     for (uint32_t i = threadIdx.x; i < len; i += blockDim.x) a_s[i] = a[i];
 }
 
+// Zeroes a block's staging area once, before its first tile: the groups of ROWS rows (and the
+// da kernel's units of DA_UNIT joints) read past the staged rows of a partial tile and drop what
+// they compute, and those reads must find defined values, not shared memory never written.
+static __device__ __forceinline__ void zero_staging(float* s, uint32_t len) {
+    for (uint32_t i = threadIdx.x; i < len; i += blockDim.x) s[i] = 0.0f;
+}
+
 // y = Σ_k z_k · a_k. Dynamic shared memory: K·V·V floats (A) + K·tile_rows·V floats (z tile).
 // moments: null, or the batch statistics of y as [n, c, t·V] gathered per (n, c) (bn_moments.cuh):
 // [c, n, 3], part n of channel ch = (count, mean, M2) over y[n, ch]. The host then makes each tile
@@ -98,11 +105,12 @@ __device__ __forceinline__ void graph_aggregate_forward(const Act* __restrict__ 
     float* a_s = smem;           // [K, V, V]
     float* z_s = smem + g.k * vv;  // [K, tile_rows, V]
     copy_adjacency(a, a_s, g.k * vv);
+    zero_staging(z_s, g.k * g.tile_rows * v);
     const uint32_t tiles = (g.total_rows + g.tile_step - 1) / g.tile_step;
     for (uint32_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const uint32_t row0 = tile * g.tile_step;
         const uint32_t rows = min(g.tile_step, g.total_rows - row0);
-        __syncthreads();  // A is loaded; the previous tile's z_s is no longer read
+        __syncthreads();  // A is loaded, z_s zeroed; the previous tile's z_s is no longer read
         stage_z_rows(z, z_s, g, row0, rows);
         __syncthreads();
         // item = (group of ROWS rows, output joint w); rows past `rows` (at most ROWS - 1, inside
@@ -165,6 +173,7 @@ __device__ __forceinline__ void graph_aggregate_backward_input(const Act* __rest
     float* a_s = smem;            // [K, V, V]
     float* dy_s = smem + g.k * vv;  // [tile_rows + ROWS - 1, V]
     copy_adjacency(a, a_s, g.k * vv);
+    zero_staging(dy_s, (g.tile_rows + ROWS - 1) * v);
     const uint32_t tiles = (g.total_rows + g.tile_rows - 1) / g.tile_rows;
     for (uint32_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const uint32_t row0 = tile * g.tile_rows;
@@ -231,6 +240,7 @@ __device__ __forceinline__ void graph_aggregate_backward_adjacency_partial(const
     const uint32_t v = g.v, vv = g.v * g.v;
     float* z_s = smem;                             // [K, tile_rows, V]
     float* dy_s = smem + g.k * g.tile_rows * v;    // [tile_rows, V]
+    zero_staging(smem, (g.k + 1) * g.tile_rows * v + DA_UNIT - 1);
     const uint32_t blocks_v = (v + DA_UNIT - 1) / DA_UNIT;
     const uint32_t units = g.k * blocks_v * v;
     // this thread's units: the offsets of their z and dy columns in the tiles

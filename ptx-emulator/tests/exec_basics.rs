@@ -175,3 +175,26 @@ fn cp_async_pipeline_lands_at_the_wait() {
         assert_eq!(got[t], want, "thread {t}");
     }
 }
+
+#[test]
+fn shuffles_on_the_two_sides_of_a_branch_meet() {
+    let emu = Emulator::new();
+    let Some(m) = emu.load_compiled("basics") else { return };
+    let x: Vec<u32> = (0..32u32).map(|i| i * 3 + 1).collect();
+    let (dx, dout) = (emu.upload(&x), emu.alloc(32 * 4));
+    emu.launch(
+        &m,
+        "shuffle_on_both_sides",
+        [1, 1, 1],
+        [32, 1, 1],
+        0,
+        &[Arg::Ptr(dx), Arg::Ptr(dout)],
+    )
+    .unwrap_or_else(|f| panic!("{f}"));
+    let got: Vec<u32> = emu.download(dout, 32);
+    for lane in 0..32 {
+        let partner = x[lane ^ 1];
+        let want = if lane % 2 == 1 { partner + 1000 } else { partner * 2 };
+        assert_eq!(got[lane], want, "lane {lane}");
+    }
+}

@@ -21,6 +21,9 @@ pub struct Program {
     pub num_preds: u32,
     /// Bytes of static shared memory (this kernel's variables, laid out in declaration order).
     pub shared_static: u32,
+    /// Where dynamic shared memory starts: after the static part, at the alignment its
+    /// `.extern .shared` declarations ask for.
+    pub dynamic_base: u32,
     /// Bytes of local memory per thread.
     pub local_bytes: u32,
     /// Parameters: (offset, size) in the packed buffer, and its total size.
@@ -112,6 +115,7 @@ pub fn decode_kernel(
         num_regs,
         num_preds: d.num_preds,
         shared_static: d.shared_bytes as u32,
+        dynamic_base: d.dynamic_base as u32,
         local_bytes: d.local_bytes as u32,
         params: d.params,
         param_bytes: d.param_bytes,
@@ -147,6 +151,7 @@ struct Decoder<'a> {
     num_regs: u32,
     num_preds: u32,
     shared_bytes: u64,
+    dynamic_base: u64,
     local_bytes: u64,
     params: Vec<(usize, usize)>,
     param_bytes: usize,
@@ -167,6 +172,7 @@ impl<'a> Decoder<'a> {
             num_regs: 0,
             num_preds: 0,
             shared_bytes: 0,
+            dynamic_base: 0,
             local_bytes: 0,
             params: Vec::new(),
             param_bytes: 0,
@@ -248,9 +254,9 @@ impl<'a> Decoder<'a> {
             .map(|v| u64::from(v.align.unwrap_or(v.ty.bytes())))
             .max()
             .unwrap_or(1);
-        let dyn_base = align_up(d.shared_bytes, dyn_align);
+        d.dynamic_base = align_up(d.shared_bytes, dyn_align);
         for v in dynamic {
-            d.symbols.insert(v.name.as_str(), Symbol::Shared(dyn_base));
+            d.symbols.insert(v.name.as_str(), Symbol::Shared(d.dynamic_base));
         }
         for dir in &func.directives {
             match dir.name.as_str() {

@@ -396,7 +396,9 @@ pub fn launch(
         checks: options.checks,
         serial: LAUNCHES.fetch_add(1, Ordering::Relaxed),
         block_threads: block_threads as u32,
-        shared_bytes: kernel.static_shared_bytes as usize + config.dynamic_shared_bytes as usize,
+        // the dynamic part starts aligned after the static part
+        shared_bytes: (kernel.program.dynamic_base as usize + config.dynamic_shared_bytes as usize)
+            .max(kernel.static_shared_bytes as usize),
     };
     let next = AtomicU64::new(0);
     // the lowest faulting block so far: blocks above it need not run

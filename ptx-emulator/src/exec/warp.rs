@@ -11,6 +11,7 @@
 use super::alu::{self, Lanes};
 use super::block::BlockState;
 use super::check::Access;
+use super::collective::{Pending, Rendezvous};
 use super::decode::{Program, EXIT};
 use super::ir::*;
 use super::Launch;
@@ -22,6 +23,8 @@ pub(super) struct Entry {
     pub pc: u32,
     pub mask: u32,
     pub reconverge: u32,
+    /// Waiting at a collective for members on another path (see `collective`).
+    pub waiting: bool,
 }
 
 /// Why a warp stopped running.
@@ -60,6 +63,8 @@ pub(super) struct Warp {
     pub committed: [u32; 32],
     /// `bar.warp.sync` / `bar.sync` count: the warp's sync epoch (see `check`).
     pub sync_epoch: u32,
+    /// A collective some of whose members wait for the others.
+    pub pending: Option<Pending>,
     /// Instructions executed: by the warp, and summed over its active lanes.
     pub warp_instructions: u64,
     pub lane_instructions: u64,
@@ -78,6 +83,7 @@ impl Warp {
             copies: Vec::new(),
             committed: [0; 32],
             sync_epoch: 0,
+            pending: None,
             warp_instructions: 0,
             lane_instructions: 0,
         };
@@ -106,7 +112,9 @@ impl Warp {
             pc: 0,
             mask: self.live,
             reconverge: EXIT,
+            waiting: false,
         });
+        self.pending = None;
         self.copies.clear();
         self.committed = [0; 32];
         self.sync_epoch = 0;
@@ -207,7 +215,7 @@ impl Ctx<'_> {
     }
 
     #[inline]
-    fn pred(&self, p: PredSrc) -> u32 {
+    pub fn pred_value(&self, p: PredSrc) -> u32 {
         let v = self.warp.preds[p.reg as usize];
         if p.negated {
             !v
@@ -251,6 +259,10 @@ impl Ctx<'_> {
             let Some(&top) = self.warp.stack.last() else {
                 return Ok(Stop::Exited);
             };
+            if top.waiting {
+                // every path that could bring the missing members has run out
+                return Err(self.missing_members());
+            }
             let full = top.mask & self.warp.live;
             if full == 0 || top.pc == top.reconverge {
                 self.warp.stack.pop();
@@ -265,7 +277,7 @@ impl Ctx<'_> {
             self.pc = top.pc;
             let inst = &program.code[top.pc as usize];
             let mask = match inst.guard {
-                Some(g) => full & self.pred(g),
+                Some(g) => full & self.pred_value(g),
                 None => full,
             };
             let mut next = top.pc + 1;
@@ -293,22 +305,32 @@ impl Ctx<'_> {
                             pc: reconverge,
                             mask: full,
                             reconverge: outer,
+                            waiting: false,
                         };
                         self.warp.stack.push(Entry {
                             pc: next,
                             mask: full & !mask,
                             reconverge,
+                            waiting: false,
                         });
                         self.warp.stack.push(Entry {
                             pc: *target,
                             mask,
                             reconverge,
+                            waiting: false,
                         });
                         continue;
                     }
                 }
                 Op::Exit => {
                     self.warp.live &= !mask;
+                }
+                Op::Shfl { .. } | Op::Vote { .. } | Op::WarpSync { .. } => {
+                    if mask != 0 {
+                        if let Rendezvous::Wait = self.collective(&inst.op, mask)? {
+                            continue;
+                        }
+                    }
                 }
                 Op::Bar { id, count } => {
                     if mask != full {
@@ -482,7 +504,7 @@ impl Ctx<'_> {
                 let mut r = alu::compare(*cmp, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
                 let mut r_not = !r;
                 if let Some((op, p)) = combine {
-                    let p = self.pred(*p);
+                    let p = self.pred_value(*p);
                     let f = |x: u32| match op {
                         BoolOp::And => x & p,
                         BoolOp::Or => x | p,
@@ -499,7 +521,7 @@ impl Ctx<'_> {
                 }
             }
             Op::Selp { d, a, b, p, bits } => {
-                let (a, b, p) = (self.read(*a), self.read(*b), self.pred(*p));
+                let (a, b, p) = (self.read(*a), self.read(*b), self.pred_value(*p));
                 let m = alu::width_mask(u32::from(*bits));
                 let mut v = [0u64; 32];
                 for l in 0..32 {
@@ -508,7 +530,7 @@ impl Ctx<'_> {
                 self.write(*d, &v, mask);
             }
             Op::PredBinary { op, d, a, b } => {
-                let (a, b) = (self.pred(*a), self.pred(*b));
+                let (a, b) = (self.pred_value(*a), self.pred_value(*b));
                 let v = match op {
                     BoolOp::And => a & b,
                     BoolOp::Or => a | b,
@@ -517,7 +539,7 @@ impl Ctx<'_> {
                 self.write_pred(*d, v, mask);
             }
             Op::PredMov { d, a } => {
-                let v = self.pred(*a);
+                let v = self.pred_value(*a);
                 self.write_pred(*d, v, mask);
             }
             Op::PredConst { d, value } => self.write_pred(*d, if *value { u32::MAX } else { 0 }, mask),
@@ -594,32 +616,6 @@ impl Ctx<'_> {
                 b,
                 c,
             } => self.atomic(*space, *op, *ty, *d, *addr, *b, *c, mask)?,
-            Op::WarpSync { mask: m } => self.warp_sync(*m, mask)?,
-            Op::Shfl {
-                mode,
-                d,
-                p,
-                a,
-                b,
-                c,
-                mask: m,
-            } => self.shuffle(*mode, *d, *p, *a, *b, *c, *m, mask)?,
-            Op::Vote { mode, d, a, mask: m } => {
-                self.check_members(*m, mask, "vote.sync")?;
-                let ballot = self.pred(*a) & mask;
-                match d {
-                    VoteDst::Reg(r) => self.write(*r, &[u64::from(ballot); 32], mask),
-                    VoteDst::Pred(p) => {
-                        let v = match mode {
-                            VoteMode::All => ballot == mask,
-                            VoteMode::Any => ballot != 0,
-                            VoteMode::Uni => ballot == 0 || ballot == mask,
-                            VoteMode::Ballot => unreachable!("ballot writes a register"),
-                        };
-                        self.write_pred(*p, if v { u32::MAX } else { 0 }, mask);
-                    }
-                }
-            }
             Op::Mma {
                 shape,
                 d,
@@ -631,7 +627,9 @@ impl Ctx<'_> {
             Op::Trap => {
                 return Err(self.fault(FaultKind::Invalid, mask.trailing_zeros(), "trap".into()));
             }
-            Op::Bra { .. } | Op::Exit | Op::Bar { .. } => unreachable!("control instructions run in `run`"),
+            Op::Bra { .. } | Op::Exit | Op::Bar { .. } | Op::Shfl { .. } | Op::Vote { .. } | Op::WarpSync { .. } => {
+                unreachable!("control and collective instructions run in `run`")
+            }
         }
         Ok(())
     }

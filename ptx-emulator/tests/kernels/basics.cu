@@ -100,3 +100,17 @@ extern "C" __global__ void pipelined_tile_sums(const float* x, float* out, uint3
     }
     out[t] = sum;
 }
+
+// The two sides of a branch each shuffle with the full warp, as nvcc's unswitched loops do: odd
+// lanes and even lanes meet at different shfl.sync instructions (legal since Volta).
+extern "C" __global__ void shuffle_on_both_sides(const uint32_t* x, uint32_t* out) {
+    uint32_t lane = threadIdx.x, v = x[lane], r;
+    if (lane % 2) {
+        asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 31, -1;" : "=r"(r) : "r"(v));
+        r += 1000;
+    } else {
+        asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 31, -1;" : "=r"(r) : "r"(v));
+        r *= 2;
+    }
+    out[lane] = r;
+}
