@@ -137,7 +137,9 @@ __device__ __forceinline__ void graph_aggregate_forward(const Act* __restrict__ 
                     const uint64_t at = out0 + (uint64_t)i * v;
                     // the output's channel, for the batch norm's coefficients
                     const uint32_t ch = bn_coef != nullptr ? (row0 + row + i) % g.rows_per_sample / g.t : 0;
-                    store_act(y, at, output_epilogue(acc[i], bn_coef, ch, residual, nullptr, at, relu));
+                    // the epilogue starts from the value as the aggregation alone would have
+                    // stored it (bf16: rounded), as the separate ops it replaces do
+                    store_act(y, at, output_epilogue(stored_value(y, acc[i]), bn_coef, ch, residual, nullptr, at, relu));
                     if (moments != nullptr) sum += (double)stored_value(y, acc[i]);  // no epilogue then
                 }
         }

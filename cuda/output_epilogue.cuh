@@ -9,7 +9,9 @@
 // Explicit __d*_rn / __fadd_rn, so nothing is contracted into an FMA.
 //
 // The residual and its mask are activations, f32 or bf16 (activation.cuh), read with load_act; the
-// result is f32, which the caller stores once with store_act (rounded there for bf16 outputs).
+// result is f32, which the caller stores once with store_act (rounded there for bf16 outputs). A
+// kernel that finishes its own outputs passes v as it would have stored it (stored_value: rounded
+// for bf16 outputs), since the separate ops read it back from storage.
 
 #pragma once
 

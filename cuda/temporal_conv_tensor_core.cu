@@ -433,9 +433,11 @@ __device__ __forceinline__ void tc_conv_gemm(const float* __restrict__ a, const 
                     const float v = acc[mt][nt][2 * h + c];
                     if (row < p.rows) {
                         const int at = base + row * row_stride;
+                        // the epilogue starts from the value as the conv alone would have
+                        // stored it (bf16: rounded), as the separate ops it replaces do
                         store_act(dst, at,
-                                  output_epilogue(bias ? v + bias[row] : v, bn_coef, row, residual,
-                                                     residual_mask, at, relu));
+                                  output_epilogue(stored_value(dst, bias ? v + bias[row] : v), bn_coef, row,
+                                                  residual, residual_mask, at, relu));
                     }
                 }
         }

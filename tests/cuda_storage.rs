@@ -5,6 +5,12 @@
 //! norm, which stays f32 and hands the backbone its first bf16 activation; and three training
 //! steps of the `tiny` model (the device check).
 //!
+//! Each op runs on identical inputs on both backends; a fused op (statistics gathered by their
+//! producer, an epilogue's batch norm or residual) is checked against its separate ops on the same
+//! backend, bit for bit or, for gathered statistics, to their merge order. Chaining one backend's
+//! outputs into its next op would not do: a bf16 output may differ by an ulp between the backends
+//! (below), and a later op (a batch norm's scale, a ReLU's mask) amplifies that.
+//!
 //! Tolerance: the two compute each value in f32 from the same bf16 inputs, in other summation
 //! orders, then round it to bf16; where the f32 values straddle a rounding boundary they land one
 //! bf16 ulp apart (2⁻⁷ of the value at most), so rtol 2⁻⁷, with atol 1e-5 of the tensor's largest
@@ -16,7 +22,7 @@
 
 mod gpu_support;
 
-use gpu_support::{assert_close, failure, normal};
+use gpu_support::{assert_bits, assert_close, failure, normal};
 use leangcn::backend::cpu::CpuBackend;
 use leangcn::backend::cuda::CudaBackend;
 use leangcn::backend::{Backend, BnEpilogue, BnEval, BnGeom, ConvGeom, ConvMath, GradAdd, GraphGeom, Storage};
@@ -91,6 +97,69 @@ fn conv_geoms() -> [ConvGeom; 3] {
     [g(3, 64, 20, 9, 4, 1), g(64, 128, 20, 9, 4, 2), g(64, 192, 20, 1, 0, 1)]
 }
 
+/// A backend's outputs of `batch_norm_train` over `y`, from gathered statistics or its own pass.
+fn bn_train<B: Backend<Elem = f32>>(
+    be: &B,
+    bn: &BnGeom,
+    y: &B::Buf,
+    stats: Option<&B::BnStats>,
+    epilogue: BnEpilogue<'_, B::Buf>,
+    (gamma, beta): (&B::Buf, &B::Buf),
+) -> [Vec<f32>; 3] {
+    let (mut rm, mut rv) = (be.zeros(bn.c), be.zeros(bn.c));
+    be.fill(&mut rv, 1.0);
+    let (mut normed, mut mean, mut invstd) = (poisoned(be, bn.n * bn.c * bn.s), be.zeros(bn.c), be.zeros(bn.c));
+    be.batch_norm_train(
+        bn,
+        y,
+        stats,
+        epilogue,
+        gamma,
+        beta,
+        &mut rm,
+        &mut rv,
+        &mut normed,
+        &mut mean,
+        &mut invstd,
+    );
+    [&normed, &mean, &invstd].map(|b| out(be, "", b, false).values)
+}
+
+/// On one backend: the batch norm from the statistics a producer gathered from its own stored
+/// output gives what the batch norm's own statistics pass over that output gives. (Across
+/// backends the producers' outputs may differ by a bf16 ulp where their f32 values straddle a
+/// rounding boundary, which a later op amplifies; so a fusion is checked against its separate ops
+/// on the same backend, and each op against the CPU on identical inputs.)
+fn check_gathered_statistics<B: Backend<Elem = f32>>(
+    be: &B,
+    what: &str,
+    bn: &BnGeom,
+    y: &B::Buf,
+    stats: Option<&B::BnStats>,
+    epilogue: BnEpilogue<'_, B::Buf>,
+    affine: (&B::Buf, &B::Buf),
+) {
+    let [normed, mean, invstd] = bn_train(be, bn, y, stats, epilogue, affine);
+    let [normed_own, mean_own, invstd_own] = bn_train(be, bn, y, None, epilogue, affine);
+    // the statistics are f64 moments rounded to f32: a merge order apart at most
+    assert_close(&format!("{what}: gathered mean"), &mean, &mean_own, 1e-6, 1e-7);
+    assert_close(&format!("{what}: gathered invstd"), &invstd, &invstd_own, 1e-6, 0.0);
+    assert_close(
+        &format!("{what}: bn from gathered statistics"),
+        &normed,
+        &normed_own,
+        BF16_ULP,
+        1e-6,
+    );
+}
+
+/// Running statistics for an evaluation-mode batch norm: means ~ N(0, 1), variances in [0.5, 2.5).
+fn running_stats<B: Backend<Elem = f32>>(be: &B, rng: &mut InitRng, c: usize) -> (B::Buf, B::Buf) {
+    let mean = be.upload(&normal(rng, c));
+    let var: Vec<f32> = (0..c).map(|_| 0.5 + 2.0 * rng.uniform() as f32).collect();
+    (mean, be.upload(&var))
+}
+
 /// The conv ops of a training step and their fusions on `be`, from the same host inputs.
 fn conv_ops<B: Backend<Elem = f32>>(be: &B, g: &ConvGeom, seed: u64) -> Vec<Output> {
     let mut rng = InitRng::new(seed);
@@ -105,7 +174,6 @@ fn conv_ops<B: Backend<Elem = f32>>(be: &B, g: &ConvGeom, seed: u64) -> Vec<Outp
     let mut y = poisoned(be, g.y_len());
     let stats = be.conv_t_forward_with_stats(g, &x, &w, Some(&b), &mut y);
     outputs.push(out(be, "conv y", &y, true));
-    // the gathered statistics, through the batch norm that takes them
     let bn = BnGeom {
         n: g.n,
         c: g.c_out,
@@ -117,26 +185,10 @@ fn conv_ops<B: Backend<Elem = f32>>(be: &B, g: &ConvGeom, seed: u64) -> Vec<Outp
         be.upload(&normal(&mut rng, g.c_out)),
         be.upload(&normal(&mut rng, g.c_out)),
     );
-    let (mut rm, mut rv) = (be.zeros(g.c_out), be.zeros(g.c_out));
-    be.fill(&mut rv, 1.0);
-    let (mut normed, mut mean, mut invstd) = (poisoned(be, g.y_len()), be.zeros(g.c_out), be.zeros(g.c_out));
-    be.batch_norm_train(
-        &bn,
-        &y,
-        stats.as_ref(),
-        BnEpilogue::relu(),
-        &gamma,
-        &beta,
-        &mut rm,
-        &mut rv,
-        &mut normed,
-        &mut mean,
-        &mut invstd,
-    );
-    outputs.push(out(be, "bn from gathered statistics", &normed, true));
-    outputs.push(out(be, "gathered mean", &mean, false));
-    outputs.push(out(be, "gathered invstd", &invstd, false));
-    // the evaluation-mode batch norm in the conv's epilogue
+    check_gathered_statistics(be, "conv", &bn, &y, stats.as_ref(), BnEpilogue::relu(), (&gamma, &beta));
+    // the evaluation-mode batch norm in the conv's epilogue: the same bits as the conv, then
+    // batch_norm_eval
+    let (rm, rv) = running_stats(be, &mut rng, g.c_out);
     let eval = BnEval {
         gamma: &gamma,
         beta: &beta,
@@ -151,11 +203,21 @@ fn conv_ops<B: Backend<Elem = f32>>(be: &B, g: &ConvGeom, seed: u64) -> Vec<Outp
     };
     let mut fused = poisoned(be, g.y_len());
     be.conv_t_forward_bn_eval(g, &x, &w, Some(&b), eval, epilogue, &mut fused);
-    outputs.push(out(be, "conv + eval bn", &fused, true));
+    let mut u = poisoned(be, g.y_len());
+    be.conv_t_forward(g, &x, &w, Some(&b), &mut u);
+    let mut two = poisoned(be, g.y_len());
+    be.batch_norm_eval(&bn, &u, epilogue, &gamma, &beta, &rm, &rv, &mut two);
+    assert_bits(
+        "conv + eval bn against the conv, then batch_norm_eval",
+        &out(be, "", &fused, true).values,
+        &out(be, "", &two, true).values,
+    );
 
     let mut dx = poisoned(be, g.x_len());
     be.conv_t_backward_input(g, &dy, &w, &mut dx);
     outputs.push(out(be, "conv dx", &dx, true));
+    // the input gradient with a residual's added: the same bits as the conv's, then the add
+    let dx_values = out(be, "", &dx, true).values;
     for masked in [false, true] {
         let add = GradAdd {
             grad: &grad,
@@ -163,7 +225,17 @@ fn conv_ops<B: Backend<Elem = f32>>(be: &B, g: &ConvGeom, seed: u64) -> Vec<Outp
         };
         let mut dx_add = poisoned(be, g.x_len());
         be.conv_t_backward_input_add(g, &dy, &w, add, &mut dx_add);
-        outputs.push(out(be, &format!("conv dx + add (masked: {masked})"), &dx_add, true));
+        let mut two = be.upload_activation(&dx_values);
+        match masked {
+            true => be.relu_backward_add(&relu_output, &grad, &mut two),
+            false => be.add_assign(&mut two, &grad),
+        }
+        be.round_to_storage(&mut two);
+        assert_bits(
+            &format!("conv dx + add (masked: {masked}) against the conv's dx, then the add"),
+            &out(be, "", &dx_add, true).values,
+            &out(be, "", &two, true).values,
+        );
     }
     let (mut dw, mut db) = (be.zeros(g.w_len()), be.zeros(g.c_out));
     be.conv_t_backward_weight(g, &x, &dy, &mut dw, Some(&mut db));
@@ -186,7 +258,7 @@ fn conv_ops_in_bf16_storage_match_the_cpu() {
 }
 
 /// The graph aggregation's forward (gathering statistics, and with the evaluation batch norm) and
-/// backward, and the batch norm's training, evaluation and backward passes.
+/// backward, and the batch norm's training, evaluation and backward passes, each on fresh inputs.
 fn graph_and_norm_ops<B: Backend<Elem = f32>>(be: &B, seed: u64) -> Vec<Output> {
     let mut rng = InitRng::new(seed);
     let g = GraphGeom {
@@ -217,13 +289,17 @@ fn graph_and_norm_ops<B: Backend<Elem = f32>>(be: &B, seed: u64) -> Vec<Output> 
     let mut y = poisoned(be, g.y_len());
     let stats = be.graph_forward_with_stats(&g, &z, &a, &mut y);
     outputs.push(out(be, "graph y", &y, true));
+    check_gathered_statistics(be, "graph", &bn, &y, stats.as_ref(), epilogue, (&gamma, &beta));
+
+    // the batch norm's passes on an input of their own
+    let x = be.upload_activation(&normal(&mut rng, g.y_len()));
     let (mut rm, mut rv) = (be.zeros(g.c), be.zeros(g.c));
     be.fill(&mut rv, 1.0);
     let (mut normed, mut mean, mut invstd) = (poisoned(be, g.y_len()), be.zeros(g.c), be.zeros(g.c));
     be.batch_norm_train(
         &bn,
-        &y,
-        stats.as_ref(),
+        &x,
+        None,
         epilogue,
         &gamma,
         &beta,
@@ -233,28 +309,17 @@ fn graph_and_norm_ops<B: Backend<Elem = f32>>(be: &B, seed: u64) -> Vec<Output> 
         &mut mean,
         &mut invstd,
     );
-    outputs.push(out(be, "bn train (gathered statistics)", &normed, true));
-    let mut own = poisoned(be, g.y_len());
-    let (mut mean2, mut invstd2) = (be.zeros(g.c), be.zeros(g.c));
-    be.batch_norm_train(
-        &bn,
-        &y,
-        None,
-        epilogue,
-        &gamma,
-        &beta,
-        &mut rm,
-        &mut rv,
-        &mut own,
-        &mut mean2,
-        &mut invstd2,
-    );
-    outputs.push(out(be, "bn train (its own statistics)", &own, true));
+    outputs.push(out(be, "bn train", &normed, true));
+    outputs.push(out(be, "bn mean", &mean, false));
+    outputs.push(out(be, "bn invstd", &invstd, false));
+    outputs.push(out(be, "bn running mean", &rm, false));
     outputs.push(out(be, "bn running var", &rv, false));
 
+    let (rm, rv) = running_stats(be, &mut rng, g.c);
     let mut y_eval = poisoned(be, g.y_len());
-    be.batch_norm_eval(&bn, &y, epilogue, &gamma, &beta, &rm, &rv, &mut y_eval);
+    be.batch_norm_eval(&bn, &x, epilogue, &gamma, &beta, &rm, &rv, &mut y_eval);
     outputs.push(out(be, "bn eval", &y_eval, true));
+    // the evaluation batch norm in the aggregation's epilogue: the same bits as the two ops
     let eval = BnEval {
         gamma: &gamma,
         beta: &beta,
@@ -264,17 +329,32 @@ fn graph_and_norm_ops<B: Backend<Elem = f32>>(be: &B, seed: u64) -> Vec<Output> 
     };
     let mut fused = poisoned(be, g.y_len());
     be.graph_forward_bn_eval(&g, &z, &a, eval, epilogue, &mut fused);
-    outputs.push(out(be, "graph + eval bn", &fused, true));
+    let mut two = poisoned(be, g.y_len());
+    be.batch_norm_eval(&bn, &y, epilogue, &gamma, &beta, &rm, &rv, &mut two);
+    assert_bits(
+        "graph + eval bn against the aggregation, then batch_norm_eval",
+        &out(be, "", &fused, true).values,
+        &out(be, "", &two, true).values,
+    );
 
+    // the backward from saved statistics and a ReLU output of its own
+    let save_mean = be.upload(&normal(&mut rng, g.c));
+    let save_invstd = be.upload(&(0..g.c).map(|_| 0.5 + rng.uniform() as f32).collect::<Vec<_>>());
+    let relu_output = be.upload_activation(
+        &normal(&mut rng, g.y_len())
+            .iter()
+            .map(|v| v.max(0.0))
+            .collect::<Vec<_>>(),
+    );
     let (mut dx, mut dgamma, mut dbeta) = (poisoned(be, g.y_len()), be.zeros(g.c), be.zeros(g.c));
     be.batch_norm_backward(
         &bn,
-        &y,
+        &x,
         &dy,
-        Some(&normed),
+        Some(&relu_output),
         &gamma,
-        &mean,
-        &invstd,
+        &save_mean,
+        &save_invstd,
         &mut dx,
         &mut dgamma,
         &mut dbeta,
@@ -284,7 +364,7 @@ fn graph_and_norm_ops<B: Backend<Elem = f32>>(be: &B, seed: u64) -> Vec<Output> 
     outputs.push(out(be, "bn dbeta", &dbeta, false));
 
     let (mut dz, mut da) = (poisoned(be, g.z_len()), be.zeros(g.a_len()));
-    be.graph_backward(&g, &z, &a, &dx, &mut dz, &mut da);
+    be.graph_backward(&g, &z, &a, &dy, &mut dz, &mut da);
     outputs.push(out(be, "graph dz", &dz, true));
     outputs.push(out(be, "graph da", &da, false));
     outputs

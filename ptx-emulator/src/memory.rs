@@ -47,8 +47,8 @@ pub struct Allocation {
     data: *mut u8,
     /// Per byte: 1 once written by a copy, a set or a kernel store (initcheck).
     written: Box<[UnsafeCell<u8>]>,
-    /// Per-word race state of checked launches, made on first use (`exec::check`).
-    race: OnceLock<Box<[crate::exec::check::WordState]>>,
+    /// Per-halfword race state of checked launches, made on first use (`exec::check`).
+    race: OnceLock<Box<[crate::exec::check::HalfState]>>,
 }
 
 // SAFETY: the bytes are plain memory shared by the kernels' worker threads exactly as device
@@ -128,12 +128,13 @@ impl Allocation {
         }
     }
 
-    /// The race state of this allocation's 4-byte words, made on first use.
-    pub fn race_state(&self) -> &[crate::exec::check::WordState] {
+    /// The race state of this allocation's 2-byte halfwords, made on first use.
+    pub fn race_state(&self) -> &[crate::exec::check::HalfState] {
         self.race.get_or_init(|| {
-            (0..self.len.div_ceil(4))
-                .map(|_| crate::exec::check::WordState::default())
-                .collect()
+            let zeroed = Box::<[crate::exec::check::HalfState]>::new_zeroed_slice(self.len.div_ceil(2));
+            // SAFETY: a halfword state is two atomic integers, for which all-zero bits are valid
+            // (no access yet).
+            unsafe { zeroed.assume_init() }
         })
     }
 

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use super::alu::{sext, width_mask, Lanes};
-use super::check::{launch_thread, Conflict, GlobalAccess};
+use super::check::{Conflict, GlobalAccess};
 use super::decode::{LOCAL_WINDOW, SHARED_WINDOW, WINDOW_BYTES};
 use super::ir::*;
 use super::numerics as num;
@@ -103,20 +103,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The global-memory access record of `lane` touching the bytes of one word.
-    fn global_access(&self, lane: u32, bytes: u32) -> GlobalAccess {
+    /// The global-memory access record of `lane`.
+    fn global_access(&self, lane: u32) -> GlobalAccess {
         let block_threads = u64::from(self.launch.block_threads);
         let block_first = self.block.linear * block_threads;
         GlobalAccess {
-            who: launch_thread(self.launch.serial, block_first + u64::from(self.warp.thread(lane))),
+            launch: self.launch.serial,
+            thread: block_first + u64::from(self.warp.thread(lane)),
             block_first,
             block_threads,
             barrier: self.block.barrier_epoch,
-            bytes,
         }
     }
 
-    /// The race check of a global access of `len` bytes at `offset` of `allocation`.
+    /// The race check of a global access of `len` bytes at `offset` of `allocation`, halfword by
+    /// halfword.
+    #[allow(clippy::too_many_arguments)]
     fn check_global(
         &self,
         allocation: &Allocation,
@@ -126,17 +128,17 @@ impl<'a> Ctx<'a> {
         write: bool,
         record_read: bool,
     ) -> Result<(), Box<super::Fault>> {
-        let words = allocation.race_state();
+        let halves = allocation.race_state();
+        let access = self.global_access(lane);
         let mut byte = offset;
         while byte < offset + len {
-            let word = byte / 4;
-            let end = ((word + 1) * 4).min(offset + len);
-            let bytes = ((1u32 << (end - byte)) - 1) << (byte % 4);
-            let access = self.global_access(lane, bytes);
+            let half = byte / 2;
+            let end = ((half + 1) * 2).min(offset + len);
+            let bytes = ((1u32 << (end - byte)) - 1) << (byte % 2);
             let conflict = if write {
-                words[word].write(&access)
+                halves[half].write(&access, bytes)
             } else {
-                words[word].read(&access, record_read)
+                halves[half].read(&access, bytes, record_read)
             };
             if let Some(c) = conflict {
                 return Err(self.race(

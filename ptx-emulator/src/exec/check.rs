@@ -11,7 +11,7 @@
 //!
 //! Atomic accesses are neither recorded nor checked against each other.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Who accessed a byte or word: thread (linear index in the block), the block's barrier epoch
 /// and the warp's sync epoch at the time.
@@ -160,113 +160,133 @@ impl SharedWord {
     }
 }
 
-/// A thread of a launch, for global-memory bookkeeping: the launch's serial (so that state left
-/// by earlier launches is ignored without being cleared) and the thread's linear index in the
-/// grid, packed in 64 bits (24 + 40).
-#[inline]
-pub fn launch_thread(launch: u64, grid_thread: u64) -> u64 {
-    ((launch & 0xFF_FFFF) << 40) | (grid_thread & 0xFF_FFFF_FFFF)
-}
-
-/// The race state of one 4-byte word of device memory during checked launches: the last writer
-/// and the last reader (a plain `ld`; `ld.global.nc` promises read-only data and is checked only
-/// against writes), each with the barrier epoch of its block and the bytes it touched.
+/// The race state of one 2-byte halfword of device memory during checked launches: the last
+/// writer and the last reader (a plain `ld`; `ld.global.nc` promises read-only data and is checked
+/// only against writes), each a [`Stamp`]. Halfwords, not words, because bf16 activations are
+/// written two bytes per thread: two threads storing the halves of one word do not race.
 #[derive(Default)]
-pub struct WordState {
+pub struct HalfState {
     writer: AtomicU64,
-    /// barrier epoch (27 bits) << 5 | bytes touched
-    writer_meta: AtomicU32,
     reader: AtomicU64,
-    /// barrier epoch (27 bits) << 5 | several readers << 4 | bytes touched
-    reader_meta: AtomicU32,
 }
 
-/// The barrier epochs the word state keeps (27 bits: a block would need 2^27 barriers to alias).
-const EPOCH_MASK: u32 = 0x07FF_FFFF;
+/// One access to a halfword, packed in 64 bits: the launch (20 bits: state left by earlier
+/// launches is ignored without being cleared), the thread's linear index in the grid (26 bits),
+/// its block's barrier epoch (15 bits), whether several threads read since the stamp's ordering
+/// point (1 bit), and the bytes touched (2 bits). 0 is no access. Aliasing (a launch 2^20 launches
+/// earlier, a grid of more than 2^26 threads, a block 2^15 barriers on) can hide a race; only the
+/// epoch's could report one that is not (two threads of a block touching a halfword 2^15
+/// barriers apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp(u64);
 
-/// A global access for the word checks.
-#[derive(Debug, Clone, Copy)]
-pub struct GlobalAccess {
-    /// `launch_thread(launch, grid thread)`.
-    pub who: u64,
-    /// The thread's block, as the first grid-thread index of the block, and its size.
-    pub block_first: u64,
-    pub block_threads: u64,
-    pub barrier: u32,
-    /// Bytes of the word touched (bit i: byte i).
-    pub bytes: u32,
-}
+const THREAD_BITS: u32 = 26;
+const EPOCH_BITS: u32 = 15;
 
-impl GlobalAccess {
-    /// Whether an earlier access by `who` at barrier epoch `barrier` is ordered before this one.
-    #[inline]
-    fn after(&self, who: u64, barrier: u32) -> bool {
-        if who == self.who {
-            return true;
-        }
-        let launch_of = |w: u64| w >> 40;
-        if launch_of(who) != launch_of(self.who) {
-            return true; // an earlier launch
-        }
-        let thread = who & 0xFF_FFFF_FFFF;
-        let same_block = thread >= self.block_first && thread < self.block_first + self.block_threads;
-        same_block && barrier != self.barrier & EPOCH_MASK
+impl Stamp {
+    fn new(launch: u64, thread: u64, epoch: u32, many: bool, bytes: u32) -> Stamp {
+        let thread = thread & ((1 << THREAD_BITS) - 1);
+        let epoch = u64::from(epoch) & ((1 << EPOCH_BITS) - 1);
+        Stamp((launch & 0xF_FFFF) << 44 | thread << 18 | epoch << 3 | u64::from(many) << 2 | u64::from(bytes & 3))
+    }
+    fn launch(self) -> u64 {
+        self.0 >> 44
+    }
+    fn thread(self) -> u64 {
+        (self.0 >> 18) & ((1 << THREAD_BITS) - 1)
+    }
+    fn epoch(self) -> u32 {
+        ((self.0 >> 3) & ((1 << EPOCH_BITS) - 1)) as u32
+    }
+    fn many(self) -> bool {
+        self.0 >> 2 & 1 != 0
+    }
+    fn bytes(self) -> u32 {
+        (self.0 & 3) as u32
+    }
+    fn with(self, many: bool, bytes: u32) -> Stamp {
+        Stamp(self.0 & !7 | u64::from(many) << 2 | u64::from(bytes & 3))
     }
 }
 
-impl WordState {
-    /// Checks and records a read; returns the conflicting writer's grid thread, if any.
+/// A thread's global access, for the halfword checks.
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalAccess {
+    pub launch: u64,
+    /// The thread's linear index in the grid.
+    pub thread: u64,
+    /// The first grid-thread index of the thread's block, and the block's size.
+    pub block_first: u64,
+    pub block_threads: u64,
+    pub barrier: u32,
+}
+
+impl GlobalAccess {
+    fn stamp(&self, bytes: u32) -> Stamp {
+        Stamp::new(self.launch, self.thread, self.barrier, false, bytes)
+    }
+
+    /// Whether an earlier access `s` of this launch is ordered before this one: the same
+    /// thread, or the same block with a barrier between.
     #[inline]
-    pub fn read(&self, now: &GlobalAccess, record: bool) -> Option<Conflict> {
-        let w = self.writer.load(Relaxed);
-        if w != 0 {
-            let meta = self.writer_meta.load(Relaxed);
-            if meta & now.bytes & 0xF != 0 && !now.after(w, meta >> 5) {
-                return Some(Conflict::ReadAfterWrite {
-                    other: (w & 0xFF_FFFF_FFFF) as u32,
-                    site: None,
-                });
-            }
+    fn ordered_after(&self, s: Stamp) -> bool {
+        let mask = (1 << THREAD_BITS) - 1;
+        let (first, thread) = (self.block_first & mask, s.thread());
+        let same_block = thread >= first && thread < first + self.block_threads;
+        thread == self.thread & mask || same_block && s.epoch() != self.barrier & ((1 << EPOCH_BITS) - 1)
+    }
+
+    /// Whether `s` is an access of this launch not ordered before this one.
+    #[inline]
+    fn unordered(&self, s: Stamp) -> bool {
+        s.0 != 0 && s.launch() == self.launch & 0xF_FFFF && !self.ordered_after(s)
+    }
+}
+
+impl HalfState {
+    /// Checks a read of `bytes` (bit i: byte i of the halfword) and, with `record`, records it.
+    #[inline]
+    pub fn read(&self, now: &GlobalAccess, bytes: u32, record: bool) -> Option<Conflict> {
+        let w = Stamp(self.writer.load(Relaxed));
+        if w.bytes() & bytes != 0 && now.unordered(w) {
+            return Some(Conflict::ReadAfterWrite {
+                other: w.thread() as u32,
+                site: None,
+            });
         }
         if record {
-            let r = self.reader.load(Relaxed);
-            let meta = self.reader_meta.load(Relaxed);
-            if r == now.who {
-                self.reader_meta.store(meta | now.bytes, Relaxed);
-            } else if r != 0 && r >> 40 == now.who >> 40 && !now.after(r, meta >> 5) {
-                self.reader_meta.store(meta | 0x10 | now.bytes, Relaxed);
+            let r = Stamp(self.reader.load(Relaxed));
+            let next = if now.unordered(r) {
+                // r and this read are concurrent: keep r, note a second reader if there is one
+                let another = r.thread() != now.thread & ((1 << THREAD_BITS) - 1);
+                r.with(r.many() || another, r.bytes() | bytes)
             } else {
-                self.reader.store(now.who, Relaxed);
-                self.reader_meta
-                    .store(((now.barrier & EPOCH_MASK) << 5) | now.bytes, Relaxed);
+                now.stamp(bytes)
+            };
+            if next != r {
+                self.reader.store(next.0, Relaxed);
             }
         }
         None
     }
 
-    /// Checks and records a write.
+    /// Checks and records a write of `bytes`.
     #[inline]
-    pub fn write(&self, now: &GlobalAccess) -> Option<Conflict> {
-        let w = self.writer.swap(now.who, Relaxed);
-        let w_meta = self
-            .writer_meta
-            .swap(((now.barrier & EPOCH_MASK) << 5) | now.bytes, Relaxed);
-        if w != 0 && w_meta & now.bytes & 0xF != 0 && !now.after(w, w_meta >> 5) {
+    pub fn write(&self, now: &GlobalAccess, bytes: u32) -> Option<Conflict> {
+        let w = Stamp(self.writer.swap(now.stamp(bytes).0, Relaxed));
+        if w.bytes() & bytes != 0 && now.unordered(w) {
             return Some(Conflict::WriteAfterWrite {
-                other: (w & 0xFF_FFFF_FFFF) as u32,
+                other: w.thread() as u32,
                 site: None,
             });
         }
-        let r = self.reader.load(Relaxed);
-        if r != 0 && r != now.who {
-            let meta = self.reader_meta.load(Relaxed);
-            if meta & now.bytes & 0xF != 0 && !now.after(r, meta >> 5) {
-                let many = meta & 0x10 != 0;
-                return Some(Conflict::WriteAfterRead {
-                    other: (!many).then_some((r & 0xFF_FFFF_FFFF) as u32),
-                    site: None,
-                });
-            }
+        let r = Stamp(self.reader.load(Relaxed));
+        let own = !r.many() && r.thread() == now.thread & ((1 << THREAD_BITS) - 1);
+        if r.bytes() & bytes != 0 && !own && now.unordered(r) {
+            return Some(Conflict::WriteAfterRead {
+                other: (!r.many()).then_some(r.thread() as u32),
+                site: None,
+            });
         }
         None
     }
