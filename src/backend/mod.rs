@@ -156,6 +156,8 @@ pub trait Backend: Send + Sync {
     fn buf_len(&self, buf: &Self::Buf) -> usize;
     /// Overwrites `dst` (same length as `src`) with `src`.
     fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf);
+    /// `copy` for index buffers.
+    fn copy_idx(&self, src: &Self::IdxBuf, dst: &mut Self::IdxBuf);
     fn fill(&self, buf: &mut Self::Buf, value: f64);
     /// Blocks until all queued work is done (a no-op on the CPU).
     fn synchronize(&self);

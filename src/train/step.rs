@@ -82,9 +82,18 @@ pub struct StepGraph<B: Backend> {
 struct Recorded<B: Backend> {
     graph: B::Graph,
     dims: DataDims,
+    /// The batch the graph reads: each step's clips and labels are copied in before it runs, so
+    /// the caller's buffers may change from step to step.
+    inputs: (B::Buf, B::IdxBuf),
     /// The loss and logits buffers the graph writes (allocated during recording, valid from replay
     /// to replay).
     out: Objective<B>,
+}
+
+/// Copies a step's clips and labels into the buffers a recorded graph reads.
+fn copy_in<B: Backend>(be: &B, x: &B::Buf, labels: &B::IdxBuf, inputs: &mut (B::Buf, B::IdxBuf)) {
+    be.copy(x, &mut inputs.0);
+    be.copy_idx(labels, &mut inputs.1);
 }
 
 impl<B: Backend> StepGraph<B> {
@@ -134,9 +143,10 @@ impl<B: Backend> StepGraph<B> {
         seed: u64,
     ) -> Result<StepOutput> {
         let graphed = self.eager_reason.is_none() && sgd.steps_taken() > 0;
-        let record = match &self.recorded {
+        let record = match &mut self.recorded {
             Some(r) if graphed && r.dims == dims => {
                 let _r = nvtx::range(|| "train_step (graph replay)".into());
+                copy_in(be, x, labels, &mut r.inputs);
                 be.replay(&r.graph);
                 sgd.count_replayed_step();
                 count_replayed_batch(model);
@@ -150,15 +160,21 @@ impl<B: Backend> StepGraph<B> {
                     for (_, backbone) in model.backbones_mut() {
                         backbone.prepare_fixed_masks(be);
                     }
-                    be.begin_capture()
+                    true
                 }
             }
         };
-        if !record {
+        // the graph's own input buffers, filled before the recording starts
+        let inputs = record.then(|| {
+            let mut inputs = (be.zeros(be.buf_len(x)), be.upload_idx(&vec![0; dims[0]]));
+            copy_in(be, x, labels, &mut inputs);
+            inputs
+        });
+        let Some(inputs) = inputs.filter(|_| be.begin_capture()) else {
             be.check()?;
             return train_step(be, model, sgd, x, labels, dims, label_smoothing, seed);
-        }
-        let recorded = step_ops(be, model, sgd, x, labels, dims, label_smoothing, seed);
+        };
+        let recorded = step_ops(be, model, sgd, &inputs.0, &inputs.1, dims, label_smoothing, seed);
         let graph = be.end_capture();
         let out = recorded?;
         be.check()?;
@@ -170,7 +186,12 @@ impl<B: Backend> StepGraph<B> {
         // recording ran nothing: this step's work is the first replay
         be.replay(&graph);
         let host = step_output(be, &out)?;
-        self.recorded = Some(Recorded { graph, dims, out });
+        self.recorded = Some(Recorded {
+            graph,
+            dims,
+            inputs,
+            out,
+        });
         Ok(host)
     }
 }

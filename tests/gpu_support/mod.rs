@@ -24,6 +24,13 @@ pub fn gpu_with(test: &str, conv_math: ConvMath) -> Option<CudaBackend> {
     }
 }
 
+/// Whether `be` is the PTX emulator (`scripts/emulator`): tests of whole training steps use
+/// smaller batches there (an emulated step takes seconds), while kernel tests keep their shapes and
+/// every edge case.
+pub fn emulated(be: &CudaBackend) -> bool {
+    be.device().is_emulated()
+}
+
 /// Standard normal values.
 pub fn normal(rng: &mut InitRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.normal() as f32).collect()

@@ -28,10 +28,33 @@ pub(crate) struct KernelLaunch {
 /// Runs a launch on `ctx`: a fault is reported on stderr and becomes the context's sticky error.
 pub(crate) fn run_kernel(ctx: &Context, launch: &KernelLaunch) {
     let kernel = &launch.function.kernel;
-    if let Err(fault) = exec::launch(kernel, &launch.config, &launch.params, device_memory(), exec_options()) {
-        warn(&fault.to_string());
-        ctx.fail(fault_code(fault.kind));
+    let started = std::time::Instant::now();
+    match exec::launch(kernel, &launch.config, &launch.params, device_memory(), exec_options()) {
+        Ok(stats) if log_launches() => {
+            let seconds = started.elapsed().as_secs_f64();
+            warn(&format!(
+                "launch {} grid {:?} block {:?}: {} warp and {} thread instructions in {:.3} ms ({:.0} M thread instructions/s)",
+                kernel.name,
+                launch.config.grid,
+                launch.config.block,
+                stats.warp_instructions,
+                stats.lane_instructions,
+                seconds * 1e3,
+                stats.lane_instructions as f64 / seconds / 1e6
+            ));
+        }
+        Ok(_) => {}
+        Err(fault) => {
+            warn(&fault.to_string());
+            ctx.fail(fault_code(fault.kind));
+        }
     }
+}
+
+/// `PTX_EMULATOR_LOG=launches`: every launch is reported with what it executed and how fast.
+fn log_launches() -> bool {
+    static LOG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LOG.get_or_init(|| std::env::var("PTX_EMULATOR_LOG").is_ok_and(|v| v.split(',').any(|w| w == "launches")))
 }
 
 /// Checks a launch's shape and shared memory as the driver does (`CUDA_ERROR_INVALID_VALUE`).

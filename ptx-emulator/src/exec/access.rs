@@ -208,7 +208,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// Checks a shared access of `len` bytes at `offset` by `lane` (race, initcheck, pending
-    /// `cp.async`) and records it, word by word.
+    /// `cp.async`) and records it, word by word. The reports are built out of line: this runs for
+    /// every lane of every shared access.
+    #[inline]
     fn check_shared(&mut self, offset: usize, len: usize, lane: u32, write: bool) -> Result<(), Box<super::Fault>> {
         let now = self.access(lane);
         let block = self.block.serial;
@@ -219,12 +221,7 @@ impl<'a> Ctx<'a> {
             let bytes = (((1u32 << (end - byte)) - 1) << (byte % 4)) as u8;
             let entry = &mut self.block.shadow[word];
             if entry.pending_copy & bytes != 0 {
-                let what = if write { "write to" } else { "read of" };
-                return Err(self.fault(
-                    FaultKind::AsyncCopyNotWaited,
-                    lane,
-                    format!("{what} shared offset {byte}, the destination of a cp.async not yet waited for (cp.async.wait_group)"),
-                ));
+                return Err(self.shared_fault(lane, byte, write, None));
             }
             let conflict = if write {
                 entry.write(block, now, bytes)
@@ -235,20 +232,43 @@ impl<'a> Ctx<'a> {
                     // reported at the next barrier unless a race explains it first: with the
                     // warps run in turn, a read that a missing barrier lets run early finds
                     // the bytes unwritten before the racing write comes
-                    self.block.uninitialized_read = Some(self.fault(
-                        FaultKind::UninitializedShared,
-                        lane,
-                        format!("read of shared offset {byte}, never written by this block"),
-                    ));
+                    self.block.uninitialized_read = Some(self.uninitialized_shared(lane, byte));
                 }
                 conflict
             };
             if let Some(c) = conflict {
-                return Err(self.race(FaultKind::SharedRace, lane, c, &format!("shared offset {byte}"), false));
+                return Err(self.shared_fault(lane, byte, write, Some(c)));
             }
             byte = end;
         }
         Ok(())
+    }
+
+    /// The fault of a shared access to `byte`: a race (`conflict`), else a pending `cp.async`.
+    #[cold]
+    #[inline(never)]
+    fn shared_fault(&self, lane: u32, byte: usize, write: bool, conflict: Option<Conflict>) -> Box<super::Fault> {
+        match conflict {
+            Some(c) => self.race(FaultKind::SharedRace, lane, c, &format!("shared offset {byte}"), false),
+            None => {
+                let what = if write { "write to" } else { "read of" };
+                self.fault(
+                    FaultKind::AsyncCopyNotWaited,
+                    lane,
+                    format!("{what} shared offset {byte}, the destination of a cp.async not yet waited for (cp.async.wait_group)"),
+                )
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn uninitialized_shared(&self, lane: u32, byte: usize) -> Box<super::Fault> {
+        self.fault(
+            FaultKind::UninitializedShared,
+            lane,
+            format!("read of shared offset {byte}, never written by this block"),
+        )
     }
 
     pub(super) fn cvta(
@@ -501,12 +521,60 @@ impl<'a> Ctx<'a> {
         });
         let addresses = self.addresses(addr);
         let checks = self.launch.checks;
+        let Some((ptr, base, _, region)) = self.region(space, &addresses, len, mask) else {
+            return self.store_lanes(space, bytes, count, &sources, &addresses, mask);
+        };
+        let local_bytes = self.launch.program.local_bytes as usize;
         for lane in 0..32u32 {
             if mask >> lane & 1 == 0 {
                 continue;
             }
-            let address = addresses[lane as usize];
-            let ptr = match self.place(space, address, len, lane, "store")? {
+            let offset = (addresses[lane as usize] - base) as usize;
+            let at = match region {
+                Region::Global(allocation) => {
+                    if checks {
+                        self.check_global(allocation, offset, len, lane, true, false)?;
+                    }
+                    allocation.mark_written(offset, len);
+                    offset
+                }
+                Region::Shared => {
+                    if checks {
+                        self.check_shared(offset, len, lane, true)?;
+                    }
+                    offset
+                }
+                // the local region is per lane: lane after lane
+                Region::Local => lane as usize * local_bytes + offset,
+                Region::Param => unreachable!("decode rejects stores to parameters"),
+            };
+            for (e, v) in sources.iter().enumerate().take(usize::from(count)) {
+                // SAFETY: `region` checked every active lane's range inside the region.
+                unsafe { write_element(ptr.add(at + e * b), bytes, v[lane as usize]) };
+            }
+        }
+        Ok(())
+    }
+
+    /// `store` lane by lane, resolving each lane's place on its own (generic addresses in several
+    /// spaces, or an access that faults).
+    fn store_lanes(
+        &mut self,
+        space: Space,
+        bytes: u8,
+        count: u8,
+        sources: &[Lanes; 4],
+        addresses: &Lanes,
+        mask: u32,
+    ) -> Result<(), Box<super::Fault>> {
+        let len = usize::from(bytes) * usize::from(count);
+        let b = usize::from(bytes);
+        let checks = self.launch.checks;
+        for lane in 0..32u32 {
+            if mask >> lane & 1 == 0 {
+                continue;
+            }
+            let ptr = match self.place(space, addresses[lane as usize], len, lane, "store")? {
                 Place::Global { allocation, offset } => {
                     if checks {
                         self.check_global(allocation, offset, len, lane, true, false)?;

@@ -300,18 +300,45 @@ pub fn fma(ty: FloatTy, mode: FloatMode, a: &Lanes, b: &Lanes, c: &Lanes) -> Lan
     }
 }
 
-/// `setp`'s comparison as a lane mask.
+/// `setp`'s comparison as a lane mask. The frequent integer comparisons are computed directly,
+/// the rest through `numerics` lane by lane.
 pub fn compare(cmp: Compare, a: &Lanes, b: &Lanes) -> u32 {
-    let mut mask = 0u32;
-    for i in 0..32 {
-        let r = match cmp {
-            Compare::Int(c, ty) => num::setp_int(c, ty, a[i], b[i]),
-            Compare::Float(c, FloatTy::F32, ftz) => num::setp_f32(c, f32_of(a[i]), f32_of(b[i]), ftz),
-            Compare::Float(c, FloatTy::F64, _) => num::setp_f64(c, f64_of(a[i]), f64_of(b[i])),
-        };
-        mask |= u32::from(r) << i;
+    #[inline(always)]
+    fn lanes(a: &Lanes, b: &Lanes, f: impl Fn(u64, u64) -> bool) -> u32 {
+        let mut mask = 0u32;
+        for i in 0..32 {
+            mask |= u32::from(f(a[i], b[i])) << i;
+        }
+        mask
     }
-    mask
+    match cmp {
+        Compare::Int(c, ty) => {
+            let bits = ty.bits();
+            if ty.is_signed() {
+                let v = |x: u64| sext(x, bits);
+                match c {
+                    IntCmp::Eq => lanes(a, b, |x, y| v(x) == v(y)),
+                    IntCmp::Ne => lanes(a, b, |x, y| v(x) != v(y)),
+                    IntCmp::Lt | IntCmp::Lo => lanes(a, b, |x, y| v(x) < v(y)),
+                    IntCmp::Le | IntCmp::Ls => lanes(a, b, |x, y| v(x) <= v(y)),
+                    IntCmp::Gt | IntCmp::Hi => lanes(a, b, |x, y| v(x) > v(y)),
+                    IntCmp::Ge | IntCmp::Hs => lanes(a, b, |x, y| v(x) >= v(y)),
+                }
+            } else {
+                let m = width_mask(bits);
+                match c {
+                    IntCmp::Eq => lanes(a, b, |x, y| x & m == y & m),
+                    IntCmp::Ne => lanes(a, b, |x, y| x & m != y & m),
+                    IntCmp::Lt | IntCmp::Lo => lanes(a, b, |x, y| x & m < y & m),
+                    IntCmp::Le | IntCmp::Ls => lanes(a, b, |x, y| x & m <= y & m),
+                    IntCmp::Gt | IntCmp::Hi => lanes(a, b, |x, y| x & m > y & m),
+                    IntCmp::Ge | IntCmp::Hs => lanes(a, b, |x, y| x & m >= y & m),
+                }
+            }
+        }
+        Compare::Float(c, FloatTy::F32, ftz) => lanes(a, b, |x, y| num::setp_f32(c, f32_of(x), f32_of(y), ftz)),
+        Compare::Float(c, FloatTy::F64, _) => lanes(a, b, |x, y| num::setp_f64(c, f64_of(x), f64_of(y))),
+    }
 }
 
 /// The register width of a conversion's result.

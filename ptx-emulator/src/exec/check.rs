@@ -74,13 +74,13 @@ pub enum Conflict {
 
 impl SharedWord {
     /// Whether every byte of `bytes` was written by block `block`.
-    #[inline]
+    #[inline(always)]
     pub fn initialized(&self, block: u32, bytes: u8) -> bool {
         self.written_in == block && self.written & bytes == bytes
     }
 
     /// Records a read of `bytes` by `now` in block `block`; the conflict, if any.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, block: u32, now: Access, bytes: u8) -> Option<Conflict> {
         let conflict = (self.written_in == block
             && self.writer_bytes & bytes != 0
@@ -110,7 +110,7 @@ impl SharedWord {
     }
 
     /// Records a write of `bytes` by `now` in block `block`; the conflict, if any.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, block: u32, now: Access, bytes: u8) -> Option<Conflict> {
         let mut conflict = None;
         if self.written_in != block {

@@ -140,6 +140,9 @@ impl<T: Scalar> Backend for CpuBackend<T> {
     fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) {
         dst.copy_from_slice(src);
     }
+    fn copy_idx(&self, src: &Vec<u32>, dst: &mut Vec<u32>) {
+        dst.copy_from_slice(src);
+    }
     fn fill(&self, buf: &mut Vec<T>, value: f64) {
         buf.fill(T::of(value));
     }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use cudarc::driver::{sys, CudaEvent, CudaGraph, CudaSlice, DeviceRepr, DriverError, PinnedHostSlice, ValidAsZeroBits};
 
 use super::batch_norm::PartialMoments;
-use super::buffer::{self, memory, memory_mut, Act, ActEpilogue, DeviceBuf, GpuBuf};
+use super::buffer::{memory, memory_mut, Act, ActEpilogue, DeviceBuf, GpuBuf};
 use super::conv::GemmOutputs;
 use super::device::{driver_err, CudaDevice};
 use super::sparse::{self, GpuCsrWeight, GpuPacked24Weight};
@@ -113,13 +113,13 @@ impl CudaBackend {
 
     fn alloc<T: DeviceRepr + ValidAsZeroBits + 'static>(&self, len: usize) -> GpuBuf<T> {
         if len == 0 {
-            return GpuBuf::new(None, 0);
+            return GpuBuf::unallocated(0);
         }
         match self.dev.stream.alloc_zeros::<T>(len) {
-            Ok(slice) => GpuBuf::new(Some(slice), len),
+            Ok(slice) => GpuBuf::new(slice, len, &self.dev.capture),
             Err(e) => {
                 self.record(self.alloc_error(len * std::mem::size_of::<T>(), e));
-                GpuBuf::new(None, len)
+                GpuBuf::unallocated(len)
             }
         }
     }
@@ -264,11 +264,11 @@ impl Backend for CudaBackend {
         if self.failure.lock().expect("failure lock").is_some() {
             return false;
         }
-        buffer::set_capturing(true);
+        self.dev.capture.set_capturing(true);
         // relaxed: argument tables are uploaded on a side stream and waited for during a recording
         let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED;
         if let Err(e) = self.dev.stream.begin_capture(mode) {
-            buffer::set_capturing(false);
+            self.dev.capture.set_capturing(false);
             self.record(driver_err("starting a graph capture", e));
             return false;
         }
@@ -279,7 +279,7 @@ impl Backend for CudaBackend {
         // addresses, so buffers made during the capture stay valid from replay to replay
         let flags = sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
         let graph = self.dev.stream.end_capture(flags);
-        buffer::set_capturing(false);
+        self.dev.capture.set_capturing(false);
         match graph {
             Ok(graph) => graph,
             Err(e) => {
@@ -359,6 +359,17 @@ impl Backend for CudaBackend {
                 _ => return Err(Error::Cuda("copy: between an f32 and a bf16 buffer".into())),
             };
             copied.map_err(|e| driver_err("copying on the device", e))
+        })
+    }
+    fn copy_idx(&self, src: &GpuBuf<u32>, dst: &mut GpuBuf<u32>) {
+        self.run(|dev| {
+            same_len("copy_idx", src.len(), dst.len())?;
+            if src.is_empty() {
+                return Ok(());
+            }
+            dev.stream
+                .memcpy_dtod(memory(src)?, memory_mut(dst)?)
+                .map_err(|e| driver_err("copying on the device", e))
         })
     }
     fn fill(&self, buf: &mut DeviceBuf, value: f64) {

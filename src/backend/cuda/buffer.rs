@@ -3,24 +3,34 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
 
 use crate::backend::Storage;
 use crate::{Error, Result};
 
-/// Whether the backend's stream is recording a graph now.
-static CAPTURING: AtomicBool = AtomicBool::new(false);
-/// Buffers allocated before a capture and dropped during it: a free inside a capture becomes a
-/// graph node, which may only free the graph's own allocations, so these wait until it ends.
-static DEFERRED_FREES: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
+/// Whether a backend's stream is recording a graph now, and the buffers allocated before the
+/// recording and dropped during it: a free inside a capture becomes a graph node, which may only
+/// free the graph's own allocations, so these wait until it ends. One per device (backends in
+/// other threads record on their own streams).
+#[derive(Default)]
+pub struct CaptureState {
+    active: AtomicBool,
+    deferred: Mutex<Vec<Box<dyn Any + Send>>>,
+}
 
-pub(super) fn set_capturing(on: bool) {
-    CAPTURING.store(on, Ordering::SeqCst);
-    if !on {
-        // dropped outside the capture: ordinary stream-ordered frees
-        DEFERRED_FREES.lock().expect("deferred frees lock").clear();
+impl CaptureState {
+    pub(super) fn set_capturing(&self, on: bool) {
+        self.active.store(on, Ordering::SeqCst);
+        if !on {
+            // dropped outside the capture: ordinary stream-ordered frees
+            self.deferred.lock().expect("deferred frees lock").clear();
+        }
+    }
+
+    fn capturing(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
     }
 }
 
@@ -30,16 +40,30 @@ pub(super) fn set_capturing(on: bool) {
 pub struct GpuBuf<T: DeviceRepr + 'static> {
     slice: Option<CudaSlice<T>>,
     len: usize,
+    /// The capture state of the device that allocated it.
+    capture: Option<Arc<CaptureState>>,
     /// Allocated while a graph was being captured (the graph owns the memory).
     in_graph: bool,
 }
 
 impl<T: DeviceRepr + 'static> GpuBuf<T> {
-    pub(super) fn new(slice: Option<CudaSlice<T>>, len: usize) -> Self {
+    /// `slice`, allocated now by the device whose capture state is `capture`.
+    pub(super) fn new(slice: CudaSlice<T>, len: usize, capture: &Arc<CaptureState>) -> Self {
         Self {
-            slice,
+            slice: Some(slice),
             len,
-            in_graph: CAPTURING.load(Ordering::SeqCst),
+            in_graph: capture.capturing(),
+            capture: Some(capture.clone()),
+        }
+    }
+
+    /// A buffer of `len` elements that holds no allocation: empty, or whose allocation failed.
+    pub(super) fn unallocated(len: usize) -> Self {
+        Self {
+            slice: None,
+            len,
+            capture: None,
+            in_graph: false,
         }
     }
 
@@ -63,9 +87,10 @@ impl<T: DeviceRepr + 'static> GpuBuf<T> {
 
 impl<T: DeviceRepr + 'static> Drop for GpuBuf<T> {
     fn drop(&mut self) {
-        if let Some(slice) = self.slice.take() {
-            if !self.in_graph && CAPTURING.load(Ordering::SeqCst) {
-                DEFERRED_FREES
+        if let (Some(slice), Some(capture)) = (self.slice.take(), &self.capture) {
+            if !self.in_graph && capture.capturing() {
+                capture
+                    .deferred
                     .lock()
                     .expect("deferred frees lock")
                     .push(Box::new(slice));

@@ -9,6 +9,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
+use super::buffer::CaptureState;
 use super::kernels::MODULES;
 use super::probe::probe_gpu;
 use crate::{Error, Result};
@@ -18,6 +19,8 @@ pub struct CudaDevice {
     pub stream: Arc<CudaStream>,
     /// A second stream for uploads that must not enter a graph being recorded on `stream`.
     side: Arc<CudaStream>,
+    /// Whether `stream` is recording a graph, and the frees deferred until it ends.
+    pub capture: Arc<CaptureState>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
     /// Kernels looked up so far, by (module, kernel): a lookup is a driver call, a launch is frequent.
     functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
@@ -70,6 +73,7 @@ impl CudaDevice {
             ctx,
             stream,
             side,
+            capture: Arc::default(),
             modules,
             functions: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),

@@ -119,7 +119,7 @@ fn alloc<T: DeviceRepr + ValidAsZeroBits>(dev: &CudaDevice, len: usize) -> Resul
         .stream
         .alloc_zeros::<T>(len)
         .map_err(|e| driver_err("allocating a sparse weight", e))?;
-    Ok(GpuBuf::new(Some(slice), len))
+    Ok(GpuBuf::new(slice, len, &dev.capture))
 }
 
 /// One CSR matrix in device memory; `col`, `src` and `values` hold `max(nnz, 1)` elements (the
@@ -145,10 +145,10 @@ impl GpuCsrWeight {
     /// Stands in for a conversion that failed (the failure is recorded): any op on it fails.
     pub(super) fn unusable(c_out: usize, c_in: usize, kt: usize) -> Self {
         let empty = || GpuCsr {
-            row_ptr: GpuBuf::new(None, 0),
-            col: GpuBuf::new(None, 0),
-            src: GpuBuf::new(None, 0),
-            values: GpuBuf::new(None, 0),
+            row_ptr: GpuBuf::unallocated(0),
+            col: GpuBuf::unallocated(0),
+            src: GpuBuf::unallocated(0),
+            values: GpuBuf::unallocated(0),
         };
         Self {
             c_out,
