@@ -131,10 +131,22 @@ impl Allocation {
     /// The race state of this allocation's 2-byte halfwords, made on first use.
     pub fn race_state(&self) -> &[crate::exec::check::HalfState] {
         self.race.get_or_init(|| {
-            let zeroed = Box::<[crate::exec::check::HalfState]>::new_zeroed_slice(self.len.div_ceil(2));
+            use crate::exec::check::HalfState;
+            let n = self.len.div_ceil(2);
+            if n == 0 {
+                return Box::new([]);
+            }
+            let layout = Layout::array::<HalfState>(n).expect("a race-state layout");
             // SAFETY: a halfword state is two atomic integers, for which all-zero bits are valid
-            // (no access yet).
-            unsafe { zeroed.assume_init() }
+            // (no access yet); the memory comes from the global allocator with the slice's
+            // layout, as `Box` frees it (n >= 1: a layout of nonzero size).
+            unsafe {
+                let data = alloc::alloc_zeroed(layout) as *mut HalfState;
+                if data.is_null() {
+                    alloc::handle_alloc_error(layout);
+                }
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(data, n))
+            }
         })
     }
 
