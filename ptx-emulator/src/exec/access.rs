@@ -304,8 +304,7 @@ impl<'a> Ctx<'a> {
     /// Every active lane's address of `addr`.
     #[inline]
     fn addresses(&self, addr: Addr) -> Lanes {
-        let mut scratch = [0u64; 32];
-        let base = self.operand(addr.base, &mut scratch);
+        let base = self.operand(addr.base);
         let mut out = [0u64; 32];
         for l in 0..32 {
             out[l] = base[l].wrapping_add(addr.offset as u64);

@@ -15,7 +15,6 @@ pub(super) struct BlockState {
     /// This block's number on its worker (never 0): stamps its shared-memory shadow.
     pub serial: u32,
     pub barrier_epoch: u32,
-    pub warps: u32,
     pub shared: Vec<u8>,
     /// Per 4-byte word of `shared`, when checked.
     pub shadow: Vec<SharedWord>,
@@ -39,7 +38,6 @@ impl Worker {
                 linear: 0,
                 serial: 0,
                 barrier_epoch: 0,
-                warps,
                 shared: vec![0; launch.shared_bytes],
                 shadow: if launch.checks {
                     vec![SharedWord::default(); launch.shared_bytes.div_ceil(4)]
@@ -48,9 +46,7 @@ impl Worker {
                 },
                 uninitialized_read: None,
             },
-            warps: (0..warps)
-                .map(|w| Warp::new(w, launch.config.block, launch.program))
-                .collect(),
+            warps: (0..warps).map(|w| Warp::new(w, launch.program)).collect(),
         }
     }
 
@@ -80,8 +76,9 @@ impl Worker {
         block.barrier_epoch = 0;
         // shared memory starts zeroed, so an unchecked run is deterministic
         block.shared.fill(0);
+        let warps = self.warps.len() as u32;
         for warp in &mut self.warps {
-            warp.reset(launch.config.block);
+            warp.reset(&launch.config, block.index, warps);
         }
         let mut exited = vec![false; self.warps.len()];
         loop {

@@ -19,6 +19,9 @@ pub struct Program {
     pub sites: Vec<Site>,
     pub num_regs: u32,
     pub num_preds: u32,
+    /// The immediates of the code, each broadcast to 32 lanes (`Src::Const`), so that an operand is
+    /// always read by reference.
+    pub constants: Vec<[u64; 32]>,
     /// Bytes of static shared memory (this kernel's variables, laid out in declaration order).
     pub shared_static: u32,
     /// Where dynamic shared memory starts: after the static part, at the alignment its
@@ -109,8 +112,10 @@ pub fn decode_kernel(
     }
     let reconverge = reconvergence_points(&code);
     let num_regs = compact_registers(&mut code, d.num_regs);
+    let constants = intern_constants(&mut code);
     Ok(Program {
         reconverge,
+        constants,
         sites,
         num_regs,
         num_preds: d.num_preds,
@@ -122,6 +127,27 @@ pub fn decode_kernel(
         max_threads: d.max_threads,
         code,
     })
+}
+
+/// Turns every `Src::Imm` of `code` into a `Src::Const` of the returned table (each distinct value
+/// once).
+fn intern_constants(code: &mut [Inst]) -> Vec<[u64; 32]> {
+    let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut constants = Vec::new();
+    for inst in code {
+        inst.op.for_each_operand(|operand| {
+            if let super::ir::Operand::Src(src) = operand {
+                if let Src::Imm(v) = *src {
+                    let i = *index.entry(v).or_insert_with(|| {
+                        constants.push([v; 32]);
+                        constants.len() as u32 - 1
+                    });
+                    *src = Src::Const(i);
+                }
+            }
+        });
+    }
+    constants
 }
 
 /// The instruction as written, for messages.

@@ -17,12 +17,15 @@ pub type Pred = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Src {
     Reg(Reg),
-    /// An immediate, already in the register representation of the instruction's type.
+    /// An immediate, already in the register representation of the instruction's type (as the
+    /// decoder makes it; the program's final pass turns each into a `Const`).
     Imm(u64),
+    /// An immediate broadcast to 32 lanes: an index into the program's constants.
+    Const(u32),
     Special(Special),
 }
 
-/// Special registers, read per lane.
+/// Special registers, read per lane (each warp keeps their lanes, `Special::index`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Special {
     Tid(u8),
@@ -43,6 +46,43 @@ pub enum LaneMaskKind {
     Lt,
     Ge,
     Gt,
+}
+
+impl Special {
+    /// How many special registers there are.
+    pub const COUNT: usize = 20;
+
+    /// A dense index of each special register, `0..COUNT`.
+    pub fn index(self) -> usize {
+        match self {
+            Special::Tid(d) => d as usize,
+            Special::Ntid(d) => 3 + d as usize,
+            Special::Ctaid(d) => 6 + d as usize,
+            Special::Nctaid(d) => 9 + d as usize,
+            Special::LaneId => 12,
+            Special::WarpId => 13,
+            Special::NWarpId => 14,
+            Special::LaneMask(k) => 15 + k as usize,
+        }
+    }
+
+    /// Every special register, in `index` order.
+    pub fn all() -> [Special; Self::COUNT] {
+        use LaneMaskKind::*;
+        let mut all = [Special::LaneId; Self::COUNT];
+        for d in 0..3u8 {
+            all[d as usize] = Special::Tid(d);
+            all[3 + d as usize] = Special::Ntid(d);
+            all[6 + d as usize] = Special::Ctaid(d);
+            all[9 + d as usize] = Special::Nctaid(d);
+        }
+        all[13] = Special::WarpId;
+        all[14] = Special::NWarpId;
+        for (i, k) in [Eq, Le, Lt, Ge, Gt].into_iter().enumerate() {
+            all[15 + i] = Special::LaneMask(k);
+        }
+        all
+    }
 }
 
 /// A floating-point type the arithmetic supports.
@@ -490,6 +530,120 @@ pub enum Op {
     },
     /// `trap`: the kernel aborts.
     Trap,
+}
+
+/// A register or source operand of an instruction, as `Op::for_each_operand` visits them.
+pub enum Operand<'a> {
+    /// A source (read).
+    Src(&'a mut Src),
+    /// A destination register (written).
+    Def(&'a mut Reg),
+}
+
+impl Op {
+    /// Calls `f` on every source operand and destination register of the instruction, sources
+    /// first (an instruction reads all its sources before it writes).
+    pub fn for_each_operand(&mut self, mut f: impl FnMut(Operand<'_>)) {
+        let mut srcs: Vec<&mut Src> = Vec::new();
+        let mut defs: Vec<&mut Reg> = Vec::new();
+        match self {
+            Op::Mov { d, a, .. } => {
+                srcs.push(a);
+                defs.push(d);
+            }
+            Op::Pack { d, parts, .. } => {
+                srcs.extend(parts.iter_mut());
+                defs.push(d);
+            }
+            Op::Unpack { parts, a, .. } => {
+                srcs.push(a);
+                defs.extend(parts.iter_mut().flatten());
+            }
+            Op::IntBinary { d, a, b, .. } | Op::FloatBinary { d, a, b, .. } | Op::CvtPack { d, a, b, .. } => {
+                srcs.extend([a, b]);
+                defs.push(d);
+            }
+            Op::IntUnary { d, a, .. } | Op::FloatUnary { d, a, .. } | Op::Cvt { d, a, .. } | Op::Cvta { d, a, .. } => {
+                srcs.push(a);
+                defs.push(d);
+            }
+            Op::IntMad { d, a, b, c, .. } | Op::Fma { d, a, b, c, .. } | Op::Prmt { d, a, b, c } => {
+                srcs.extend([a, b, c]);
+                defs.push(d);
+            }
+            Op::Bfi { d, a, b, pos, len, .. } => {
+                srcs.extend([a, b, pos, len]);
+                defs.push(d);
+            }
+            Op::Bfe { d, a, pos, len, .. } => {
+                srcs.extend([a, pos, len]);
+                defs.push(d);
+            }
+            Op::Setp { a, b, .. } => srcs.extend([a, b]),
+            Op::Selp { d, a, b, .. } => {
+                srcs.extend([a, b]);
+                defs.push(d);
+            }
+            Op::Ld { d, addr, .. } => {
+                srcs.push(&mut addr.base);
+                defs.extend(d.iter_mut().flatten());
+            }
+            Op::St { a, addr, .. } => {
+                srcs.push(&mut addr.base);
+                srcs.extend(a.iter_mut());
+            }
+            Op::CpAsync {
+                dst,
+                src: from,
+                src_size,
+                ..
+            } => {
+                srcs.extend([&mut dst.base, &mut from.base]);
+                srcs.extend(src_size.iter_mut());
+            }
+            Op::Atom { d, addr, b, c, .. } => {
+                srcs.extend([&mut addr.base, b]);
+                srcs.extend(c.iter_mut());
+                defs.extend(d.iter_mut());
+            }
+            Op::Bar { id, count } => {
+                srcs.push(id);
+                srcs.extend(count.iter_mut());
+            }
+            Op::WarpSync { mask } => srcs.push(mask),
+            Op::Shfl { d, a, b, c, mask, .. } => {
+                srcs.extend([a, b, c, mask]);
+                defs.push(d);
+            }
+            Op::Vote { d, mask, .. } => {
+                srcs.push(mask);
+                if let VoteDst::Reg(r) = d {
+                    defs.push(r);
+                }
+            }
+            Op::Mma { d, a, b, c, meta, .. } => {
+                srcs.extend(a.iter_mut().chain(b.iter_mut()).chain(c.iter_mut()));
+                if let Some((e, sel)) = meta {
+                    srcs.extend([e, sel]);
+                }
+                defs.extend(d.iter_mut());
+            }
+            Op::PredBinary { .. }
+            | Op::PredMov { .. }
+            | Op::PredConst { .. }
+            | Op::CpAsyncCommit
+            | Op::CpAsyncWait { .. }
+            | Op::Bra { .. }
+            | Op::Exit
+            | Op::Trap => {}
+        }
+        for s in srcs {
+            f(Operand::Src(s));
+        }
+        for d in defs {
+            f(Operand::Def(d));
+        }
+    }
 }
 
 /// `vote.ballot` writes a register, the others a predicate.

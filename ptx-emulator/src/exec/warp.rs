@@ -14,8 +14,8 @@ use super::check::Access;
 use super::collective::{Pending, Rendezvous};
 use super::decode::{Program, EXIT};
 use super::ir::*;
-use super::Launch;
 use super::{Fault, FaultKind};
+use super::{Launch, LaunchConfig};
 
 /// A stack entry: run `pc` with `mask` until `pc == reconverge`.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +54,8 @@ pub(super) struct Warp {
     pub stack: Vec<Entry>,
     /// Lanes that exist and have not exited.
     pub live: u32,
-    /// `%tid` of each lane.
-    pub tid: [[u32; 32]; 3],
+    /// The lanes of every special register (`Special::index`), set for each block.
+    pub specials: [Lanes; Special::COUNT],
     /// Local memory: `local_bytes` per lane, lane after lane.
     pub local: Vec<u8>,
     pub copies: Vec<PendingCopy>,
@@ -71,14 +71,14 @@ pub(super) struct Warp {
 }
 
 impl Warp {
-    pub fn new(index: u32, block: [u32; 3], program: &Program) -> Self {
+    pub fn new(index: u32, program: &Program) -> Self {
         let mut warp = Self {
             index,
             regs: vec![[0; 32]; program.num_regs as usize],
             preds: vec![0; program.num_preds as usize],
             stack: Vec::new(),
             live: 0,
-            tid: [[0; 32]; 3],
+            specials: [[0; 32]; Special::COUNT],
             local: vec![0; program.local_bytes as usize * 32],
             copies: Vec::new(),
             committed: [0; 32],
@@ -87,22 +87,48 @@ impl Warp {
             warp_instructions: 0,
             lane_instructions: 0,
         };
-        warp.reset(block);
+        warp.stack.push(Entry {
+            pc: 0,
+            mask: 0,
+            reconverge: EXIT,
+            waiting: false,
+        });
         warp
     }
 
     /// Back to the start of the kernel for a new block, keeping the buffers: registers, local
     /// memory and predicates start zeroed, so a run never depends on an earlier block.
-    pub fn reset(&mut self, block: [u32; 3]) {
+    /// `block_index` is the block's `%ctaid`, `warps` the block's warp count.
+    pub fn reset(&mut self, config: &LaunchConfig, block_index: [u32; 3], warps: u32) {
+        let block = config.block;
         let threads = block[0] * block[1] * block[2];
         let first = self.index * 32;
         let count = threads.saturating_sub(first).min(32);
         self.live = if count == 32 { u32::MAX } else { (1u32 << count) - 1 };
-        for lane in 0..count {
-            let t = first + lane;
-            self.tid[0][lane as usize] = t % block[0];
-            self.tid[1][lane as usize] = (t / block[0]) % block[1];
-            self.tid[2][lane as usize] = t / (block[0] * block[1]);
+        for special in Special::all() {
+            let lanes = &mut self.specials[special.index()];
+            for (lane, value) in lanes.iter_mut().enumerate() {
+                let t = first + lane as u32;
+                let bit = 1u64 << lane;
+                *value = match special {
+                    Special::Tid(0) => u64::from(t % block[0]),
+                    Special::Tid(1) => u64::from((t / block[0]) % block[1]),
+                    Special::Tid(_) => u64::from(t / (block[0] * block[1])),
+                    Special::Ntid(d) => u64::from(block[d as usize]),
+                    Special::Ctaid(d) => u64::from(block_index[d as usize]),
+                    Special::Nctaid(d) => u64::from(config.grid[d as usize]),
+                    Special::LaneId => lane as u64,
+                    Special::WarpId => u64::from(self.index),
+                    Special::NWarpId => u64::from(warps),
+                    Special::LaneMask(kind) => u64::from(match kind {
+                        LaneMaskKind::Eq => bit as u32,
+                        LaneMaskKind::Le => ((bit << 1) - 1) as u32,
+                        LaneMaskKind::Lt => (bit - 1) as u32,
+                        LaneMaskKind::Ge => !((bit - 1) as u32),
+                        LaneMaskKind::Gt => !(((bit << 1) - 1) as u32),
+                    }),
+                };
+            }
         }
         self.regs.fill([0; 32]);
         self.preds.fill(0);
@@ -136,67 +162,28 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// `src`'s lanes, by reference: a register, one of the program's constants, or one of the
+    /// warp's special registers.
     #[inline]
-    pub fn read(&self, src: Src) -> Lanes {
+    pub fn operand(&self, src: Src) -> &Lanes {
         match src {
-            Src::Reg(r) => self.warp.regs[r as usize],
-            Src::Imm(v) => [v; 32],
-            Src::Special(s) => self.special(s),
+            Src::Reg(r) => &self.warp.regs[r as usize],
+            Src::Const(i) => &self.launch.program.constants[i as usize],
+            Src::Special(s) => &self.warp.specials[s.index()],
+            Src::Imm(_) => unreachable!("the decoder turns every immediate into a constant"),
         }
     }
 
-    /// `src`'s lanes without copying a register: a reference into the register file, or into
-    /// `scratch` for immediates and special registers.
+    /// A copy of `src`'s lanes.
     #[inline]
-    pub fn operand<'s>(&'s self, src: Src, scratch: &'s mut Lanes) -> &'s Lanes {
-        match src {
-            Src::Reg(r) => &self.warp.regs[r as usize],
-            Src::Imm(v) => {
-                *scratch = [v; 32];
-                scratch
-            }
-            Src::Special(s) => {
-                *scratch = self.special(s);
-                scratch
-            }
-        }
+    pub fn read(&self, src: Src) -> Lanes {
+        *self.operand(src)
     }
 
     /// One lane's value of `src`.
     #[inline]
     pub fn read_lane(&self, src: Src, lane: usize) -> u64 {
-        match src {
-            Src::Reg(r) => self.warp.regs[r as usize][lane],
-            Src::Imm(v) => v,
-            Src::Special(s) => self.special(s)[lane],
-        }
-    }
-
-    fn special(&self, s: Special) -> Lanes {
-        let config = &self.launch.config;
-        let mut out = [0u64; 32];
-        for (lane, o) in out.iter_mut().enumerate() {
-            *o = match s {
-                Special::Tid(d) => u64::from(self.warp.tid[d as usize][lane]),
-                Special::Ntid(d) => u64::from(config.block[d as usize]),
-                Special::Ctaid(d) => u64::from(self.block.index[d as usize]),
-                Special::Nctaid(d) => u64::from(config.grid[d as usize]),
-                Special::LaneId => lane as u64,
-                Special::WarpId => u64::from(self.warp.index),
-                Special::NWarpId => u64::from(self.block.warps),
-                Special::LaneMask(kind) => {
-                    let bit = 1u64 << lane;
-                    u64::from(match kind {
-                        LaneMaskKind::Eq => bit as u32,
-                        LaneMaskKind::Le => ((bit << 1) - 1) as u32,
-                        LaneMaskKind::Lt => (bit - 1) as u32,
-                        LaneMaskKind::Ge => !((bit - 1) as u32),
-                        LaneMaskKind::Gt => !(((bit << 1) - 1) as u32),
-                    })
-                }
-            };
-        }
-        out
+        self.operand(src)[lane]
     }
 
     /// Writes `value` into `d` for the lanes of `mask`.
@@ -426,24 +413,15 @@ impl Ctx<'_> {
                 }
             }
             Op::IntBinary { op, ty, d, a, b } => {
-                let (mut s1, mut s2) = ([0; 32], [0; 32]);
-                let v = alu::int_binary(*op, *ty, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
+                let v = alu::int_binary(*op, *ty, self.operand(*a), self.operand(*b));
                 self.write(*d, &v, mask);
             }
             Op::IntUnary { op, ty, d, a } => {
-                let mut s1 = [0; 32];
-                let v = alu::int_unary(*op, *ty, self.operand(*a, &mut s1));
+                let v = alu::int_unary(*op, *ty, self.operand(*a));
                 self.write(*d, &v, mask);
             }
             Op::IntMad { part, ty, d, a, b, c } => {
-                let (mut s1, mut s2, mut s3) = ([0; 32], [0; 32], [0; 32]);
-                let v = alu::int_mad(
-                    *part,
-                    *ty,
-                    self.operand(*a, &mut s1),
-                    self.operand(*b, &mut s2),
-                    self.operand(*c, &mut s3),
-                );
+                let v = alu::int_mad(*part, *ty, self.operand(*a), self.operand(*b), self.operand(*c));
                 self.write(*d, &v, mask);
             }
             Op::Bfi {
@@ -472,24 +450,15 @@ impl Ctx<'_> {
                 self.write(*d, &v, mask);
             }
             Op::FloatBinary { op, ty, mode, d, a, b } => {
-                let (mut s1, mut s2) = ([0; 32], [0; 32]);
-                let v = alu::float_binary(*op, *ty, *mode, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
+                let v = alu::float_binary(*op, *ty, *mode, self.operand(*a), self.operand(*b));
                 self.write(*d, &v, mask);
             }
             Op::FloatUnary { op, ty, mode, d, a } => {
-                let mut s1 = [0; 32];
-                let v = alu::float_unary(*op, *ty, *mode, self.operand(*a, &mut s1));
+                let v = alu::float_unary(*op, *ty, *mode, self.operand(*a));
                 self.write(*d, &v, mask);
             }
             Op::Fma { ty, mode, d, a, b, c } => {
-                let (mut s1, mut s2, mut s3) = ([0; 32], [0; 32], [0; 32]);
-                let v = alu::fma(
-                    *ty,
-                    *mode,
-                    self.operand(*a, &mut s1),
-                    self.operand(*b, &mut s2),
-                    self.operand(*c, &mut s3),
-                );
+                let v = alu::fma(*ty, *mode, self.operand(*a), self.operand(*b), self.operand(*c));
                 self.write(*d, &v, mask);
             }
             Op::Setp {
@@ -500,8 +469,7 @@ impl Ctx<'_> {
                 b,
                 combine,
             } => {
-                let (mut s1, mut s2) = ([0; 32], [0; 32]);
-                let mut r = alu::compare(*cmp, self.operand(*a, &mut s1), self.operand(*b, &mut s2));
+                let mut r = alu::compare(*cmp, self.operand(*a), self.operand(*b));
                 let mut r_not = !r;
                 if let Some((op, p)) = combine {
                     let p = self.pred_value(*p);
@@ -553,8 +521,7 @@ impl Ctx<'_> {
                 d,
                 a,
             } => {
-                let mut s1 = [0; 32];
-                let v = alu::cvt(*dst, *src, *rounding, *ftz, *sat, *relu, self.operand(*a, &mut s1));
+                let v = alu::cvt(*dst, *src, *rounding, *ftz, *sat, *relu, self.operand(*a));
                 self.write(*d, &v, mask);
             }
             Op::CvtPack {
