@@ -1,6 +1,6 @@
 //! The backends against PyTorch's golden vectors: the CPU in f64 through every SGD step and in f32
 //! to step 2, the CPU's TF32 and bf16 emulations (and bf16 mixed precision: bf16-stored
-//! activations as well) on the forward and the losses of steps 1 and 2,
+//! activations as well) on the forward,
 //! the GPU in f32 (to 1e-4), with the tolerances of the golden format (see
 //! `shared/golden/README.md`).
 

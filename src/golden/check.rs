@@ -2,9 +2,10 @@
 //! BN running stats), then every recorded SGD step (parameters, deltas, losses), with the tolerances
 //! of the golden format. Float32 cannot follow the whole trajectory (ReLU masks flip once the
 //! parameters drift by an ulp), so an f32 run checks iteration 0 and the first two steps tightly and
-//! marks the rest as not testable. With TF32 or bf16 conv operands the forward quantities and the
-//! losses of steps 1 and 2 are checked to bounds derived from the unit roundoff; the gradients are
-//! not testable at that scale and are listed with their errors.
+//! marks the rest as not testable. With TF32 or bf16 conv operands the forward quantities at
+//! iteration 0 are checked to bounds derived from the unit roundoff; the gradients, and so the
+//! steps and the losses after them, are not testable at that scale and are listed with their
+//! errors.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -127,7 +128,7 @@ impl Tolerances {
     /// result by up to 2u of Σ|term| (the rounding errors have random signs, so typically less).
     /// The ~20 convs in sequence from the input to the logits add such errors independently,
     /// ≈ 2u·√20: 4.4e-3 for TF32, bounded by 5e-3, and 3.5e-2 for bf16 (8× TF32's u), bounded by
-    /// 4e-2, for every activation, output, running statistic and the losses of steps 1 and 2.
+    /// 4e-2, for every activation, output and running statistic of the forward at iteration 0.
     /// Measured on the CPU's exact emulation (stgcn_ntu_small, 2026-12-01): the worst forward
     /// quantity is block 9's output, 2.1e-3 in TF32 and 1.9e-2 in bf16, so both bounds leave a
     /// margin of 2.2–2.4×.
@@ -207,13 +208,16 @@ impl Tolerances {
             self.f32_bound()
         }
     }
-    /// Losses after SGD steps; `None` where not testable: with rounded conv operands, steps 1 and
-    /// 2 stay within the forward bound (measured 2.4e-3 TF32, 1.2e-2 bf16) but step 3's loss has
-    /// taken three steps along untestable gradients (1.0e-1 TF32, 2.8e-2 bf16).
+    /// Losses after SGD steps; `None` where not testable: with rounded conv operands, every step
+    /// moves the parameters along gradients that are not testable (see
+    /// [`Tolerances::UNTESTABLE_GRADIENTS`]: 1e-1 to 2e-1 off the reference in TF32 already), and
+    /// this case's steps are large (its losses go 4.2, 0.80, 16.4, 1.5), so no bound follows from
+    /// the forward's: the losses after steps 1 and 2 stayed within it on the CPU's emulation
+    /// (2e-6 and 1.7e-3 in TF32) but not on the GPU's kernels, whose sums run in another order
+    /// (4.3e-3 and 8.5e-3). The forward at fixed parameters is what the bounds above cover.
     fn step_loss(&self, step: usize) -> Option<f64> {
         match (self.exact, self.rounded_bound(), step) {
             (true, _, _) => Some(1e-10),
-            (false, Some(bound), 1 | 2) => Some(bound),
             (false, Some(_), _) => None,
             (false, None, 1) => Some(1e-5),
             (false, None, _) => Some(1e-3),
@@ -381,7 +385,7 @@ pub fn check_golden<B: Backend>(be: &B, file: &GoldenFile) -> Result<Report> {
             (Some(&l), None) => report.skip(
                 name,
                 format!(
-                    "{:9.2e} untestable after three steps along untestable gradients",
+                    "{:9.2e} untestable after {step} step(s) along untestable gradients",
                     ((ours - l) / l).abs()
                 ),
             ),
