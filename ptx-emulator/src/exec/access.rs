@@ -34,6 +34,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Resolves and checks (bounds, alignment) an access of `len` bytes at `address` in `space`.
+    #[inline]
     fn place(
         &self,
         space: Space,
@@ -43,64 +44,62 @@ impl<'a> Ctx<'a> {
         what: &str,
     ) -> Result<Place<'a>, Box<super::Fault>> {
         if address % len as u64 != 0 {
-            return Err(self.fault(
-                FaultKind::Misaligned,
-                lane,
-                format!("{what} of {len} bytes at {space:?} address {address:#x}, not aligned to {len}"),
-            ));
+            return Err(self.place_fault(FaultKind::Misaligned, space, address, len, lane, what));
         }
-        let space = match space {
+        let (space, address) = match space {
             Space::Generic if (SHARED_WINDOW..SHARED_WINDOW + WINDOW_BYTES).contains(&address) => {
-                return self.place(Space::Shared, address - SHARED_WINDOW, len, lane, what);
+                (Space::Shared, address - SHARED_WINDOW)
             }
             Space::Generic if (LOCAL_WINDOW..LOCAL_WINDOW + WINDOW_BYTES).contains(&address) => {
-                return self.place(Space::Local, address - LOCAL_WINDOW, len, lane, what);
+                (Space::Local, address - LOCAL_WINDOW)
             }
-            Space::Generic => Space::Global,
-            s => s,
+            Space::Generic => (Space::Global, address),
+            s => (s, address),
         };
-        let out_of_bounds = |size: usize, name: &str| {
-            self.fault(
-                FaultKind::OutOfBounds,
-                lane,
-                format!("{what} of {len} bytes at {name} offset {address} is outside its {size} bytes"),
-            )
-        };
-        match space {
-            Space::Global => match Launch::allocation(self.launch, address, len) {
-                Some(allocation) => Ok(Place::Global {
-                    offset: (address - allocation.base()) as usize,
-                    allocation,
-                }),
-                None => Err(self.fault(
-                    FaultKind::OutOfBounds,
-                    lane,
-                    format!("{what}: {}", self.launch.memory.access_error(address, len)),
-                )),
-            },
-            Space::Shared => {
-                let size = self.block.shared.len();
-                if address.checked_add(len as u64).is_none_or(|end| end > size as u64) {
-                    return Err(out_of_bounds(size, "shared"));
-                }
-                Ok(Place::Shared(address as usize))
-            }
+        let inside = |size: usize| address.checked_add(len as u64).is_some_and(|end| end <= size as u64);
+        let place = match space {
+            Space::Global => Launch::allocation(self.launch, address, len).map(|allocation| Place::Global {
+                offset: (address - allocation.base()) as usize,
+                allocation,
+            }),
+            Space::Shared => inside(self.block.shared.len()).then_some(Place::Shared(address as usize)),
             Space::Local => {
                 let size = self.launch.program.local_bytes as usize;
-                if address.checked_add(len as u64).is_none_or(|end| end > size as u64) {
-                    return Err(out_of_bounds(size, "local"));
-                }
-                Ok(Place::Local(lane as usize * size + address as usize))
+                inside(size).then_some(Place::Local(lane as usize * size + address as usize))
             }
-            Space::Param => {
-                let size = self.launch.params.len();
-                if address.checked_add(len as u64).is_none_or(|end| end > size as u64) {
-                    return Err(out_of_bounds(size, "parameter"));
-                }
-                Ok(Place::Param(address as usize))
-            }
+            Space::Param => inside(self.launch.params.len()).then_some(Place::Param(address as usize)),
             Space::Generic => unreachable!("resolved above"),
-        }
+        };
+        place.ok_or_else(|| self.place_fault(FaultKind::OutOfBounds, space, address, len, lane, what))
+    }
+
+    /// The fault of an access `place` refuses: misaligned, or outside its memory.
+    #[cold]
+    #[inline(never)]
+    fn place_fault(
+        &self,
+        kind: FaultKind,
+        space: Space,
+        address: u64,
+        len: usize,
+        lane: u32,
+        what: &str,
+    ) -> Box<super::Fault> {
+        let detail = match (kind, space) {
+            (FaultKind::Misaligned, _) => {
+                format!("{what} of {len} bytes at {space:?} address {address:#x}, not aligned to {len}")
+            }
+            (_, Space::Global) => format!("{what}: {}", self.launch.memory.access_error(address, len)),
+            (_, space) => {
+                let (name, size) = match space {
+                    Space::Shared => ("shared", self.block.shared.len()),
+                    Space::Local => ("local", self.launch.program.local_bytes as usize),
+                    _ => ("parameter", self.launch.params.len()),
+                };
+                format!("{what} of {len} bytes at {name} offset {address} is outside its {size} bytes")
+            }
+        };
+        self.fault(kind, lane, detail)
     }
 
     /// The global-memory access record of `lane`.

@@ -82,8 +82,24 @@ fn bf16_pair(reg: u32) -> [f64; 2] {
 /// `D = A·B + C` on row-major `a` (16×K), `b` (K×8) and `c` (16×8), by the module's accumulation
 /// rule: in f64, ascending `k`, from `C`, rounded once to f32. The inner loop runs over the 8
 /// columns, which the compiler vectorises without reordering any element's sum.
+/// Compiled for AVX2 where the host has it (the baseline build targets SSE2 only): the same
+/// operations in the same order, on wider vectors (Rust never contracts a multiply and an add).
 #[inline]
 fn multiply<const K: usize>(a: &[[f64; K]; 16], b: &[[f64; 8]; K], c: &[[f32; 8]; 16]) -> [[f32; 8]; 16] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide<const K: usize>(a: &[[f64; K]; 16], b: &[[f64; 8]; K], c: &[[f32; 8]; 16]) -> [[f32; 8]; 16] {
+            multiply_in_order(a, b, c)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { wide(a, b, c) };
+    }
+    multiply_in_order(a, b, c)
+}
+
+#[inline(always)]
+fn multiply_in_order<const K: usize>(a: &[[f64; K]; 16], b: &[[f64; 8]; K], c: &[[f32; 8]; 16]) -> [[f32; 8]; 16] {
     let mut d = [[0f32; 8]; 16];
     for i in 0..16 {
         let mut acc = c[i].map(f64::from);

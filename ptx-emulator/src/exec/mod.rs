@@ -348,6 +348,25 @@ pub struct LaunchStats {
     pub lane_instructions: u64,
 }
 
+/// The worker threads of launches with `threads` workers, kept from launch to launch (a
+/// launch of a small kernel would otherwise spend more on starting threads than on the kernel).
+fn workers(threads: usize) -> Arc<rayon::ThreadPool> {
+    static POOLS: Mutex<BTreeMap<usize, Arc<rayon::ThreadPool>>> = Mutex::new(BTreeMap::new());
+    let mut pools = POOLS.lock().expect("worker pools lock");
+    pools
+        .entry(threads)
+        .or_insert_with(|| {
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("ptx-emulator-{i}"))
+                    .build()
+                    .expect("the emulator's worker threads"),
+            )
+        })
+        .clone()
+}
+
 /// Numbers launches, so the global race state of one launch is told from another's.
 static LAUNCHES: AtomicU64 = AtomicU64::new(1);
 
@@ -435,9 +454,9 @@ pub fn launch(
     if threads == 1 {
         work();
     } else {
-        std::thread::scope(|s| {
+        workers(options.threads).scope(|s| {
             for _ in 0..threads {
-                s.spawn(work);
+                s.spawn(|_| work());
             }
         });
     }

@@ -1535,6 +1535,12 @@ pub fn cvt_float_x2(a: f32, b: f32, to: FloatType, rnd: Rounding, m: CvtMods) ->
 #[inline]
 pub fn cvt_tf32_f32(a: f32, rnd: Rounding, relu: bool, satfinite: bool) -> u32 {
     let bits = b32(a);
+    if rnd == Rounding::Rna && !relu && !satfinite && a.is_finite() {
+        // the frequent case, on the bits: adding half of the dropped range to the magnitude rounds
+        // it to nearest with ties away from zero, a carry moving into the exponent as it should
+        // (to infinity beyond the largest value)
+        return ((bits as u32).wrapping_add(0x1000) & 0xffff_e000) as u32;
+    }
     let mut r = match decode(bits, F32) {
         Class::Nan => return 0x7fff_e000,
         Class::Inf(neg) => F32.inf(neg),
