@@ -1539,7 +1539,7 @@ pub fn cvt_tf32_f32(a: f32, rnd: Rounding, relu: bool, satfinite: bool) -> u32 {
         // the frequent case, on the bits: adding half of the dropped range to the magnitude rounds
         // it to nearest with ties away from zero, a carry moving into the exponent as it should
         // (to infinity beyond the largest value)
-        return ((bits as u32).wrapping_add(0x1000) & 0xffff_e000) as u32;
+        return (bits as u32).wrapping_add(0x1000) & 0xffff_e000;
     }
     let mut r = match decode(bits, F32) {
         Class::Nan => return 0x7fff_e000,
