@@ -405,12 +405,17 @@ impl<'a> Ctx<'a> {
                 v[lane] = extended(x, bytes, extend);
             }
         }
+        self.write_loaded(d, &values, count, mask);
+        Ok(())
+    }
+
+    /// Writes the `count` loaded elements into their destination registers (a `None` is a sink).
+    fn write_loaded(&mut self, d: &[Option<Reg>; 4], values: &[Lanes; 4], count: u8, mask: u32) {
         for (e, r) in d.iter().enumerate().take(usize::from(count)) {
             if let Some(r) = r {
                 self.write(*r, &values[e], mask);
             }
         }
-        Ok(())
     }
 
     /// The read checks of one lane's access inside `region`.
@@ -491,11 +496,7 @@ impl<'a> Ctx<'a> {
                 v[lane as usize] = extended(x, bytes, extend);
             }
         }
-        for (e, r) in d.iter().enumerate().take(usize::from(count)) {
-            if let Some(r) = r {
-                self.write(*r, &values[e], mask);
-            }
-        }
+        self.write_loaded(d, &values, count, mask);
         Ok(())
     }
 

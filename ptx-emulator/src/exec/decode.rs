@@ -873,12 +873,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn mul(&mut self, m: &mut Mods, ops: &[Operand]) -> Result<Op, String> {
-        let part = match m.take(&["lo", "hi", "wide"]) {
-            Some("lo") => Some(IntBinary::MulLo),
-            Some("hi") => Some(IntBinary::MulHi),
-            Some("wide") => Some(IntBinary::MulWide),
-            _ => None,
-        };
+        let part = m.product_part();
         let mode = m.float_mode(false)?;
         let ty = m.ty()?;
         expect(ops, 3)?;
@@ -907,12 +902,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn mad(&mut self, m: &mut Mods, ops: &[Operand]) -> Result<Op, String> {
-        let part = match m.take(&["lo", "hi", "wide"]) {
-            Some("lo") => Some(IntBinary::MulLo),
-            Some("hi") => Some(IntBinary::MulHi),
-            Some("wide") => Some(IntBinary::MulWide),
-            _ => None,
-        };
+        let part = m.product_part();
         let mode = m.float_mode(false)?;
         let ty = m.ty()?;
         expect(ops, 4)?;
@@ -1499,6 +1489,16 @@ impl<'a> Mods<'a> {
             }
         }
         None
+    }
+
+    /// `mul`/`mad`'s `.lo`, `.hi` or `.wide`.
+    fn product_part(&mut self) -> Option<IntBinary> {
+        match self.take(&["lo", "hi", "wide"]) {
+            Some("lo") => Some(IntBinary::MulLo),
+            Some("hi") => Some(IntBinary::MulHi),
+            Some("wide") => Some(IntBinary::MulWide),
+            _ => None,
+        }
     }
 
     fn flag(&mut self, name: &'static str) -> bool {
